@@ -1,0 +1,59 @@
+"""Hardware profiles: one GPU system (a GPU, its memory, its links) as SI numbers.
+
+A profile is read from ``hwprofiles/<name>.yaml`` (bundled) or from any YAML path a user passes with
+``--hw path.yaml``. Every value in the YAML carries its source. See ``hwprofiles/README.md`` for the schema.
+All fields here are SI: FLOP/s, bytes, bytes/s, seconds; bandwidths are per GPU and per direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class HwProfile:
+    """One GPU system, in SI units. Bandwidths are per GPU, per direction."""
+
+    name: str
+    description: str
+    #: dense (no 2:4 sparsity) tensor-core peak, FLOP/s, keyed by dtype: "bf16", "fp8", "fp4" (absent = unsupported)
+    peak_flops: dict[str, float]
+    #: HBM capacity per GPU, bytes (usable as reported by nvidia-smi where known)
+    hbm_capacity_bytes: float
+    #: HBM bandwidth per GPU, bytes/s
+    hbm_bandwidth_bytes_per_s: float
+    #: scale-up (NVLink) bandwidth per GPU per direction, bytes/s
+    nvlink_bandwidth_bytes_per_s: float
+    #: GPUs in one NVLink domain (8 for HGX, 72 for NVL72)
+    nvlink_domain_size: int
+    #: scale-out (InfiniBand/Ethernet NIC) bandwidth per GPU per direction, bytes/s
+    scaleout_bandwidth_bytes_per_s: float
+    #: fixed latency of one collective step inside the NVLink domain, seconds
+    nvlink_latency_s: float
+    #: fixed latency of one collective step across the scale-out network, seconds
+    scaleout_latency_s: float
+    #: fixed latency added to every memory-bound op (kernel launch + ramp), seconds
+    mem_op_latency_s: float
+    #: achievable fraction of dense peak for large GEMMs and attention (0, 1]
+    compute_efficiency: float
+    #: achievable fraction of HBM bandwidth for streaming ops (0, 1]
+    memory_efficiency: float
+    #: achievable fraction of link bandwidth for collectives (0, 1]
+    comm_efficiency: float
+    #: fixed per-engine-step overhead (scheduler, launch, sampling), seconds
+    step_overhead_s: float
+    #: HBM kept free per GPU by the runtime (CUDA context, NCCL buffers, fragmentation), bytes
+    runtime_reserve_bytes: float
+    #: GPU thermal design power, watts (for energy figures; 0 = unknown)
+    tdp_w: float = 0.0
+    #: field name -> source string, for provenance display
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def flops(self, dtype: str) -> float:
+        """Dense peak FLOP/s for ``dtype``; raises InputError if the GPU has no tensor cores for it."""
+        from .errors import InputError
+
+        value = self.peak_flops.get(dtype)
+        if not value:
+            raise InputError(f"hardware {self.name}: no dense peak for dtype {dtype!r} (has: {', '.join(sorted(self.peak_flops))})")
+        return value
