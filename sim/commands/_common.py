@@ -1,0 +1,61 @@
+"""Flags shared by the commands that cost or simulate a model on hardware under a plan."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import InputError
+from ..hwprofile_io import load_hw
+from ..models import load_model
+from ..models.spec import BYTES_PER_ELEMENT
+from ..parallel import ParallelPlan
+
+DEFAULT_MODEL = "kimi-k2-1t"
+DEFAULT_HW = "h200_sxm"
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"catalog name, model YAML or HF config.json (default {DEFAULT_MODEL})")
+    p.add_argument("--hw", default=DEFAULT_HW, help=f"hardware profile name or YAML path (default {DEFAULT_HW})")
+    dtypes = sorted(BYTES_PER_ELEMENT)
+    g = p.add_argument_group("precision overrides (default: the catalog entry's)")
+    for name in ("weights", "activations", "kv_cache", "dispatch", "combine"):
+        g.add_argument(f"--{name.replace('_', '-')}-dtype", dest=f"{name}_dtype", choices=dtypes, metavar="DTYPE",
+                       help=f"{name.replace('_', ' ')} dtype: {', '.join(dtypes)}")
+    p.add_argument("--expert-imbalance", type=float, default=1.0,
+                   help="busiest expert slot's pairs / the mean (>= 1; default 1.0 = perfectly balanced)")
+
+
+def add_plan_args(p: argparse.ArgumentParser, prefix: str = "", label: str = "") -> None:
+    g = p.add_argument_group(f"{label or 'parallel plan'} (GPUs = tp * dp * pp; EP spans tp * dp)")
+    for name, help_ in (("tp", "tensor parallel"), ("dp", "attention data-parallel ranks"), ("ep", "expert parallel"),
+                        ("pp", "pipeline stages")):
+        g.add_argument(f"--{prefix}{name}", type=int, default=None if name == "ep" else 1, metavar="N",
+                       help=f"{help_} (default {'tp*dp' if name == 'ep' else 1})")
+
+
+def resolve_model_hw(args):
+    model = load_model(args.model).with_precision(
+        weights=args.weights_dtype, activations=args.activations_dtype, kv_cache=args.kv_cache_dtype,
+        dispatch=args.dispatch_dtype, combine=args.combine_dtype,
+    )
+    if args.expert_imbalance < 1.0:
+        raise InputError(f"--expert-imbalance = {args.expert_imbalance} must be >= 1")
+    return model, load_hw(args.hw)
+
+
+def resolve_plan(args, model, prefix: str = "") -> ParallelPlan:
+    get = lambda n: getattr(args, f"{prefix}{n}".replace("-", "_"))  # noqa: E731
+    tp, dp, pp = get("tp"), get("dp"), get("pp")
+    ep = get("ep")
+    if ep is None:
+        ep = tp * dp if model.moe else 1
+    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp)
+
+
+def positive(name: str, value, allow_zero: bool = False):
+    if value is None:
+        return value
+    if value < 0 or (value == 0 and not allow_zero):
+        raise InputError(f"{name} = {value} must be {'>= 0' if allow_zero else '> 0'}")
+    return value

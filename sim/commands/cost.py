@@ -1,0 +1,93 @@
+"""`lmsim cost`: the per-op cost of one engine step, and `lmsim memory`: memory per GPU and KV capacity."""
+
+from __future__ import annotations
+
+from ..cost import CompiledStepCost, CostModel, RankLoad, chunk_load
+from ..memory import plan_memory
+from ._common import add_model_args, add_plan_args, positive, resolve_model_hw, resolve_plan
+from ._fmt import human, print_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("cost", help="per-op cost of one engine step on one instance")
+    add_model_args(p)
+    add_plan_args(p)
+    g = p.add_argument_group("batch of EVERY attention-DP rank")
+    g.add_argument("--prefill-tokens", type=int, default=0, help="prefill chunk length, tokens (default 0)")
+    g.add_argument("--prefill-offset", type=int, default=0, help="tokens of the prompt computed before this chunk (default 0)")
+    g.add_argument("--decode-seqs", type=int, default=0, help="decoding sequences (default 0)")
+    g.add_argument("--kv-len", type=int, default=0, help="context length each decode attends, tokens (default 0)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cost)
+
+    m = sub.add_parser("memory", help="weights, activations, reserve and KV capacity per GPU under a plan")
+    add_model_args(m)
+    add_plan_args(m)
+    m.add_argument("--max-batch-tokens", type=int, default=2048, help="token budget per step (default 2048)")
+    m.add_argument("--max-seqs", type=int, default=128, help="running sequences per rank (default 128)")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=_memory)
+
+
+def _cost(args) -> int:
+    model, hw = resolve_model_hw(args)
+    plan = resolve_plan(args, model).validate(model.moe.num_experts if model.moe else None, hw, None, model.num_layers)
+    for name in ("prefill_tokens", "prefill_offset", "decode_seqs", "kv_len"):
+        positive("--" + name.replace("_", "-"), getattr(args, name), allow_zero=True)
+    if args.prefill_tokens == 0 and args.decode_seqs == 0:
+        from ..errors import InputError
+
+        raise InputError("empty batch: give --prefill-tokens > 0 and/or --decode-seqs > 0")
+    p, pairs, ctx = chunk_load(args.prefill_tokens, args.prefill_offset) if args.prefill_tokens else (0, 0.0, 0)
+    load = RankLoad(p, pairs, ctx, args.decode_seqs, args.decode_seqs * args.kv_len)
+    cm = CostModel(model, hw, plan, expert_imbalance=args.expert_imbalance)
+    loads = [load] * plan.dp
+    bd = cm.breakdown(loads)
+    compiled = CompiledStepCost(cm).step_time(loads)
+    tokens = (p + args.decode_seqs) * plan.dp
+    out = {
+        "model": model.name, "hw": hw.name, "plan": plan.describe(), "placement": plan.placement(hw),
+        "step_time_s": bd["step_time_s"], "compiled_step_time_s": compiled, "overhead_s": bd["overhead_s"],
+        "tokens_per_step": tokens, "tokens_per_s_per_gpu": tokens / bd["step_time_s"] / plan.num_gpus,
+        "ops": [o.as_dict() for o in bd["ops"]],
+    }
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"{model.name} on {hw.name}, {plan.describe()}; per rank: prefill {p} tokens after {args.prefill_offset}, "
+          f"{args.decode_seqs} decodes at KV {args.kv_len}")
+    print(f"{'op':30s} {'count':>5s} {'FLOPs':>11s} {'bytes':>11s} {'comm bytes':>11s} {'time':>10s}  bound")
+    for o in bd["ops"]:
+        print(f"{o.name:30s} {o.count:5d} {human(o.flops):>11s} {human(o.mem_bytes, 'B'):>11s} {human(o.comm_bytes, 'B'):>11s} "
+              f"{o.time_s * 1e3:8.3f}ms  {o.bound}")
+    print(f"{'step overhead':30s} {'':5s} {'':>11s} {'':>11s} {'':>11s} {bd['overhead_s'] * 1e3:8.3f}ms")
+    print(f"step time {bd['step_time_s'] * 1e3:.3f} ms ({tokens} tokens, {out['tokens_per_s_per_gpu']:.1f} tokens/s/GPU); "
+          f"collectives: {out['placement']}")
+    return 0
+
+
+def _memory(args) -> int:
+    model, hw = resolve_model_hw(args)
+    plan = resolve_plan(args, model).validate(model.moe.num_experts if model.moe else None, hw, None, model.num_layers)
+    positive("--max-batch-tokens", args.max_batch_tokens)
+    positive("--max-seqs", args.max_seqs)
+    mem = plan_memory(model, hw, plan, max_batch_tokens=args.max_batch_tokens, max_seqs=args.max_seqs)
+    out = {"model": model.name, "hw": hw.name, "plan": plan.describe(), **mem.as_dict()}
+    if args.json:
+        print_json(out)
+        return 0
+    gib = 2.0**30
+    print(f"{model.name} on {hw.name}, {plan.describe()}: per GPU of {mem.hbm_bytes / gib:.1f} GiB HBM")
+    for k, v in mem.weights_by_class.items():
+        print(f"  weights {k:22s} {v / gib:9.2f} GiB")
+    print(f"  weights total                  {mem.weight_bytes / gib:9.2f} GiB")
+    print(f"  activation workspace           {mem.activation_bytes / gib:9.2f} GiB")
+    print(f"  recurrent state                {mem.state_bytes / gib:9.2f} GiB")
+    print(f"  runtime reserve                {mem.reserve_bytes / gib:9.2f} GiB")
+    print(f"  left for KV cache              {mem.kv_bytes / gib:9.2f} GiB at {mem.kv_bytes_per_token:,.0f} B/token")
+    if mem.fits:
+        print(f"  KV capacity: {mem.kv_capacity_tokens:,} tokens per attention-DP rank")
+    else:
+        print("  does not fit: no room for the KV cache")
+        return 2
+    return 0

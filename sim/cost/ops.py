@@ -1,0 +1,253 @@
+"""Operator descriptions: what each op of each layer computes, moves and communicates.
+
+No timing here (that is :mod:`roofline`): an :class:`Op` is a set of *linear* formulas in the features of
+one attention-DP rank's batch (:data:`FEATURES`), so a whole step is a matrix product and a decode
+stretch is a set of lines (:mod:`stretch`). The MoE expert and all-to-all ops depend on the tokens of the
+whole EP group, which is not linear (expected distinct experts touched), so they are evaluated per step by
+:func:`moe_group_ops`.
+
+Conventions (docs/MODELING.md gives each formula with its source):
+
+* per GPU: attention heads are split over ``tp``; MoE-side per-token work (router, LatentMoE projections)
+  runs on the GPU's slice ``u = T / tp`` of the rank's tokens; routed experts are split over ``ep`` slots
+  of ``moe_tp`` GPUs;
+* a GEMM of ``M x K`` by ``K x N`` costs ``2 M K N`` FLOPs and moves its weights once plus its inputs and
+  outputs once;
+* activations travel between kernels in BF16 (:data:`ACT_BYTES`), whatever the GEMM input dtype;
+* MLA decode uses the absorbed form (attention over the 576-wide latent cache, DeepSeek-V3 §2.1.1 /
+  FlashMLA); MLA prefill up-projects the cached latent of every context token (the piggybacking
+  overhead noted by "Beyond the Buzz", arXiv 2506.05508).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..hw import HwProfile
+from ..models.spec import ModelSpec, dtype_bytes, ffn_matrices
+from ..parallel import ParallelPlan
+
+#: Features of one rank's batch; an op's FLOPs and bytes are linear in these.
+FEATURES = ("one", "tokens", "prefill_tokens", "prefill_pairs", "prefill_ctx", "decode_seqs", "decode_kv")
+F_ONE, F_T, F_P, F_PAIRS, F_CTX, F_D, F_DK = range(len(FEATURES))
+
+#: Bytes per activation element moved between kernels (BF16).
+ACT_BYTES = 2.0
+#: Bytes per element of tensors that stay BF16 in quantised checkpoints (router, embeddings, LM head).
+BF16 = 2.0
+#: FLOPs per element of an RMSNorm with residual add (square, sum, scale, multiply, add).
+NORM_FLOPS_PER_ELEMENT = 5.0
+#: FLOPs per (token, d_inner, state) of a Mamba-2 SSD scan: state update, output and the chunked form's
+#: intra-chunk term, ~3 multiply-adds (estimate from the SSD algorithm, Dao & Gu 2024, §6).
+SSD_FLOPS_PER_STATE = 6.0
+
+
+@dataclass
+class Op:
+    """One op of one block kind, repeated ``count`` times per step on the critical path of a rank.
+
+    ``flops``, ``mem_bytes`` and ``comm_bytes`` map feature index -> coefficient per GPU. ``gate`` is the
+    feature that must be non-zero for the kernel to run at all (a decode-only op costs nothing, not even
+    its launch latency, in a step without decodes).
+    """
+
+    name: str
+    block: str
+    count: int
+    dtype: str = "bf16"  # tensor-core dtype of the math
+    flops: dict[int, float] = field(default_factory=dict)
+    mem_bytes: dict[int, float] = field(default_factory=dict)
+    comm_bytes: dict[int, float] = field(default_factory=dict)
+    link: str = ""  # "nvlink" | "scaleout" for communication ops
+    gate: int = F_T
+
+    def vector(self, coefs: dict[int, float]) -> list[float]:
+        v = [0.0] * len(FEATURES)
+        for k, c in coefs.items():
+            v[k] += c
+        return v
+
+
+def _gemm(name, block, count, M: dict, K: float, N: float, w_bytes: float, dtype: str, gate=F_T, weight_elems=None) -> Op:
+    """A GEMM whose M (token count) is linear in the features: ``M = sum coef * feature``."""
+    weights = (K * N if weight_elems is None else weight_elems) * w_bytes
+    flops = {f: 2.0 * c * K * N for f, c in M.items()}
+    mem = {f: c * (K + N) * ACT_BYTES for f, c in M.items()}
+    mem[F_ONE] = mem.get(F_ONE, 0.0) + weights
+    return Op(name, block, count, dtype, flops, mem, gate=gate)
+
+
+def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile) -> list[Op]:
+    """The rank-local ops of one full forward step (all layers), per GPU of the rank."""
+    h, tp = model.hidden_size, plan.tp
+    prec = model.precision
+    wb, kvb = dtype_bytes(prec.weights), dtype_bytes(prec.kv_cache)
+    gemm_dt, attn_dt = prec.gemm_compute_dtype, "bf16" if prec.attention in ("bf16", "fp16") else prec.attention
+    ops: list[Op] = []
+    nA, nD, nE, nM = (model.block_count(b) for b in "ADEM")
+    per_tp = 1.0 / tp
+    tokens = {F_T: 1.0}
+    link_tp = "nvlink"
+
+    def allreduce(block, count):
+        if tp > 1 and count:
+            ops.append(Op(f"{block}.tp_allreduce", block, count, comm_bytes={F_T: 2.0 * (tp - 1) / tp * h * ACT_BYTES}, link=link_tp))
+
+    def norm(block, count):
+        if count:
+            ops.append(Op(f"{block}.norm", block, count, "bf16", {F_T: NORM_FLOPS_PER_ELEMENT * h}, {F_T: 3.0 * h * ACT_BYTES}))
+
+    if nA:
+        a = model.attention
+        norm("attn", nA)
+        if a.kind == "mla":
+            Hp = a.num_heads / tp
+            qk = a.qk_nope_head_dim + a.qk_rope_head_dim
+            lat = a.kv_lora_rank + a.qk_rope_head_dim  # cached latent width (576)
+            if a.q_lora_rank:
+                # fused q_a / kv_a down-projections (replicated across TP) + writing the latent KV
+                op = _gemm("attn.mla_qkv_a", "A", nA, tokens, h, a.q_lora_rank + lat, wb, gemm_dt)
+                op.mem_bytes[F_T] += lat * kvb
+                ops.append(op)
+                ops.append(_gemm("attn.mla_q_b", "A", nA, tokens, a.q_lora_rank, Hp * qk, wb, gemm_dt))
+            else:
+                ops.append(_gemm("attn.mla_q", "A", nA, tokens, h, Hp * qk, wb, gemm_dt))
+                op = _gemm("attn.mla_kv_a", "A", nA, tokens, h, lat, wb, gemm_dt)
+                op.mem_bytes[F_T] += lat * kvb
+                ops.append(op)
+            # decode, absorbed: q_nope -> latent query (W_UK), attention over the latent cache, latent -> v (W_UV)
+            ops.append(_gemm("attn.mla_absorb_q", "A", nA, {F_D: Hp}, a.qk_nope_head_dim, a.kv_lora_rank, wb, gemm_dt, gate=F_D,
+                             weight_elems=Hp * a.qk_nope_head_dim * a.kv_lora_rank))
+            ops.append(Op("attn.mla_decode_core", "A", nA, attn_dt,
+                          {F_DK: 2.0 * Hp * (lat + a.kv_lora_rank)},
+                          {F_DK: lat * kvb, F_D: Hp * (lat + a.kv_lora_rank) * ACT_BYTES}, gate=F_D))
+            ops.append(_gemm("attn.mla_absorb_o", "A", nA, {F_D: Hp}, a.kv_lora_rank, a.v_head_dim, wb, gemm_dt, gate=F_D,
+                             weight_elems=Hp * a.kv_lora_rank * a.v_head_dim))
+            # prefill: up-project the cached latent of every context token to per-head K_nope and V
+            up = Hp * (a.qk_nope_head_dim + a.v_head_dim)
+            op = _gemm("attn.mla_prefill_kv_up", "A", nA, {F_CTX: 1.0}, a.kv_lora_rank, up, wb, gemm_dt, gate=F_P)
+            op.mem_bytes[F_CTX] += lat * kvb - a.kv_lora_rank * ACT_BYTES  # reads the cache, not an activation
+            ops.append(op)
+            ops.append(Op("attn.mla_prefill_core", "A", nA, attn_dt,
+                          {F_PAIRS: 2.0 * Hp * (qk + a.v_head_dim)},
+                          {F_CTX: Hp * (qk + a.v_head_dim) * ACT_BYTES, F_P: Hp * (qk + a.v_head_dim) * ACT_BYTES}, gate=F_P))
+            ops.append(_gemm("attn.o_proj", "A", nA, tokens, Hp * a.v_head_dim, h, wb, gemm_dt))
+        else:
+            Hp = a.num_heads / tp
+            KVp = max(1.0, a.num_kv_heads / tp)
+            d = a.head_dim
+            op = _gemm("attn.qkv_proj", "A", nA, tokens, h, (Hp + 2 * KVp) * d, wb, gemm_dt)
+            op.mem_bytes[F_T] += 2 * KVp * d * kvb
+            ops.append(op)
+            ops.append(Op("attn.gqa_decode_core", "A", nA, attn_dt, {F_DK: 4.0 * Hp * d},
+                          {F_DK: 2 * KVp * d * kvb, F_D: 2 * Hp * d * ACT_BYTES}, gate=F_D))
+            ops.append(Op("attn.gqa_prefill_core", "A", nA, attn_dt, {F_PAIRS: 4.0 * Hp * d},
+                          {F_CTX: 2 * KVp * d * kvb, F_P: 2 * Hp * d * ACT_BYTES}, gate=F_P))
+            ops.append(_gemm("attn.o_proj", "A", nA, tokens, Hp * d, h, wb, gemm_dt))
+        allreduce("attn", nA)
+
+    if nD:
+        norm("dense", nD)
+        n = ffn_matrices(model.dense_activation)
+        I = model.dense_ffn / tp
+        ops.append(_gemm("dense.ffn", "D", nD, tokens, h, I * n, wb, gemm_dt, weight_elems=n * h * I))
+        allreduce("dense", nD)
+
+    if nE:
+        m = model.moe
+        norm("moe", nE)
+        u = {F_T: per_tp}
+        op = _gemm("moe.router", "E", nE, u, h, m.num_experts, BF16, "bf16")
+        ops.append(op)
+        if m.latent_dim:
+            ops.append(_gemm("moe.latent_down", "E", nE, u, h, m.latent_dim, wb, gemm_dt))
+            ops.append(_gemm("moe.latent_up", "E", nE, u, m.latent_dim, h, wb, gemm_dt))
+        if m.num_shared:
+            n = ffn_matrices(m.activation)
+            S = m.num_shared * m.shared_ffn / tp
+            ops.append(_gemm("moe.shared_experts", "E", nE, tokens, h, S * n, wb, gemm_dt, weight_elems=n * h * S))
+            allreduce("moe", nE)
+
+    if nM:
+        mb = model.mamba
+        norm("mamba", nM)
+        ops.append(_gemm("mamba.in_proj", "M", nM, tokens, h, mb.in_proj_out() / tp, wb, gemm_dt))
+        di, conv = mb.d_inner / tp, mb.conv_dim / tp
+        scan_flops = 2.0 * conv * mb.conv_kernel + SSD_FLOPS_PER_STATE * di * mb.state_size
+        state = mb.state_elements_per_seq() / tp * dtype_bytes(prec.ssm_state)
+        ops.append(Op("mamba.ssd_prefill", "M", nM, "bf16", {F_P: scan_flops}, {F_P: (conv + di) * 2 * ACT_BYTES}, gate=F_P))
+        ops.append(Op("mamba.ssd_decode", "M", nM, "bf16", {F_D: scan_flops},
+                      {F_D: 2.0 * state + (conv + di) * 2 * ACT_BYTES}, gate=F_D))
+        ops.append(_gemm("mamba.out_proj", "M", nM, tokens, mb.d_inner / tp, h, wb, gemm_dt))
+        allreduce("mamba", nM)
+
+    # embedding gather (first stage) and LM head on the tokens that sample (decodes), vocab split over TP
+    ops.append(Op("embed", "head", 1, "bf16", {}, {F_T: 2.0 * h * BF16}))
+    norm("head", 1)
+    ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, BF16, "bf16", gate=F_D))
+    if plan.pp > 1:
+        link = "nvlink" if plan.num_gpus <= hw.nvlink_domain_size else "scaleout"
+        ops.append(Op("pp.p2p", "pp", plan.pp - 1, comm_bytes={F_T: h * ACT_BYTES / tp}, link=link))
+    return ops
+
+
+@dataclass
+class GroupOp:
+    """A MoE-group op evaluated for one step: totals per GPU (FLOPs, bytes, bytes over each link)."""
+
+    name: str
+    count: int
+    dtype: str
+    flops: float = 0.0
+    mem_bytes: float = 0.0
+    nvlink_bytes: float = 0.0
+    scaleout_bytes: float = 0.0
+
+
+def expected_experts_touched(num_experts: int, top_k: int, tokens: float) -> float:
+    """Expected distinct experts hit when ``tokens`` tokens each pick ``top_k`` of ``num_experts`` uniformly:
+    ``E * (1 - (1 - k/E)^t)`` (a given expert is missed by one token with probability 1 - k/E)."""
+    if tokens <= 0:
+        return 0.0
+    return num_experts * -math.expm1(tokens * math.log1p(-top_k / num_experts)) if top_k < num_experts else float(num_experts)
+
+
+def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tokens: float, max_rank_tokens: float,
+                  imbalance: float = 1.0) -> list[GroupOp]:
+    """Dispatch, routed experts and combine of one step, per GPU, for all MoE blocks.
+
+    ``total_tokens``: tokens of all attention-DP ranks (the EP group); ``max_rank_tokens``: tokens of the
+    busiest rank (its GPUs send the most). ``imbalance`` >= 1 scales the pairs of the busiest expert slot.
+    """
+    nE = model.block_count("E")
+    if not nE or total_tokens <= 0:
+        return []
+    m = model.moe
+    prec = model.precision
+    w = m.expert_in_dim(model.hidden_size)
+    ep, moe_tp = plan.ep, plan.moe_tp
+    K = m.top_k
+    pairs_per_slot = total_tokens * K / ep * imbalance
+    # all-to-all: bytes a GPU sends (its token slice x K, to moe_tp GPUs per slot) or receives, whichever is
+    # larger; the local slot's share (1/ep) stays on the GPU
+    u_max = max_rank_tokens / plan.tp
+    off_gpu = (ep - 1) / ep if ep > 1 else 0.0
+    elems = max(u_max * K * moe_tp, pairs_per_slot) * w * off_gpu
+    rf = ParallelPlan.remote_fraction(plan.gpus_per_stage, hw.nvlink_domain_size)
+    ops = []
+    for name, dt in (("moe.dispatch", prec.dispatch), ("moe.combine", prec.combine)):
+        b = elems * dtype_bytes(dt)
+        if b:
+            ops.append(GroupOp(name, nE, "", nvlink_bytes=b * (1 - rf), scaleout_bytes=b * rf))
+    n = ffn_matrices(m.activation)
+    touched = expected_experts_touched(m.num_experts, K, total_tokens) / ep
+    ops.append(GroupOp(
+        "moe.routed_experts", nE, prec.gemm_compute_dtype,
+        flops=2.0 * pairs_per_slot * n * w * m.expert_ffn / moe_tp,
+        mem_bytes=touched * m.expert_params(model.hidden_size) * dtype_bytes(prec.weights) / moe_tp
+        + pairs_per_slot * (2 * w + (n + 1) * m.expert_ffn / moe_tp) * ACT_BYTES,
+    ))
+    if moe_tp > 1:
+        ops.append(GroupOp("moe.expert_tp_allreduce", nE, "", nvlink_bytes=2.0 * (moe_tp - 1) / moe_tp * pairs_per_slot * w * ACT_BYTES))
+    return [op for op in ops if op.flops or op.mem_bytes or op.nvlink_bytes or op.scaleout_bytes]

@@ -1,0 +1,99 @@
+"""CompiledStepCost: the cost model folded into arrays so the engine pays O(1) per step.
+
+Every rank-local op's time is ``gate * (max(cf . x, cb . x) + lat)`` with ``x`` the rank's feature vector
+(:data:`~latentmoe_sim.cost.ops.FEATURES`), so all ops of all layers become two small matrices. The
+EP-group ops (dispatch, routed experts, combine) depend on the group's token totals only and are memoised
+on them. The result equals :meth:`CostModel.step_time` op for op (tests/test_cost.py checks it).
+"""
+
+from __future__ import annotations
+
+from itertools import product
+from typing import Sequence
+
+import numpy as np
+
+from .base import RankLoad
+from .model import CostModel, features
+from .ops import F_D, F_DK, F_T
+from .stretch import DecodeStretch
+
+
+class CompiledStepCost:
+    """A step cost with the engine's interface (``dp``, ``step_time``, ``decode_stretch``)."""
+
+    def __init__(self, cost: CostModel):
+        self.cost = cost
+        self.dp = cost.plan.dp
+        roof = cost.roof
+        n, nf = len(cost.ops), 7
+        cf, cb = np.zeros((n, nf)), np.zeros((n, nf))
+        lat, gate = np.zeros(n), np.zeros(n, dtype=int)
+        for i, op in enumerate(cost.ops):
+            c = op.count
+            if op.link:
+                inv = roof.inv_nvl if op.link == "nvlink" else roof.inv_so
+                cb[i] = np.array(op.vector(op.comm_bytes)) * inv * c
+                lat[i] = (cost.hw.nvlink_latency_s if op.link == "nvlink" else cost.hw.scaleout_latency_s) * c
+            else:
+                cf[i] = np.array(op.vector(op.flops)) * roof.inv_flops(op.dtype) * c
+                cb[i] = np.array(op.vector(op.mem_bytes)) * roof.inv_mem * c
+                lat[i] = roof.op_latency * c
+            gate[i] = op.gate
+        self._cfT, self._cbT, self._lat, self._gate = cf.T.copy(), cb.T.copy(), lat, gate
+        self._cf, self._cb = cf, cb
+        varying = (cf[:, F_DK] != 0) | (cb[:, F_DK] != 0)
+        self._vary = np.flatnonzero(varying)
+        self._fixed = np.flatnonzero(~varying)
+        self._overhead = cost.hw.step_overhead_s
+        self._group_memo: dict[tuple[float, float], float] = {}
+
+    # ---- pieces ----------------------------------------------------------------------------------
+    def group_time(self, total_tokens: float, busiest_tokens: float) -> float:
+        """Seconds of the EP-group ops (all MoE layers) for these token totals, memoised."""
+        key = (total_tokens, busiest_tokens)
+        t = self._group_memo.get(key)
+        if t is None:
+            t = sum(o.time_s for o in self.cost.group_breakdown(total_tokens, busiest_tokens)) if total_tokens > 0 else 0.0
+            if len(self._group_memo) > 1_000_000:
+                self._group_memo.clear()
+            self._group_memo[key] = t
+        return t
+
+    def rank_times(self, loads: Sequence[RankLoad]) -> np.ndarray:
+        """Seconds of each rank's rank-local ops."""
+        X = np.array([features(l) for l in loads])
+        T = np.maximum(X @ self._cfT, X @ self._cbT) + self._lat
+        T *= X[:, self._gate] != 0
+        return T.sum(axis=1)
+
+    # ---- the engine's interface ------------------------------------------------------------------
+    def step_time(self, loads: Sequence[RankLoad]) -> float:
+        """Seconds of one engine step; ``loads`` has one entry per attention-DP rank."""
+        tokens = [l[0] + l[3] for l in loads]
+        return self._overhead + float(self.rank_times(loads).max()) + self.group_time(sum(tokens), max(tokens))
+
+    def decode_stretch(self, decode_seqs: Sequence[int], decode_kv_tokens: Sequence[int]) -> DecodeStretch:
+        """Step times of pure-decode steps j = 0, 1, ...: rank r attends ``kv_r + j * d_r`` tokens at step j."""
+        lines: list[tuple[float, float]] = []
+        cf, cb, lat = self._cf, self._cb, self._lat
+        for d, kv in zip(decode_seqs, decode_kv_tokens):
+            if d <= 0:
+                continue
+            x = np.array(features(RankLoad(0, 0.0, 0, d, kv)))
+            fixed = self._fixed
+            gates = x[self._gate[fixed]] != 0
+            base = float((np.maximum(cf[fixed] @ x, cb[fixed] @ x) + lat[fixed])[gates].sum())
+            options = []
+            for v in self._vary:
+                if x[self._gate[v]] == 0:
+                    continue
+                options.append(((float(cf[v] @ x + lat[v]), float(cf[v, F_DK] * d)),
+                                (float(cb[v] @ x + lat[v]), float(cb[v, F_DK] * d))))
+            # a sum of maxima of lines is the maximum over every choice of one line per term
+            for combo in product(*options) if options else [()]:
+                lines.append((base + sum(a for a, _ in combo), sum(b for _, b in combo)))
+        if not lines:
+            lines.append((0.0, 0.0))
+        const = self._overhead + self.group_time(float(sum(decode_seqs)), float(max(decode_seqs)))
+        return DecodeStretch(const, lines)

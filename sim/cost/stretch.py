@@ -1,0 +1,85 @@
+"""Exact sums of step times over a decode stretch.
+
+During a *decode stretch* no request joins, leaves or changes phase: rank ``r`` runs ``d_r`` decodes and
+its attended KV grows by ``d_r`` tokens per step. Each op's time is the max of its compute and memory
+times, both affine in the KV length, so a rank's step time is a convex piecewise-linear function of the
+step index ``j`` and the instance's step time (slowest rank, plus terms that do not depend on ``j``) is
+the upper envelope of a few lines. Summing an envelope over integers is closed form, so a stretch of any
+length costs O(lines) instead of O(steps). :class:`DecodeStretch` holds that envelope.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+
+class DecodeStretch:
+    """Step times ``t(j) = const + max_i(a_i + b_i * j)`` for ``j = 0, 1, 2, ...``.
+
+    ``elapsed(n)`` is the exact sum of the first ``n`` step times (seconds); ``steps_within(dt)`` is the
+    largest ``n`` with ``elapsed(n) <= dt``. Lines are given as ``(a, b)`` pairs with ``b >= 0``.
+    """
+
+    __slots__ = ("_segs",)
+
+    def __init__(self, const: float, lines: Sequence[tuple[float, float]]):
+        # Upper envelope for j >= 0: walk from j = 0 taking the line that is highest there and, on leaving,
+        # the one that overtakes it first. Few lines (one or two per rank), so O(n^2) is fine and simple.
+        lines = sorted(set(lines), key=lambda ab: (ab[0], ab[1]), reverse=True)
+        segs: list[tuple[float, float, float]] = []  # (start_j real, a, b) of each envelope piece
+        j0 = 0.0
+        cur = max(lines, key=lambda ab: (ab[0], ab[1]))
+        while True:
+            segs.append((j0, const + cur[0], cur[1]))
+            best_x, best = math.inf, None
+            for a, b in lines:
+                if b > cur[1]:
+                    x = (cur[0] - a) / (b - cur[1])
+                    if x > j0 and (x < best_x or (x == best_x and b > best[1])):
+                        best_x, best = x, (a, b)
+            if best is None:
+                break
+            j0, cur = best_x, best
+        self._segs = segs
+
+    def step_time(self, j: int) -> float:
+        """Duration of step ``j`` (seconds)."""
+        for start, a, b in reversed(self._segs):
+            if j >= start:
+                return a + b * j
+        return self._segs[0][1] + self._segs[0][2] * j
+
+    def elapsed(self, n: int) -> float:
+        """Exact sum of the first ``n`` step durations, seconds."""
+        total = 0.0
+        segs = self._segs
+        for i, (start, a, b) in enumerate(segs):
+            lo = math.ceil(start) if i else 0
+            hi = n if i + 1 == len(segs) else min(n, math.ceil(segs[i + 1][0]))
+            if hi <= lo:
+                if lo >= n:
+                    break
+                continue
+            cnt = hi - lo
+            total += a * cnt + b * (lo + hi - 1) * cnt / 2.0
+        return total
+
+    def steps_within(self, dt: float) -> int:
+        """Largest ``n`` such that ``elapsed(n) <= dt``."""
+        if dt <= 0.0:
+            return 0 if dt < 0.0 or self.step_time(0) > 0.0 else 0
+        # exponential then binary search on the monotone elapsed(); O(log n) closed-form evaluations
+        hi = 1
+        while self.elapsed(hi) <= dt:
+            hi *= 2
+            if hi > 1 << 40:
+                return hi
+        lo = hi // 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.elapsed(mid) <= dt:
+                lo = mid
+            else:
+                hi = mid
+        return lo

@@ -1,0 +1,85 @@
+"""Parallel plans: how one serving instance spreads a model over GPUs.
+
+An instance has ``dp`` attention-data-parallel ranks, each a tensor-parallel group of ``tp`` GPUs, and
+``pp`` pipeline stages; all ``tp * dp`` GPUs of a stage form one expert-parallel group of size ``ep``,
+with ``moe_tp = tp * dp / ep`` GPUs sharing each expert slot (the AIConfigurator constraint
+``gpus = tp * dp * pp = moe_tp * ep * pp``). GPUs are numbered rank-major and packed into NVLink
+domains, so a collective leaves the domain exactly when its group is larger than the domain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import InputError
+from .hw import HwProfile
+
+
+@dataclass(frozen=True)
+class ParallelPlan:
+    """TP x attention-DP x PP GPUs per instance, EP over the tp*dp GPUs of a stage."""
+
+    tp: int = 1
+    dp: int = 1
+    ep: int = 1
+    pp: int = 1
+
+    @property
+    def gpus_per_stage(self) -> int:
+        return self.tp * self.dp
+
+    @property
+    def num_gpus(self) -> int:
+        """GPUs of one instance."""
+        return self.tp * self.dp * self.pp
+
+    @property
+    def moe_tp(self) -> int:
+        """GPUs sharing one expert slot (tensor-parallel experts); 1 for pure EP."""
+        return self.gpus_per_stage // self.ep
+
+    def validate(self, num_experts: int | None, hw: HwProfile | None = None, max_gpus: int | None = None,
+                 num_layers: int | None = None, where: str = "plan") -> "ParallelPlan":
+        """Reject a plan that cannot work, with the reason."""
+        for name in ("tp", "dp", "ep", "pp"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"{where}: --{name} = {value!r} must be an integer >= 1")
+        if self.gpus_per_stage % self.ep:
+            raise InputError(f"{where}: --ep {self.ep} must divide tp*dp = {self.gpus_per_stage} (EP spans the GPUs of a stage)")
+        if num_experts is not None and num_experts % self.ep:
+            raise InputError(f"{where}: --ep {self.ep} does not divide the {num_experts} routed experts")
+        if num_experts is None and self.ep != 1:
+            raise InputError(f"{where}: --ep {self.ep} given but the model has no MoE layers")
+        if num_layers is not None and self.pp > num_layers:
+            raise InputError(f"{where}: --pp {self.pp} exceeds the model's {num_layers} layers")
+        if max_gpus is not None and self.num_gpus > max_gpus:
+            raise InputError(f"{where}: needs {self.num_gpus} GPUs (tp*dp*pp), more than the budget of {max_gpus}")
+        if hw is not None and self.tp > hw.nvlink_domain_size:
+            raise InputError(f"{where}: --tp {self.tp} exceeds the NVLink domain of {hw.nvlink_domain_size} GPUs ({hw.name})")
+        return self
+
+    # ---- placement on NVLink domains -------------------------------------------------------------
+    @staticmethod
+    def remote_fraction(group: int, domain: int) -> float:
+        """Fraction of a GPU's peers in a group of ``group`` contiguous GPUs that sit outside its NVLink
+        domain of ``domain`` GPUs (0 when the group fits in a domain)."""
+        if group <= domain or group <= 1:
+            return 0.0
+        return (group - domain) / (group - 1)
+
+    def placement(self, hw: HwProfile) -> dict:
+        """Which collectives leave the NVLink domain (for `lmsim cost` and the docs)."""
+        d = hw.nvlink_domain_size
+        return {
+            "tp_allreduce": "nvlink" if self.tp <= d else "scale-out",
+            "ep_alltoall": "nvlink" if self.gpus_per_stage <= d else f"mixed ({self.remote_fraction(self.gpus_per_stage, d):.0%} of peers over scale-out)",
+            "pp_p2p": "none" if self.pp == 1 else ("nvlink" if self.num_gpus <= d else "scale-out"),
+            "nvlink_domain_size": d,
+        }
+
+    def describe(self) -> str:
+        s = f"TP{self.tp} x DP{self.dp}"
+        if self.pp > 1:
+            s += f" x PP{self.pp}"
+        return s + f" (EP{self.ep}, MoE-TP{self.moe_tp}) = {self.num_gpus} GPUs"
