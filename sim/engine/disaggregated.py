@@ -1,0 +1,256 @@
+"""Disaggregated serving: a prefill pool, KV transfers over links, and a decode pool.
+
+1. A request is routed to a **prefill instance**, which runs prefill-only steps: prompts batched FCFS up to
+   ``prefill_max_batch_tokens`` per rank, a long prompt chunked across steps (same scheduler as aggregated
+   serving, with no decodes). The prefill emits the first token. A one-token request finishes there.
+2. Its KV, ``input_tokens * kv_bytes_per_token + state_bytes_per_seq`` bytes, then moves to a **decode
+   instance** (router policy over the decode pool, at the instant the prefill ends) over the decode
+   instance's **ingress link** (:class:`Link`). The prefill rank keeps the KV blocks until the transfer
+   lands.
+3. At the decode instance the request waits for its KV blocks (``ceil((P + 1) / block_size)``) and a seat,
+   then decodes; a preempted request is recomputed there (prefill of prompt + generated tokens).
+
+**TTFT includes the transfer**: ``first_token_s`` is when the KV has landed at the decode instance, i.e.
+when the decode side can deliver the first token with the rest of the stream (what DistServe and
+Splitwise report as TTFT, prefill queueing + prefill + transfer). The column ``kv_transfer_s`` is the time
+from the end of the prefill to the landing (link queueing, sharing and latency included).
+
+Link model
+----------
+A transfer between a prefill and a decode instance goes over NVLink when the two could sit in one NVLink
+domain (``prefill GPUs + decode GPUs <= nvlink_domain_size``), else over the scale-out network. Its
+bandwidth is the per-GPU link bandwidth times ``min(sender GPUs, receiver GPUs)`` (each GPU sends its
+shard of the KV). Transfers into one decode instance share its ingress link equally (processor sharing):
+with ``n`` transfers in flight each drains at ``bandwidth / n``. The finish times are exact: a virtual
+clock counts the bytes each transfer has received, and is re-read whenever a transfer starts or ends. The
+last byte lands ``latency`` seconds after it is sent. The prefill side's egress is not modelled as shared.
+"""
+
+from __future__ import annotations
+
+import time
+from heapq import heappop, heappush
+
+import numpy as np
+import simpy
+from simpy.events import Event
+
+from latentmoe_sim.cost.base import InstanceCost
+from latentmoe_sim.errors import InputError
+
+from .aggregated import (
+    DEFAULT_BLOCK_SIZE,
+    SimResult,
+    check_batching,
+    check_count,
+    check_fits,
+    check_instance,
+    check_requests,
+)
+from .clock import COMPLETE, At, Deferred, run_until_done
+from .instance import Instance
+from .request import TRANSFER, WAITING, Request, records_frame
+from .router import Router
+from .scheduler import Rank
+from .source import TRANSFER as TRANSFER_KEY
+from .source import Source
+
+#: defaults for the prefill pool (a project choice: a prefill-only step has no decodes to protect, so the
+#: budget is larger than the aggregated 2048) and the decode pool (vLLM's defaults)
+DEFAULT_PREFILL_MAX_BATCH_TOKENS = 8192
+DEFAULT_PREFILL_MAX_SEQS = 128
+DEFAULT_DECODE_MAX_BATCH_TOKENS = 2048
+DEFAULT_DECODE_MAX_SEQS = 128
+
+
+def link_params(prefill: InstanceCost, decode: InstanceCost) -> tuple[float, float, str]:
+    """``(bandwidth bytes/s, latency s, kind)`` of the link from a prefill to a decode instance.
+
+    Both instance costs describe the same hardware; where their link figures differ, the slower
+    bandwidth and the longer latency are used.
+    """
+    domain = min(prefill.nvlink_domain_size, decode.nvlink_domain_size)
+    if prefill.num_gpus + decode.num_gpus <= domain:
+        per_gpu = min(prefill.nvlink_bandwidth_bytes_per_s, decode.nvlink_bandwidth_bytes_per_s)
+        latency, kind = max(prefill.nvlink_latency_s, decode.nvlink_latency_s), "nvlink"
+    else:
+        per_gpu = min(prefill.scaleout_bandwidth_bytes_per_s, decode.scaleout_bandwidth_bytes_per_s)
+        latency, kind = max(prefill.scaleout_latency_s, decode.scaleout_latency_s), "scale-out"
+    return per_gpu * min(prefill.num_gpus, decode.num_gpus), latency, kind
+
+
+class Link:
+    """The ingress link of one decode instance: processor sharing among transfers, then a fixed latency.
+
+    ``start(request, bytes)`` adds a transfer now; ``deliver(request)`` is called when its last byte has
+    landed. The link is one chain of timer events: at any time at most one timer is live, set for the
+    next transfer to drain; a start re-arms it (the previous timer is left to fire and is ignored, which
+    is cheaper than a SimPy interrupt: this is the per-link process, written as callbacks).
+    """
+
+    __slots__ = ("env", "bandwidth", "latency", "deliver", "_heap", "_virtual", "_t", "_seq", "_armed")
+
+    def __init__(self, env: simpy.Environment, bandwidth: float, latency: float, deliver):
+        self.env = env
+        self.bandwidth = bandwidth
+        self.latency = latency
+        self.deliver = deliver
+        self._heap: list = []  # (virtual finish, start seq, request)
+        self._virtual = 0.0  # bytes each transfer in flight has received since the link was created
+        self._t = 0.0  # time _virtual was last brought up to date
+        self._seq = 0
+        self._armed = None  # the live timer event
+
+    def _advance(self, now: float) -> None:
+        if self._heap:
+            self._virtual += (now - self._t) * self.bandwidth / len(self._heap)
+        self._t = now
+
+    def start(self, req: Request, nbytes: float) -> None:
+        self._advance(self.env.now)
+        heappush(self._heap, (self._virtual + nbytes, self._seq, req))
+        self._seq += 1
+        self._arm()
+
+    def _arm(self) -> None:
+        heap = self._heap
+        if not heap:
+            self._armed = None
+            return
+        dt = (heap[0][0] - self._virtual) * len(heap) / self.bandwidth
+        timer = self._armed = At(self.env, dt if dt > 0.0 else 0.0, COMPLETE)
+        timer.callbacks.append(self._drained)
+
+    def _drained(self, timer: Event) -> None:
+        if timer is not self._armed:
+            return  # superseded by a later start
+        heap = self._heap
+        tag = heap[0][0]
+        self._advance(self.env.now)
+        self._virtual = tag  # exactly the finish tag (no rounding drift)
+        while heap and heap[0][0] <= tag:
+            req = heappop(heap)[2]
+            if self.latency > 0.0:
+                At(self.env, self.latency, COMPLETE).callbacks.append(lambda _e, req=req: self.deliver(req))
+            else:
+                self.deliver(req)
+        self._arm()
+
+
+class _Disaggregated:
+    def __init__(self, prefill, num_prefill, decode, num_decode, specs, *, prefill_batching, decode_batching,
+                 block_size, router, step_by_step):
+        env = self.env = simpy.Environment()
+        self.deferred = Deferred(env)
+        self.prefills = [
+            Instance(env, i, prefill, self, max_batch_tokens=prefill_batching[0], max_seqs=prefill_batching[1],
+                     block_size=block_size, prefill_only=True, step_by_step=step_by_step)
+            for i in range(num_prefill)
+        ]
+        self.decodes = [
+            Instance(env, num_prefill + j, decode, self, max_batch_tokens=decode_batching[0],
+                     max_seqs=decode_batching[1], block_size=block_size, step_by_step=step_by_step)
+            for j in range(num_decode)
+        ]
+        self.prefill_router = Router(self.prefills, router, "router")
+        self.decode_router = Router(self.decodes, router, "router")
+        bandwidth, latency, self.link_kind = link_params(prefill, decode)
+        self.kv_bytes_per_token = float(prefill.kv_bytes_per_token)
+        self.state_bytes_per_seq = float(prefill.state_bytes_per_seq)
+        if bandwidth <= 0.0 and (self.kv_bytes_per_token > 0.0 or self.state_bytes_per_seq > 0.0):
+            raise InputError(
+                f"disaggregated KV transfer: the {self.link_kind} bandwidth per GPU of the instance costs is "
+                f"{bandwidth!r} bytes/s; it must be > 0 to move KV from prefill to decode"
+            )
+        self._num_prefill = num_prefill
+        self.links = [Link(env, bandwidth or 1.0, latency, self._landed) for _ in self.decodes]
+        self._held: dict[Request, tuple[Instance, Rank]] = {}
+        self.source = Source(env, self.deferred, specs, self.route)
+
+    def route(self, req: Request) -> None:
+        inst = self.prefill_router.pick()
+        inst.load += 1
+        req.prefill_instance = req.instance = inst.id
+        inst.submit(req)
+
+    def prefilled(self, req: Request, inst: Instance, rank: Rank) -> None:
+        req.prefill_end_s = self.env.now
+        self._held[req] = (inst, rank)
+        self.deferred.defer((TRANSFER_KEY, req.id), self._start_transfer, req)
+
+    def _start_transfer(self, req: Request) -> None:
+        dec = self.decode_router.pick()
+        dec.load += 1
+        req.instance = dec.id
+        req.phase = TRANSFER
+        nbytes = req.input_tokens * self.kv_bytes_per_token + self.state_bytes_per_seq
+        self.links[dec.id - self._num_prefill].start(req, nbytes)
+
+    def _landed(self, req: Request) -> None:
+        now = self.env.now
+        inst, rank = self._held.pop(req)
+        blocks, req.blocks = req.blocks, 0
+        inst.release(rank, blocks)
+        req.first_token_s = now
+        req.kv_transfer_s = now - req.prefill_end_s
+        req.phase = WAITING
+        req.prefill_target = 0  # nothing to prefill: the KV is here
+        req.prefill_done = 0
+        self.decodes[req.instance - self._num_prefill].submit(req)
+
+    def finished(self, req: Request) -> None:
+        self.source.finished(req)
+
+
+def simulate_disaggregated(
+    prefill: InstanceCost,
+    num_prefill: int,
+    decode: InstanceCost,
+    num_decode: int,
+    requests,
+    *,
+    prefill_max_batch_tokens: int = DEFAULT_PREFILL_MAX_BATCH_TOKENS,
+    prefill_max_seqs: int = DEFAULT_PREFILL_MAX_SEQS,
+    decode_max_batch_tokens: int = DEFAULT_DECODE_MAX_BATCH_TOKENS,
+    decode_max_seqs: int = DEFAULT_DECODE_MAX_SEQS,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    router: str = "least-loaded",
+    step_by_step: bool = False,
+) -> SimResult:
+    """Serve ``requests`` on ``num_prefill`` prefill instances and ``num_decode`` decode instances.
+
+    Each pool has its own :class:`InstanceCost` (its own parallel plan) and batching limits; ``router``
+    applies to both pools. The records add ``prefill_instance`` and ``kv_transfer_s``; ``instance`` is the
+    decode instance (numbered after the prefill instances: ``num_prefill + j``), or the prefill instance for
+    a one-token request. See the module docstring for the transfer model and the TTFT convention.
+    """
+    cpu0 = time.process_time()
+    block_size = check_count(block_size, "block_size")
+    num_prefill = check_count(num_prefill, "num_prefill")
+    num_decode = check_count(num_decode, "num_decode")
+    prefill_batching = check_batching(prefill_max_batch_tokens, prefill_max_seqs, "prefill_")
+    decode_batching = check_batching(decode_max_batch_tokens, decode_max_seqs, "decode_")
+    check_instance(prefill, block_size, "prefill instance")
+    check_instance(decode, block_size, "decode instance")
+    inputs, outputs = check_requests(requests)
+    check_fits(inputs, prefill, block_size, "prefill instance", "prompt")
+    # a one-token request never reaches the decode pool
+    check_fits(np.where(outputs > 1, inputs + outputs - 1, 0), decode, block_size, "decode instance",
+               "prompt plus output (less the last token)")
+
+    sim = _Disaggregated(
+        prefill, num_prefill, decode, num_decode, requests,
+        prefill_batching=prefill_batching, decode_batching=decode_batching,
+        block_size=block_size, router=router, step_by_step=bool(step_by_step),
+    )
+    source = sim.source
+    events = run_until_done(sim.env, lambda: source.remaining)
+    return SimResult(
+        records=records_frame(source.requests, disaggregated=True),
+        num_gpus=num_prefill * prefill.num_gpus + num_decode * decode.num_gpus,
+        sim_end_s=float(sim.env.now),
+        steps=sum(inst.steps for inst in sim.prefills + sim.decodes),
+        events=events,
+        cpu_s=time.process_time() - cpu0,
+        extra={"link": sim.link_kind},
+    )

@@ -1,0 +1,340 @@
+"""One serving instance: ``dp`` attention-DP ranks stepping together, as one SimPy process.
+
+An engine step batches work on every rank (:meth:`.scheduler.Rank.plan_step`) and lasts
+``step_cost.step_time(loads)``: the ranks synchronise at every MoE layer, so the cost model charges the
+slowest rank. The instance's life is a loop:
+
+* **plan** (in the :data:`~.clock.SCHEDULE` phase): move the inbox into the ranks' queues, then either
+  start a *decode stretch* or plan a single step; with nothing to do, sleep until a request comes;
+* **wait** for the step or stretch to end (:data:`~.clock.COMPLETE` phase) and apply it: tokens,
+  finished prefills, finished requests.
+
+Decode stretches
+----------------
+When no rank has a prefill chunk to run or a waiting request it could admit, every step until the next
+change is a pure decode step whose batch is fixed: rank ``r`` runs ``d_r`` decodes attending ``k_r + j d_r``
+tokens of context at the ``j``-th step. The cost model sums such steps in closed form
+(:class:`~latentmoe_sim.cost.stretch.DecodeStretch`), so the instance advances the whole run of steps as ONE
+event. The stretch ends at the first of
+
+(a) a request emitting its last token (the smallest remaining count, from a heap),
+(b) a step at which some rank would need more KV blocks than it has free (:meth:`.kvcache.KVPool.steps_fitting`;
+    that step is then run on its own, with preemption),
+(c) an external event: a request routed to this instance (or a KV transfer landing). The stretch is cut
+    to the steps that have started by then (:func:`steps_within`): the request joins at the next step
+    boundary, exactly as it would step by step.
+
+Nothing else can change a pure-decode batch: admission cannot become possible while no request leaves
+(free blocks only shrink, seats and budget stay), so the stretch is the same sequence of steps that the
+step-by-step loop (``step_by_step=True``) would run, and its duration is their exact sum.
+"""
+
+from __future__ import annotations
+
+from heapq import heappop
+from operator import attrgetter, itemgetter
+
+import simpy
+from simpy.events import Event
+
+from latentmoe_sim.cost.base import InstanceCost, RankLoad
+
+from .clock import COMPLETE, SCHEDULE, At, fire
+from .kvcache import blocks_for
+from .request import DECODE, DONE, HELD, Request
+from .scheduler import Rank
+
+# states of an instance's process
+IDLE, STEP, STRETCH, BETWEEN = range(4)
+
+_EMPTY = RankLoad()
+_by_count = attrgetter("count")
+_by_time_then_id = itemgetter(0, 1)
+
+
+def steps_within(st, dt: float, n: int) -> int:
+    """Largest ``k <= n`` with ``st.elapsed(k) <= dt`` (``dt >= 0``), for a stretch ``st`` of ``n`` steps.
+
+    Step times only grow along a stretch, so from a bracket ``elapsed(lo) <= dt < elapsed(hi)`` the answer
+    lies between ``lo + r / t(hi - 1)`` and ``lo + r / t(lo)`` with ``r = dt - elapsed(lo)``: both are tried,
+    which pins it in one round when step times barely change (the usual case); bisection finishes the rest.
+    Every move is decided by an exact ``elapsed`` comparison, so rounding in the guesses cannot mislead it.
+    """
+    if n <= 0:
+        return 0
+    if st.elapsed(n - 1) <= dt:  # the common no-op: the last step has already started
+        return n if st.elapsed(n) <= dt else n - 1
+    lo, hi, e_lo = 0, n - 1, 0.0  # elapsed(lo) <= dt < elapsed(hi)
+    for _ in range(3):
+        if hi - lo <= 1:
+            return lo
+        r = dt - e_lo
+        slow, fast = st.step_time(hi - 1), st.step_time(lo)
+        for k in (lo + int(r / slow) if slow > 0 else lo, lo + int(r / fast) + 1 if fast > 0 else hi):
+            if lo < k < hi:
+                e = st.elapsed(k)
+                if e <= dt:
+                    lo, e_lo = k, e
+                else:
+                    hi = k
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if st.elapsed(mid) <= dt:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+class Instance:
+    """A serving instance (aggregated, or one side of a disaggregated pair).
+
+    ``sim`` receives ``finished(request)`` when a request emits its last token and, for a prefill-only
+    instance, ``prefilled(request, instance, rank)`` when a prompt's prefill completes (its KV blocks stay
+    reserved until :meth:`release` is called).
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        index: int,
+        cost: InstanceCost,
+        sim,
+        *,
+        max_batch_tokens: int,
+        max_seqs: int,
+        block_size: int,
+        prefill_only: bool = False,
+        step_by_step: bool = False,
+    ):
+        self.env = env
+        self.id = index
+        self.step_cost = cost.step_cost
+        self.num_gpus = cost.num_gpus
+        self.sim = sim
+        self.block_size = block_size
+        self.prefill_only = prefill_only
+        self.step_by_step = step_by_step
+        seats = max_seqs if cost.max_seqs_by_memory is None else min(max_seqs, cost.max_seqs_by_memory)
+        self.ranks = [Rank(r, cost.kv_capacity_tokens, block_size, max_batch_tokens, seats) for r in range(cost.dp)]
+        #: requests routed here and not yet gone (finished, or handed to a decode instance): the router's load
+        self.load = 0
+        #: engine steps run (a stretch of n steps counts n)
+        self.steps = 0
+        self.c = 0  # step counter: every running decode advances by one per step
+        self._heap: list = []  # (counter at which it emits its last token, admission seq, request)
+        self._seq = [0]  # admission counter (a list so that ranks can bump it)
+        self._inbox: list = []  # (time, request id, request) routed here since the last plan
+        self._chunks: list = []  # (rank, request, chunk) of the step in flight
+        self._state = IDLE
+        self._wake: Event | None = None
+        self._dt = 0.0
+        self._stretch = None
+        self._seqs: list[int] = []  # decodes per rank at the start of a stretch
+        self._kvs: list[int] = []  # attended context per rank at its first step
+        self._t0 = self._end = 0.0
+        self._n = 0
+        self._proc = env.process(self._life())
+
+    # -- from outside ----------------------------------------------------------------------------------------
+
+    def submit(self, req: Request) -> None:
+        """A request routed to this instance now; it joins a rank at the next step boundary."""
+        self._inbox.append((self.env.now, req.id, req))
+        state = self._state
+        if state == IDLE:
+            self._wake_up()
+        elif state == STRETCH:
+            self._cut()
+
+    def release(self, rank: Rank, blocks: int) -> None:
+        """Free ``blocks`` KV blocks that a finished prefill held on ``rank`` (its KV has left)."""
+        rank.kv.free += blocks
+        if self._state == IDLE and rank.waiting:
+            self._wake_up()
+
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            fire(self._wake, SCHEDULE)
+            self._wake = None
+            self._state = BETWEEN
+
+    def _cut(self) -> None:
+        """Shorten the running stretch to the steps started by now (the new request joins after them)."""
+        now, t0, st, n = self.env.now, self._t0, self._stretch, self._n
+        k = steps_within(st, now - t0, n)
+        if t0 + st.elapsed(k) < now:
+            k += 1  # keep the step in progress at `now`
+        if k < n:
+            self._n = k
+            self._end = t0 + st.elapsed(k)
+            self._proc.interrupt()
+
+    # -- the process ---------------------------------------------------------------------------------------
+
+    def _life(self):
+        env = self.env
+        while True:
+            kind = self._plan()
+            if kind == IDLE:
+                self._state = IDLE
+                self._wake = Event(env)
+                yield self._wake
+                continue
+            if kind == STEP:
+                self._state = STEP
+                yield At(env, self._dt, COMPLETE)
+                self._end_step()
+            else:
+                self._state = STRETCH
+                while True:
+                    try:
+                        yield At(env, max(self._end - env.now, 0.0), COMPLETE)
+                        break
+                    except simpy.Interrupt:
+                        pass  # cut short by _cut(): wait for the new end
+                self._end_stretch()
+            if env.peek() <= env.now:  # more may happen at this instant: plan after it (phase SCHEDULE)
+                self._state = BETWEEN
+                yield At(env, 0.0, SCHEDULE)
+
+    def _plan(self) -> int:
+        if self._inbox:
+            self._drain_inbox()
+        c = self.c
+        ranks = self.ranks
+        if not self.step_by_step and self._heap:
+            n = self._stretch_steps(c)
+            if n >= 2:
+                st = self._stretch = self.step_cost.decode_stretch(self._seqs, self._kvs)
+                self._t0 = now = self.env.now
+                self._n = n
+                self._end = now + st.elapsed(n)
+                return STRETCH
+        chunks = self._chunks = []
+        loads = []
+        busy = False
+        for rank in ranks:
+            if not rank.running and not rank.waiting:
+                loads.append(_EMPTY)
+                continue
+            tokens, pairs, ctx = rank.plan_step(c, self._seq, self._heap, chunks)
+            nd = rank.n_dec
+            if nd:
+                busy = True
+                loads.append(RankLoad(tokens, pairs, ctx, nd, rank.kv_off + nd * (c + 1)))
+            elif tokens:
+                busy = True
+                loads.append(RankLoad(tokens, pairs, ctx, 0, 0))
+            else:
+                loads.append(_EMPTY)
+        if not busy:
+            return IDLE
+        self._dt = self.step_cost.step_time(loads)
+        return STEP
+
+    def _drain_inbox(self) -> None:
+        inbox = self._inbox
+        if len(inbox) > 1:
+            inbox.sort(key=_by_time_then_id)
+        ranks = self.ranks
+        for _t, _id, req in inbox:
+            rank = ranks[0] if len(ranks) == 1 else min(ranks, key=_by_count)
+            rank.count += 1
+            req.rank = rank
+            rank.waiting.append(req)
+        inbox.clear()
+
+    def _stretch_steps(self, c: int) -> int:
+        """Steps of pure decode that can be advanced at once from counter ``c`` (0 or 1: none).
+
+        Also leaves each rank's decodes and attended context at step 0 in ``_seqs`` and ``_kvs``.
+        """
+        heap = self._heap
+        while heap:
+            _, seq, req = heap[0]
+            if req.phase == DECODE and req.admit_seq == seq:
+                break
+            heappop(heap)  # stale: the request was preempted
+        if not heap:
+            return 0
+        n = heap[0][0] - c  # (a) steps until the next request emits its last token
+        if n < 2:
+            return 0
+        seqs, kvs = self._seqs, self._kvs = [], []  # fresh lists: the step cost may keep them
+        bs = self.block_size
+        for rank in self.ranks:
+            if rank.partial is not None:
+                return 0
+            kv, nd = rank.kv, rank.n_dec
+            need = kv.due[c % bs] if nd else 0
+            if need > kv.free or (rank.waiting and rank.head_fits(kv.free - need)):
+                return 0
+            if nd and nd * (n // bs + 1) > kv.free:  # near capacity: (b) steps before the pool runs out
+                n = kv.steps_fitting(c, n, nd)
+                if n < 2:
+                    return 0
+            seqs.append(nd)
+            kvs.append(rank.kv_off + nd * (c + 1) if nd else 0)
+        return n
+
+    # -- applying a step or a stretch --------------------------------------------------------------------------
+
+    def _end_step(self) -> None:
+        now = self.env.now
+        c = self.c = self.c + 1
+        self.steps += 1
+        for rank, req, chunk in self._chunks:
+            done = req.prefill_done = req.prefill_done + chunk
+            if done == req.prefill_target:
+                self._prefill_complete(rank, req, now, c)
+        self._chunks = []
+        self._pop_finishes(now, c)
+
+    def _end_stretch(self) -> None:
+        n, c = self._n, self.c
+        for rank in self.ranks:
+            if rank.n_dec:
+                rank.kv.free -= rank.kv.blocks_over(c, n, rank.n_dec)
+        self.c = c + n
+        self.steps += n
+        self._stretch = None
+        self._pop_finishes(self.env.now, c + n)
+
+    def _prefill_complete(self, rank: Rank, req: Request, now: float, c: int) -> None:
+        g = req.generated = req.generated + 1  # the prefill emits one token
+        if req.first_token_s < 0.0:
+            req.first_token_s = now
+        if g >= req.output_tokens:
+            rank.kv.free += req.blocks
+            self._finish(rank, req, now)
+        elif self.prefill_only:
+            del rank.running[req]
+            rank.count -= 1
+            self.load -= 1
+            req.phase = HELD
+            self.sim.prefilled(req, self, rank)
+        else:
+            rank.start_decode(req, req.prefill_target, g, c, self._heap)
+
+    def _pop_finishes(self, now: float, c: int) -> None:
+        heap, bs = self._heap, self.block_size
+        while heap and heap[0][0] <= c:
+            _, seq, req = heappop(heap)
+            if req.phase != DECODE or req.admit_seq != seq:
+                continue  # stale entry of a preempted request
+            rank = req.rank
+            rank.kv.free += blocks_for(rank.stop_decode(req, c), bs)
+            self._finish(rank, req, now)
+
+    def _finish(self, rank: Rank, req: Request, now: float) -> None:
+        if req.generated != req.output_tokens:  # cheap guard on the token accounting
+            raise RuntimeError(
+                f"engine bug: request {req.id} finished with {req.generated} of {req.output_tokens} tokens"
+            )
+        del rank.running[req]
+        rank.count -= 1
+        self.load -= 1
+        req.phase = DONE
+        req.finish_s = now
+        self.sim.finished(req)

@@ -1,0 +1,67 @@
+"""The paged KV cache of one attention-DP rank: free blocks, and when the decodes need new ones.
+
+KV is stored in blocks of ``block_size`` tokens (vLLM's paged attention; 16 by default). A request holding
+the KV of ``kv`` tokens owns ``ceil(kv / block_size)`` blocks. Blocks are taken
+
+* at admission: ``ceil((P + g) / block_size)`` for the whole prompt to (re)compute (``P`` prompt tokens,
+  ``g`` tokens generated before a preemption), or ``ceil((P + 1) / block_size)`` for a request whose KV
+  arrived from a prefill instance (its first decode step included);
+* by a decode step, one block when the request's KV fills its last block exactly (``kv % block_size == 0``).
+
+A decode's KV grows by one token per step, so the steps at which it needs a block are periodic. With a
+rank-wide step counter ``c`` and a request that held ``kv_base`` tokens at counter ``c_base``, it needs a
+block at every step with ``c % block_size == (c_base - kv_base) % block_size``. :class:`KVPool` keeps the
+number of decodes per residue (``due``), which gives the blocks needed by any step, or any run of steps,
+without visiting the requests.
+"""
+
+from __future__ import annotations
+
+
+def blocks_for(tokens: int, block_size: int) -> int:
+    """Blocks that hold ``tokens`` tokens of KV."""
+    return -(-tokens // block_size)
+
+
+class KVPool:
+    """Free blocks of one rank, and its decodes counted by the step residue at which they take a block."""
+
+    __slots__ = ("block_size", "num_blocks", "free", "due")
+
+    def __init__(self, capacity_tokens: int, block_size: int):
+        self.block_size = block_size
+        self.num_blocks = capacity_tokens // block_size
+        self.free = self.num_blocks
+        #: due[r] = decodes that need a new block at each step whose counter c has c % block_size == r
+        self.due = [0] * block_size
+
+    def need_at(self, c: int) -> int:
+        """Blocks the decodes need for the step with counter ``c``."""
+        return self.due[c % self.block_size]
+
+    def blocks_over(self, c: int, n: int, n_dec: int) -> int:
+        """Blocks the ``n_dec`` decodes need over the ``n`` steps with counters ``c .. c + n - 1``."""
+        bs = self.block_size
+        cycles, rest = divmod(n, bs)
+        total = cycles * n_dec
+        if rest:
+            due, start = self.due, c % bs
+            end = start + rest
+            total += sum(due[start:end]) if end <= bs else sum(due[start:]) + sum(due[: end - bs])
+        return total
+
+    def steps_fitting(self, c: int, n_max: int, n_dec: int) -> int:
+        """Largest ``n <= n_max`` such that steps ``c .. c + n - 1`` find a free block for every decode."""
+        bs = self.block_size
+        free = self.free
+        if n_dec * (n_max // bs + 1) <= free:  # cannot run out in n_max steps: the common case, O(1)
+            return n_max
+        cycles = free // n_dec  # whole cycles of block_size steps take n_dec blocks each
+        j, used = cycles * bs, cycles * n_dec
+        due = self.due
+        while j < n_max:  # less than one cycle to go before the pool runs out
+            used += due[(c + j) % bs]
+            if used > free:
+                return j
+            j += 1
+        return n_max
