@@ -47,6 +47,8 @@ class CompiledStepCost:
         self._fixed = np.flatnonzero(~varying)
         self._overhead = cost.hw.step_overhead_s
         self._group_memo: dict[tuple[float, float], float] = {}
+        self._terms_memo: dict[int, tuple] = {}
+        self._step_memo: dict[tuple, float] = {}
 
     # ---- pieces ----------------------------------------------------------------------------------
     def group_time(self, total_tokens: float, busiest_tokens: float) -> float:
@@ -55,7 +57,7 @@ class CompiledStepCost:
         t = self._group_memo.get(key)
         if t is None:
             t = sum(o.time_s for o in self.cost.group_breakdown(total_tokens, busiest_tokens)) if total_tokens > 0 else 0.0
-            if len(self._group_memo) > 1_000_000:
+            if len(self._group_memo) >= 65536:
                 self._group_memo.clear()
             self._group_memo[key] = t
         return t
@@ -69,30 +71,46 @@ class CompiledStepCost:
 
     # ---- the engine's interface ------------------------------------------------------------------
     def step_time(self, loads: Sequence[RankLoad]) -> float:
-        """Seconds of one engine step; ``loads`` has one entry per attention-DP rank."""
-        tokens = [l[0] + l[3] for l in loads]
-        return self._overhead + float(self.rank_times(loads).max()) + self.group_time(sum(tokens), max(tokens))
+        """Seconds of one engine step; ``loads`` has one entry per attention-DP rank. Memoised on the loads:
+        prefill steps of equal chunks repeat exactly (bounded memo, cleared when full)."""
+        key = tuple(loads)
+        t = self._step_memo.get(key)
+        if t is None:
+            tokens = [l[0] + l[3] for l in loads]
+            t = self._overhead + float(self.rank_times(loads).max()) + self.group_time(sum(tokens), max(tokens))
+            if len(self._step_memo) >= 4096:
+                self._step_memo.clear()
+            self._step_memo[key] = t
+        return t
+
+    def _decode_terms(self, d: int) -> tuple:
+        """For ``d`` decodes on a rank: the fixed ops' seconds and, per KV-dependent op, its compute and
+        memory lines as (seconds at KV 0, seconds per KV token) pairs. Memoised on ``d``."""
+        terms = self._terms_memo.get(d)
+        if terms is None:
+            x = np.array(features(RankLoad(0, 0.0, 0, d, 0)))
+            cf, cb, lat, fixed = self._cf, self._cb, self._lat, self._fixed
+            gates = x[self._gate[fixed]] != 0
+            base = float((np.maximum(cf[fixed] @ x, cb[fixed] @ x) + lat[fixed])[gates].sum())
+            options = tuple(
+                ((float(cf[v] @ x + lat[v]), float(cf[v, F_DK])), (float(cb[v] @ x + lat[v]), float(cb[v, F_DK])))
+                for v in self._vary if x[self._gate[v]] != 0
+            )
+            terms = self._terms_memo[d] = (base, options)
+        return terms
 
     def decode_stretch(self, decode_seqs: Sequence[int], decode_kv_tokens: Sequence[int]) -> DecodeStretch:
         """Step times of pure-decode steps j = 0, 1, ...: rank r attends ``kv_r + j * d_r`` tokens at step j."""
         lines: list[tuple[float, float]] = []
-        cf, cb, lat = self._cf, self._cb, self._lat
-        for d, kv in zip(decode_seqs, decode_kv_tokens):
+        for d, kv in set(zip(decode_seqs, decode_kv_tokens)):
             if d <= 0:
                 continue
-            x = np.array(features(RankLoad(0, 0.0, 0, d, kv)))
-            fixed = self._fixed
-            gates = x[self._gate[fixed]] != 0
-            base = float((np.maximum(cf[fixed] @ x, cb[fixed] @ x) + lat[fixed])[gates].sum())
-            options = []
-            for v in self._vary:
-                if x[self._gate[v]] == 0:
-                    continue
-                options.append(((float(cf[v] @ x + lat[v]), float(cf[v, F_DK] * d)),
-                                (float(cb[v] @ x + lat[v]), float(cb[v, F_DK] * d))))
-            # a sum of maxima of lines is the maximum over every choice of one line per term
+            base, options = self._decode_terms(d)
+            # every term is affine in the KV length: at step j a line is a + b * (kv + j * d).
+            # A sum of maxima of lines is the maximum over every choice of one line per term.
             for combo in product(*options) if options else [()]:
-                lines.append((base + sum(a for a, _ in combo), sum(b for _, b in combo)))
+                a = base + sum(a0 + b * kv for a0, b in combo)
+                lines.append((a, sum(b for _, b in combo) * d))
         if not lines:
             lines.append((0.0, 0.0))
         const = self._overhead + self.group_time(float(sum(decode_seqs)), float(max(decode_seqs)))

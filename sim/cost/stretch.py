@@ -26,7 +26,11 @@ class DecodeStretch:
     def __init__(self, const: float, lines: Sequence[tuple[float, float]]):
         # Upper envelope for j >= 0: walk from j = 0 taking the line that is highest there and, on leaving,
         # the one that overtakes it first. Few lines (one or two per rank), so O(n^2) is fine and simple.
-        lines = sorted(set(lines), key=lambda ab: (ab[0], ab[1]), reverse=True)
+        top: dict[float, float] = {}  # of lines with equal slope only the highest can be on the envelope
+        for a, b in lines:
+            if a > top.get(b, -math.inf):
+                top[b] = a
+        lines = [(a, b) for b, a in top.items()]
         segs: list[tuple[float, float, float]] = []  # (start_j real, a, b) of each envelope piece
         j0 = 0.0
         cur = max(lines, key=lambda ab: (ab[0], ab[1]))

@@ -1,0 +1,53 @@
+"""`lmsim simulate`: the JSON contract, both modes on the real cost model, and one-line errors."""
+
+import json
+
+import pytest
+
+from latentmoe_sim.cli import main
+
+BASE = ["simulate", "--model", "kimi-k2-1t", "--hw", "h200_sxm", "--json", "--num-requests", "60"]
+
+
+def run(capsys, args):
+    rc = main(args)
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def test_agg_json_contract(capsys, tmp_path):
+    rec = tmp_path / "r.parquet"
+    rc, out, _ = run(capsys, BASE + ["--mode", "agg", "--dp", "16", "--workload", "decode-heavy", "--output-len", "256",
+                                     "--concurrency", "32", "--records", str(rec)])
+    assert rc == 0
+    res = json.loads(out)
+    for key in ("output_tokens_per_s_per_gpu", "tokens_per_s_per_user_p50", "ttft_p50_s", "tpot_p50_s",
+                "completed_requests", "num_gpus"):
+        assert res[key] is not None, key
+    assert res["completed_requests"] == 60 and res["num_gpus"] == 16
+    assert res["output_tokens_per_s_per_gpu"] > 0 and res["tpot_p50_s"] > 0
+    import polars as pl
+
+    assert pl.read_parquet(rec).height == 60
+
+
+def test_disagg_json_ttft_includes_transfer(capsys):
+    rc, out, _ = run(capsys, BASE + ["--mode", "disagg", "--prefill-dp", "16", "--decode-dp", "16", "--workload",
+                                     "prefill-heavy", "--output-len", "64", "--rate", "2"])
+    assert rc == 0
+    res = json.loads(out)
+    assert res["num_gpus"] == 32 and res["completed_requests"] == 60
+    assert res["ttft_p50_s"] > 0
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--dp", "1"], "does not fit"),
+    (["--dp", "16", "--rate", "-1"], "rate"),
+    (["--dp", "16", "--concurrency", "0"], "concurrency"),
+    (["--dp", "16", "--concurrency", "4", "--workload", "chatty"], "preset"),
+    (["--dp", "16", "--trace", "/nonexistent.csv"], "nonexistent"),
+])
+def test_bad_input_one_line_exit_2(capsys, extra, needle):
+    rc, _, err = run(capsys, BASE + extra)
+    assert rc == 2
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
