@@ -51,3 +51,13 @@ def test_bad_input_one_line_exit_2(capsys, extra, needle):
     rc, _, err = run(capsys, BASE + extra)
     assert rc == 2
     assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+def test_precision_shorthand(capsys):
+    rc, out, _ = run(capsys, ["cost", "--model", "kimi-k2-1t", "--hw", "gb200_nvl72", "--dp", "8", "--decode-seqs", "8",
+                              "--kv-len", "1024", "--precision", "fp4", "--json"])
+    fp4 = json.loads(out)["step_time_s"]
+    rc2, out2, _ = run(capsys, ["cost", "--model", "kimi-k2-1t", "--hw", "gb200_nvl72", "--dp", "8", "--decode-seqs", "8",
+                                "--kv-len", "1024", "--weights-dtype", "fp4", "--activations-dtype", "fp4",
+                                "--dispatch-dtype", "fp4", "--json"])
+    assert rc == rc2 == 0 and fp4 == json.loads(out2)["step_time_s"]

@@ -19,6 +19,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hw", default=DEFAULT_HW, help=f"hardware profile name or YAML path (default {DEFAULT_HW})")
     dtypes = sorted(BYTES_PER_ELEMENT)
     g = p.add_argument_group("precision overrides (default: the catalog entry's)")
+    g.add_argument("--precision", choices=("bf16", "fp8", "fp4"),
+                   help="shorthand: weights, GEMM activations and EP dispatch in this dtype (combine stays BF16, "
+                        "as in the LatentMoE paper's FP4 setting); the per-tensor flags below override it")
     for name in ("weights", "activations", "kv_cache", "dispatch", "combine"):
         g.add_argument(f"--{name.replace('_', '-')}-dtype", dest=f"{name}_dtype", choices=dtypes, metavar="DTYPE",
                        help=f"{name.replace('_', ' ')} dtype: {', '.join(dtypes)}")
@@ -35,9 +38,10 @@ def add_plan_args(p: argparse.ArgumentParser, prefix: str = "", label: str = "")
 
 
 def resolve_model_hw(args):
+    preset = args.precision
     model = load_model(args.model).with_precision(
-        weights=args.weights_dtype, activations=args.activations_dtype, kv_cache=args.kv_cache_dtype,
-        dispatch=args.dispatch_dtype, combine=args.combine_dtype,
+        weights=args.weights_dtype or preset, activations=args.activations_dtype or preset,
+        kv_cache=args.kv_cache_dtype, dispatch=args.dispatch_dtype or preset, combine=args.combine_dtype,
     )
     if args.expert_imbalance < 1.0:
         raise InputError(f"--expert-imbalance = {args.expert_imbalance} must be >= 1")
