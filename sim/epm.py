@@ -477,28 +477,22 @@ def variant_yaml(variant: Variant, base_ref: str | None, comment: str = "") -> s
     variant multiplies this size.
     """
     import yaml
-    from dataclasses import asdict
+
+    from .models.catalog import spec_to_entry
 
     spec = variant.spec
-    entry: dict = {"name": spec.name}
+    description = (f"{variant.base.name} scaled in {variant.scale} to EPM {variant.epm:g} x "
+                   f"{variant.of} {variant.base_size:.4g} = {variant.target:.4g} params")
+    source = "lmsim epm variant (docs/EPM.md)" + (f"; base {variant.base.source}" if variant.base.source else "")
     if base_ref:
-        entry["base"] = base_ref
-    entry["description"] = (f"{variant.base.name} scaled in {variant.scale} to EPM {variant.epm:g} x "
-                            f"{variant.of} {variant.base_size:.4g} = {variant.target:.4g} params")
-    entry["source"] = "lmsim epm variant (docs/EPM.md)" + (f"; base {variant.base.source}" if variant.base.source else "")
-    if not base_ref:
-        for key in ("hidden_size", "vocab_size", "tie_embeddings", "max_context", "dense_ffn", "dense_activation"):
-            entry[key] = getattr(spec, key)
-        for key in ("attention", "moe", "mamba", "precision"):
-            if getattr(spec, key) is not None:
-                entry[key] = asdict(getattr(spec, key))
-    if variant.scale == "depth" or not base_ref:
-        if all(len(layer) == 1 for layer in spec.layers):
-            entry["hybrid_pattern"] = "".join({"A": "*", "D": "-"}.get(b, b) for b in spec.layers)
+        entry: dict = {"name": spec.name, "base": base_ref, "description": description, "source": source}
+        if variant.scale == "depth":
+            full = spec_to_entry(spec)
+            entry.update({k: full[k] for k in ("layers", "hybrid_pattern") if k in full})
         else:
-            entry["layers"] = compress_layers(spec.layers)
-    if variant.scale == "width" and base_ref:
-        entry["moe"] = {"expert_ffn": variant.expert_ffn}
+            entry["moe"] = {"expert_ffn": variant.expert_ffn}
+    else:
+        entry = {**spec_to_entry(spec), "description": description, "source": source}
     entry["reported"] = {"nominal_params": float(f"{variant.target:.6g}")}
     head = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""
     return head + yaml.safe_dump(entry, sort_keys=False, default_flow_style=None, width=120)

@@ -84,6 +84,20 @@ def test_hf_import_roundtrip(tmp_path):
     k = load_model("kimi-k2-1t")
     assert spec.total_params == k.total_params and spec.active_params == k.active_params
     assert spec.precision.weights == "fp8"
+    # import -> catalog entry -> load: the same model
+    out = tmp_path / "kimi-imported.yaml"
+    assert main(["models", "import", str(path), "--write", str(out), "--json"]) == 0
+    again = load_model(str(out))
+    assert (again.layers, again.attention, again.moe, again.precision) == (spec.layers, spec.attention, spec.moe, spec.precision)
+
+
+@pytest.mark.parametrize("name", ["nemotron-3-super", "kimi-k2-1t-latentmoe", "hybrid-73bt-8ba"])
+def test_entry_roundtrip(tmp_path, name):
+    from latentmoe_sim.models.catalog import write_entry
+
+    spec = load_model(name)
+    again = load_model(str(write_entry(spec, tmp_path / f"{name}.yaml")))
+    assert again == spec and again.total_params == spec.total_params
 
 
 def test_hf_import_qwen3_moe_and_nemotron(tmp_path):

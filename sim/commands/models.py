@@ -20,6 +20,7 @@ def register(sub) -> None:
     imp.add_argument("config", help="path to config.json")
     imp.add_argument("--name", help="name of the new entry (default: the config's folder name)")
     imp.add_argument("--json", action="store_true")
+    imp.add_argument("--write", metavar="PATH.yaml", help="save it as a catalog entry, usable as --model PATH.yaml")
     imp.set_defaults(func=_import)
 
 
@@ -57,4 +58,12 @@ def _show(args) -> int:
 
 
 def _import(args) -> int:
-    return _print_spec(spec_from_hf_config(args.config, name=args.name), args.json)
+    spec = spec_from_hf_config(args.config, name=args.name)
+    rc = _print_spec(spec, args.json)
+    if args.write:
+        from ..models.catalog import write_entry
+
+        path = write_entry(spec, args.write, comment=f"imported by `lmsim models import {args.config}`")
+        if not args.json:
+            print(f"wrote {path}")
+    return rc

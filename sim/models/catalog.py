@@ -134,8 +134,9 @@ def spec_from_dict(data: dict, where: str) -> ModelSpec:
             raise InputError(f"{where}: missing field {key}")
     for key in ("hidden_size", "vocab_size", "dense_ffn", "max_context"):
         value = data.get(key, 1)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise InputError(f"{where}: field {key} = {value!r} must be a positive integer")
+        low = 0 if key == "dense_ffn" else 1  # dense_ffn 0: no dense FFN blocks (checked by validate)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise InputError(f"{where}: field {key} = {value!r} must be an integer >= {low}")
     kwargs = {k: data[k] for k in _TOP_KEYS if k in data}
     kwargs["name"] = str(kwargs["name"])
     kwargs["reported"] = {str(k): float(v) for k, v in (data.get("reported") or {}).items()}
@@ -157,3 +158,33 @@ def spec_from_dict(data: dict, where: str) -> ModelSpec:
         spec = to_latentmoe(spec, alpha, variant, name=spec.name)
         object.__setattr__(spec, "reported", kwargs["reported"])
     return spec.validate(where)
+
+
+def spec_to_entry(spec: ModelSpec) -> dict:
+    """The complete catalog entry of ``spec`` (no ``base``), which :func:`spec_from_dict` reads back equal."""
+    from dataclasses import asdict
+
+    from .spec import compress_layers
+
+    entry: dict = {"name": spec.name, "description": spec.description, "source": spec.source}
+    for key in ("hidden_size", "vocab_size", "tie_embeddings", "max_context", "dense_ffn", "dense_activation"):
+        entry[key] = getattr(spec, key)
+    if all(len(layer) == 1 for layer in spec.layers):
+        entry["hybrid_pattern"] = "".join({"A": "*", "D": "-"}.get(b, b) for b in spec.layers)
+    else:
+        entry["layers"] = compress_layers(spec.layers)
+    for key in ("attention", "moe", "mamba", "precision"):
+        if getattr(spec, key) is not None:
+            entry[key] = asdict(getattr(spec, key))
+    entry["reported"] = dict(spec.reported)
+    return entry
+
+
+def write_entry(spec: ModelSpec, path: str | Path, comment: str = "") -> Path:
+    """Write ``spec`` as a catalog YAML entry at ``path`` (usable as ``--model path``)."""
+    path = Path(path)
+    if path.suffix not in (".yaml", ".yml"):
+        raise InputError(f"{path}: a catalog entry must end in .yaml or .yml")
+    head = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""
+    path.write_text(head + yaml.safe_dump(spec_to_entry(spec), sort_keys=False, default_flow_style=None, width=120))
+    return path
