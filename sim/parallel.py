@@ -39,24 +39,25 @@ class ParallelPlan:
         return self.gpus_per_stage // self.ep
 
     def validate(self, num_experts: int | None, hw: HwProfile | None = None, max_gpus: int | None = None,
-                 num_layers: int | None = None, where: str = "plan") -> "ParallelPlan":
-        """Reject a plan that cannot work, with the reason."""
+                 num_layers: int | None = None, where: str = "plan", flag_prefix: str = "") -> "ParallelPlan":
+        """Reject a plan that cannot work, with the reason (flags named ``--{flag_prefix}tp`` etc.)."""
+        f = "--" + flag_prefix
         for name in ("tp", "dp", "ep", "pp"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise InputError(f"{where}: --{name} = {value!r} must be an integer >= 1")
+                raise InputError(f"{where}: {f}{name} = {value!r} must be an integer >= 1")
         if self.gpus_per_stage % self.ep:
-            raise InputError(f"{where}: --ep {self.ep} must divide tp*dp = {self.gpus_per_stage} (EP spans the GPUs of a stage)")
+            raise InputError(f"{where}: {f}ep {self.ep} must divide tp*dp = {self.gpus_per_stage} (EP spans the GPUs of a stage)")
         if num_experts is not None and num_experts % self.ep:
-            raise InputError(f"{where}: --ep {self.ep} does not divide the {num_experts} routed experts")
+            raise InputError(f"{where}: {f}ep {self.ep} does not divide the {num_experts} routed experts")
         if num_experts is None and self.ep != 1:
-            raise InputError(f"{where}: --ep {self.ep} given but the model has no MoE layers")
+            raise InputError(f"{where}: {f}ep {self.ep} given but the model has no MoE layers")
         if num_layers is not None and self.pp > num_layers:
-            raise InputError(f"{where}: --pp {self.pp} exceeds the model's {num_layers} layers")
+            raise InputError(f"{where}: {f}pp {self.pp} exceeds the model's {num_layers} layers")
         if max_gpus is not None and self.num_gpus > max_gpus:
             raise InputError(f"{where}: needs {self.num_gpus} GPUs (tp*dp*pp), more than the budget of {max_gpus}")
         if hw is not None and self.tp > hw.nvlink_domain_size:
-            raise InputError(f"{where}: --tp {self.tp} exceeds the NVLink domain of {hw.nvlink_domain_size} GPUs ({hw.name})")
+            raise InputError(f"{where}: {f}tp {self.tp} exceeds the NVLink domain of {hw.nvlink_domain_size} GPUs ({hw.name})")
         return self
 
     # ---- placement on NVLink domains -------------------------------------------------------------

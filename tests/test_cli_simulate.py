@@ -46,6 +46,7 @@ def test_disagg_json_ttft_includes_transfer(capsys):
     (["--dp", "16", "--concurrency", "0"], "concurrency"),
     (["--dp", "16", "--concurrency", "4", "--workload", "chatty"], "preset"),
     (["--dp", "16", "--trace", "/nonexistent.csv"], "nonexistent"),
+    (["--mode", "disagg", "--prefill-dp", "16", "--decode-dp", "16", "--decode-ep", "7", "--rate", "1"], "--decode-ep 7"),
 ])
 def test_bad_input_one_line_exit_2(capsys, extra, needle):
     rc, _, err = run(capsys, BASE + extra)

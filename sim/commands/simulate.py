@@ -67,6 +67,9 @@ def _workload(args):
 
 def _instance(args, model, hw, prefix: str = "", max_batch_tokens: int | None = None):
     plan = resolve_plan(args, model, prefix) if prefix else resolve_plan(args, model)
+    role = prefix.rstrip("_")
+    plan.validate(model.moe.num_experts if model.moe else None, hw, None, model.num_layers,
+                  where=f"{role} plan" if role else "plan", flag_prefix=prefix.replace("_", "-"))
     return plan, build_instance_cost(model, hw, plan, max_batch_tokens=max_batch_tokens or args.max_batch_tokens,
                                      max_seqs=args.max_seqs, expert_imbalance=args.expert_imbalance)
 
