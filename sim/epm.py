@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .models.spec import ModelSpec, compress_layers
+from .models.spec import ModelSpec
 
 #: The family bundled with the package: Qwen3 dense base models, MMLU 5-shot, with sources per row.
 BUNDLED_FAMILY = Path(__file__).parent / "data" / "qwen3_dense_mmlu.csv"

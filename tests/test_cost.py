@@ -161,7 +161,7 @@ def test_decode_stretch_equals_step_by_step(model, hw, plan):
     steps = [cs.step_time([RankLoad(0, 0.0, 0, d[r], kv[r] + j * d[r]) for r in range(plan.dp)]) for j in range(400)]
     for n in (0, 1, 17, 400):
         assert stretch.elapsed(n) == pytest.approx(sum(steps[:n]), rel=1e-12, abs=1e-15)
-    assert stretch.steps_within(sum(steps[:123]) + 1e-12) == 123
+    assert stretch.steps_within(sum(steps[:123]) + 1e-12, 400) == 123
 
 
 def test_latentmoe_within_few_percent_of_base_and_deeper_model_slower():

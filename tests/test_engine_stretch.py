@@ -10,7 +10,6 @@ import pytest
 from latentmoe_sim.cost.base import InstanceCost, LinearStepCost
 from latentmoe_sim.cost.stretch import DecodeStretch
 from latentmoe_sim.engine import simulate_aggregated, simulate_disaggregated
-from latentmoe_sim.engine.instance import steps_within
 from latentmoe_sim.engine.kvcache import KVPool
 from latentmoe_sim.workloads import ClosedLoop, Poisson, RequestSpecs
 
@@ -90,7 +89,7 @@ def test_steps_within_matches_brute_force():
         n = rng.randint(0, 200)
         elapsed = [st.elapsed(k) for k in range(n + 1)]
         dt = rng.choice([rng.uniform(0, elapsed[-1] * 1.1) if n else 0.0, elapsed[rng.randint(0, n)]])
-        assert steps_within(st, dt, n) == max(k for k in range(n + 1) if elapsed[k] <= dt)
+        assert st.steps_within(dt, n) == max(k for k in range(n + 1) if elapsed[k] <= dt)
 
 
 def test_kv_pool_block_counts_match_brute_force():

@@ -10,6 +10,7 @@ are closed forms for tests.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol, Sequence
 
 from .stretch import DecodeStretch
@@ -80,8 +81,6 @@ class LinearStepCost:
         ]
         return DecodeStretch(self.fixed_s, lines)
 
-
-from dataclasses import dataclass  # noqa: E402  (kept next to the one dataclass that needs it)
 
 
 @dataclass(frozen=True)

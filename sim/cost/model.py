@@ -18,7 +18,7 @@ from ..hw import HwProfile
 from ..models.spec import ModelSpec
 from ..parallel import ParallelPlan
 from .base import RankLoad
-from .ops import FEATURES, F_ONE, Op, moe_group_ops, rank_ops
+from .ops import Op, moe_group_ops, rank_ops
 from .roofline import Roofline
 
 
@@ -104,4 +104,4 @@ class CostModel:
         return self.breakdown(loads)["step_time_s"]
 
 
-__all__ = ["CostModel", "OpCost", "features", "FEATURES", "F_ONE"]
+__all__ = ["CostModel", "OpCost", "features"]

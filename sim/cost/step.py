@@ -15,7 +15,7 @@ import numpy as np
 
 from .base import RankLoad
 from .model import CostModel, features
-from .ops import F_D, F_DK, F_T
+from .ops import F_DK
 from .stretch import DecodeStretch
 
 

@@ -17,8 +17,8 @@ from typing import Sequence
 class DecodeStretch:
     """Step times ``t(j) = const + max_i(a_i + b_i * j)`` for ``j = 0, 1, 2, ...``.
 
-    ``elapsed(n)`` is the exact sum of the first ``n`` step times (seconds); ``steps_within(dt)`` is the
-    largest ``n`` with ``elapsed(n) <= dt``. Lines are given as ``(a, b)`` pairs with ``b >= 0``.
+    ``elapsed(n)`` is the exact sum of the first ``n`` step times (seconds); ``steps_within(dt, n)`` is the
+    largest ``k <= n`` with ``elapsed(k) <= dt``. Lines are given as ``(a, b)`` pairs with ``b >= 0``.
     """
 
     __slots__ = ("_segs",)
@@ -69,19 +69,33 @@ class DecodeStretch:
             total += a * cnt + b * (lo + hi - 1) * cnt / 2.0
         return total
 
-    def steps_within(self, dt: float) -> int:
-        """Largest ``n`` such that ``elapsed(n) <= dt``."""
-        if dt <= 0.0:
-            return 0 if dt < 0.0 or self.step_time(0) > 0.0 else 0
-        # exponential then binary search on the monotone elapsed(); O(log n) closed-form evaluations
-        hi = 1
-        while self.elapsed(hi) <= dt:
-            hi *= 2
-            if hi > 1 << 40:
-                return hi
-        lo = hi // 2
+    def steps_within(self, dt: float, n: int) -> int:
+        """Largest ``k <= n`` with ``elapsed(k) <= dt`` (seconds; ``dt >= 0``), for a stretch of ``n`` steps.
+
+        Step times only grow along a stretch, so from a bracket ``elapsed(lo) <= dt < elapsed(hi)`` the answer
+        lies between ``lo + r / t(hi - 1)`` and ``lo + r / t(lo)`` with ``r = dt - elapsed(lo)``: both are tried,
+        which pins it in one round when step times barely change (the usual case); bisection finishes the rest.
+        Every move is decided by an exact ``elapsed`` comparison, so rounding in the guesses cannot mislead it.
+        """
+        if n <= 0:
+            return 0
+        if self.elapsed(n - 1) <= dt:  # the common no-op: the last step has already started
+            return n if self.elapsed(n) <= dt else n - 1
+        lo, hi, e_lo = 0, n - 1, 0.0  # elapsed(lo) <= dt < elapsed(hi)
+        for _ in range(3):
+            if hi - lo <= 1:
+                return lo
+            r = dt - e_lo
+            slow, fast = self.step_time(hi - 1), self.step_time(lo)
+            for k in (lo + int(r / slow) if slow > 0 else lo, lo + int(r / fast) + 1 if fast > 0 else hi):
+                if lo < k < hi:
+                    e = self.elapsed(k)
+                    if e <= dt:
+                        lo, e_lo = k, e
+                    else:
+                        hi = k
         while hi - lo > 1:
-            mid = (lo + hi) // 2
+            mid = (lo + hi) >> 1
             if self.elapsed(mid) <= dt:
                 lo = mid
             else:

@@ -21,7 +21,7 @@ event. The stretch ends at the first of
 (b) a step at which some rank would need more KV blocks than it has free (:meth:`.kvcache.KVPool.steps_fitting`;
     that step is then run on its own, with preemption),
 (c) an external event: a request routed to this instance (or a KV transfer landing). The stretch is cut
-    to the steps that have started by then (:func:`steps_within`): the request joins at the next step
+    to the steps that have started by then (:meth:`DecodeStretch.steps_within`): the request joins at the next step
     boundary, exactly as it would step by step.
 
 Nothing else can change a pure-decode batch: admission cannot become possible while no request leaves
@@ -50,40 +50,6 @@ IDLE, STEP, STRETCH, BETWEEN = range(4)
 _EMPTY = RankLoad()
 _by_count = attrgetter("count")
 _by_time_then_id = itemgetter(0, 1)
-
-
-def steps_within(st, dt: float, n: int) -> int:
-    """Largest ``k <= n`` with ``st.elapsed(k) <= dt`` (``dt >= 0``), for a stretch ``st`` of ``n`` steps.
-
-    Step times only grow along a stretch, so from a bracket ``elapsed(lo) <= dt < elapsed(hi)`` the answer
-    lies between ``lo + r / t(hi - 1)`` and ``lo + r / t(lo)`` with ``r = dt - elapsed(lo)``: both are tried,
-    which pins it in one round when step times barely change (the usual case); bisection finishes the rest.
-    Every move is decided by an exact ``elapsed`` comparison, so rounding in the guesses cannot mislead it.
-    """
-    if n <= 0:
-        return 0
-    if st.elapsed(n - 1) <= dt:  # the common no-op: the last step has already started
-        return n if st.elapsed(n) <= dt else n - 1
-    lo, hi, e_lo = 0, n - 1, 0.0  # elapsed(lo) <= dt < elapsed(hi)
-    for _ in range(3):
-        if hi - lo <= 1:
-            return lo
-        r = dt - e_lo
-        slow, fast = st.step_time(hi - 1), st.step_time(lo)
-        for k in (lo + int(r / slow) if slow > 0 else lo, lo + int(r / fast) + 1 if fast > 0 else hi):
-            if lo < k < hi:
-                e = st.elapsed(k)
-                if e <= dt:
-                    lo, e_lo = k, e
-                else:
-                    hi = k
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if st.elapsed(mid) <= dt:
-            lo = mid
-        else:
-            hi = mid
-    return lo
 
 
 class Instance:
@@ -162,7 +128,7 @@ class Instance:
     def _cut(self) -> None:
         """Shorten the running stretch to the steps started by now (the new request joins after them)."""
         now, t0, st, n = self.env.now, self._t0, self._stretch, self._n
-        k = steps_within(st, now - t0, n)
+        k = st.steps_within(now - t0, n)
         if t0 + st.elapsed(k) < now:
             k += 1  # keep the step in progress at `now`
         if k < n:

@@ -35,10 +35,6 @@ class KVPool:
         #: due[r] = decodes that need a new block at each step whose counter c has c % block_size == r
         self.due = [0] * block_size
 
-    def need_at(self, c: int) -> int:
-        """Blocks the decodes need for the step with counter ``c``."""
-        return self.due[c % self.block_size]
-
     def blocks_over(self, c: int, n: int, n_dec: int) -> int:
         """Blocks the ``n_dec`` decodes need over the ``n`` steps with counters ``c .. c + n - 1``."""
         bs = self.block_size

@@ -9,7 +9,7 @@ given as runs (``layers: [[AD, 1], [AE, 60]]``) or as a Nemotron-H pattern strin
 from __future__ import annotations
 
 import functools
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import yaml
@@ -155,8 +155,7 @@ def spec_from_dict(data: dict, where: str) -> ModelSpec:
         alpha, variant = lm.get("alpha", 4), lm.get("variant", "acc")
         if not isinstance(alpha, int) or alpha < 1 or variant not in ("acc", "eff"):
             raise InputError(f"{where}: field latentmoe: alpha must be an integer >= 1 and variant acc or eff")
-        spec = to_latentmoe(spec, alpha, variant, name=spec.name)
-        object.__setattr__(spec, "reported", kwargs["reported"])
+        spec = replace(to_latentmoe(spec, alpha, variant, name=spec.name), reported=kwargs["reported"])
     return spec.validate(where)
 
 
