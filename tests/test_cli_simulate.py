@@ -62,3 +62,13 @@ def test_precision_shorthand(capsys):
                                 "--kv-len", "1024", "--weights-dtype", "fp4", "--activations-dtype", "fp4",
                                 "--dispatch-dtype", "fp4", "--json"])
     assert rc == rc2 == 0 and fp4 == json.loads(out2)["step_time_s"]
+
+
+def test_role_plans_fall_back_to_plain_flags_and_explicit_one_wins(capsys):
+    """--decode-dp 1 given explicitly must not be overridden by --dp (a default cannot be told from a 1)."""
+    args = BASE + ["--mode", "disagg", "--dp", "16", "--prefill-instances", "1", "--workload", "prefill-heavy",
+                   "--output-len", "16", "--rate", "1", "--num-requests", "10"]
+    rc, out, _ = run(capsys, args)
+    assert rc == 0 and json.loads(out)["num_gpus"] == 32  # both pools take --dp 16
+    rc, _, err = run(capsys, args + ["--decode-dp", "1"])
+    assert rc == 2 and "does not fit" in err and "TP1 x DP1" in err  # the explicit 1 was used

@@ -30,14 +30,17 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_plan_args(p: argparse.ArgumentParser, prefix: str = "", label: str = "") -> None:
+    """``--tp/--dp/--ep/--pp``, or with ``prefix`` (``prefill-``) a role's plan whose unset flags fall back to
+    the plain ones."""
     g = p.add_argument_group(f"{label or 'parallel plan'} (GPUs = tp * dp * pp; EP spans tp * dp)")
     for name, help_ in (("tp", "tensor parallel"), ("dp", "attention data-parallel ranks"), ("ep", "expert parallel"),
                         ("pp", "pipeline stages")):
-        g.add_argument(f"--{prefix}{name}", type=int, default=None if name == "ep" else 1, metavar="N",
-                       help=f"{help_} (default {'tp*dp' if name == 'ep' else 1})")
+        default = "tp*dp" if name == "ep" else ("--" + name if prefix else "1")
+        g.add_argument(f"--{prefix}{name}", type=int, default=None, metavar="N", help=f"{help_} (default {default})")
 
 
 def resolve_model_hw(args):
+    """The model (with any precision overrides) and the hardware profile the flags name."""
     preset = args.precision
     model = load_model(args.model).with_precision(
         weights=args.weights_dtype or preset, activations=args.activations_dtype or preset,
@@ -48,13 +51,21 @@ def resolve_model_hw(args):
     return model, load_hw(args.hw)
 
 
-def resolve_plan(args, model, prefix: str = "") -> ParallelPlan:
-    get = lambda n: getattr(args, f"{prefix}{n}".replace("-", "_"))  # noqa: E731
-    tp, dp, pp = get("tp"), get("dp"), get("pp")
-    ep = get("ep")
+def resolve_plan(args, model, hw, prefix: str = "") -> ParallelPlan:
+    """The plan of the plain flags, or of a role's flags (``prefix`` ``prefill-``/``decode-``) falling back to
+    the plain ones; validated, with errors naming the flag given."""
+    def get(name):
+        value = getattr(args, f"{prefix}{name}".replace("-", "_"))
+        return getattr(args, name) if value is None and prefix else value
+
+    tp, dp, pp, ep = (get(n) for n in ("tp", "dp", "pp", "ep"))
+    tp, dp, pp = tp or 1, dp or 1, pp or 1
     if ep is None:
         ep = tp * dp if model.moe else 1
-    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp)
+    role = prefix.rstrip("-")
+    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp).validate(
+        model.moe.num_experts if model.moe else None, hw, None, model.num_layers,
+        where=f"{role} plan" if role else "plan", flag_prefix=prefix)
 
 
 def positive(name: str, value, allow_zero: bool = False):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..cost import CompiledStepCost, CostModel, RankLoad, chunk_load
+from ..errors import InputError
 from ..memory import plan_memory
 from ._common import add_model_args, add_plan_args, positive, resolve_model_hw, resolve_plan
 from ._fmt import human, print_json
@@ -31,12 +32,10 @@ def register(sub) -> None:
 
 def _cost(args) -> int:
     model, hw = resolve_model_hw(args)
-    plan = resolve_plan(args, model).validate(model.moe.num_experts if model.moe else None, hw, None, model.num_layers)
+    plan = resolve_plan(args, model, hw)
     for name in ("prefill_tokens", "prefill_offset", "decode_seqs", "kv_len"):
         positive("--" + name.replace("_", "-"), getattr(args, name), allow_zero=True)
     if args.prefill_tokens == 0 and args.decode_seqs == 0:
-        from ..errors import InputError
-
         raise InputError("empty batch: give --prefill-tokens > 0 and/or --decode-seqs > 0")
     p, pairs, ctx = chunk_load(args.prefill_tokens, args.prefill_offset) if args.prefill_tokens else (0, 0.0, 0)
     load = RankLoad(p, pairs, ctx, args.decode_seqs, args.decode_seqs * args.kv_len)
@@ -68,7 +67,7 @@ def _cost(args) -> int:
 
 def _memory(args) -> int:
     model, hw = resolve_model_hw(args)
-    plan = resolve_plan(args, model).validate(model.moe.num_experts if model.moe else None, hw, None, model.num_layers)
+    plan = resolve_plan(args, model, hw)
     positive("--max-batch-tokens", args.max_batch_tokens)
     positive("--max-seqs", args.max_seqs)
     mem = plan_memory(model, hw, plan, max_batch_tokens=args.max_batch_tokens, max_seqs=args.max_seqs)

@@ -49,7 +49,7 @@ def _print_spec(spec, as_json: bool) -> int:
         if s[section]:
             print(f"  {section + ':':18s} " + ", ".join(f"{k}={v}" for k, v in s[section].items()))
     if s["reported"]:
-        print(f"  reported:          " + ", ".join(f"{k}={human(v)}" for k, v in s["reported"].items()))
+        print("  reported:          " + ", ".join(f"{k}={human(v)}" for k, v in s["reported"].items()))
     return 0
 
 

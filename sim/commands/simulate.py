@@ -66,23 +66,9 @@ def _workload(args):
 
 
 def _instance(args, model, hw, prefix: str = "", max_batch_tokens: int | None = None):
-    plan = resolve_plan(args, model, prefix) if prefix else resolve_plan(args, model)
-    role = prefix.rstrip("_")
-    plan.validate(model.moe.num_experts if model.moe else None, hw, None, model.num_layers,
-                  where=f"{role} plan" if role else "plan", flag_prefix=prefix.replace("_", "-"))
+    plan = resolve_plan(args, model, hw, prefix)
     return plan, build_instance_cost(model, hw, plan, max_batch_tokens=max_batch_tokens or args.max_batch_tokens,
                                      max_seqs=args.max_seqs, expert_imbalance=args.expert_imbalance)
-
-
-def _fill_role_defaults(args) -> None:
-    for role in ("prefill", "decode"):
-        for name in ("tp", "dp", "ep", "pp"):
-            key = f"{role}_{name}"
-            own, plain = getattr(args, key), getattr(args, name)
-            if name != "ep" and own == 1 and plain != 1:
-                setattr(args, key, plain)
-            if name == "ep" and own is None:
-                setattr(args, key, plain)
 
 
 def _simulate(args) -> int:
@@ -101,9 +87,8 @@ def _simulate(args) -> int:
                                      max_seqs=args.max_seqs, block_size=args.block_size, step_by_step=args.step_by_step)
         plans = {"plan": plan.describe(), "instances": args.instances}
     else:
-        _fill_role_defaults(args)
-        pplan, pre = _instance(args, model, hw, "prefill_", args.prefill_max_batch_tokens)
-        dplan, dec = _instance(args, model, hw, "decode_")
+        pplan, pre = _instance(args, model, hw, "prefill-", args.prefill_max_batch_tokens)
+        dplan, dec = _instance(args, model, hw, "decode-")
         setup = time.process_time() - t0
         result = simulate_disaggregated(pre, args.prefill_instances, dec, args.decode_instances, requests,
                                         prefill_max_batch_tokens=args.prefill_max_batch_tokens, decode_max_seqs=args.max_seqs,
