@@ -99,7 +99,7 @@ def test_short_never_formats_the_whole_value():
     assert short(10**5000) == "an integer of about 5001 digits"
     assert len(short("x" * 10**6)) <= 60
     assert short(list(range(10**6))) == "a list of 1000000 items"
-    assert short(2.5) == "2.5" and short(True) == "True"
+    assert short(2.5) == "2.5" and short(True) == "true" and short(None) == "null"
 
 
 class _Moe(StrictModel):
@@ -118,7 +118,7 @@ class _Doc(StrictModel):
     ({"name": "m", "moe": {"top_k": 2.5}}, "m.yaml: field moe.top_k = 2.5: must be an integer, allowed integer in [1, 1024]"),
     ({"name": "m", "moe": {"top_k": "8"}}, "m.yaml: field moe.top_k = '8': must be an integer, allowed integer in [1, 1024]"),
     ({"name": "m", "moe": {"top_k": 0}}, "m.yaml: field moe.top_k = 0: out of range, allowed integer in [1, 1024]"),
-    ({"name": "m", "moe": {"top_k": True}}, "m.yaml: field moe.top_k = True: must be an integer, allowed integer in [1, 1024]"),
+    ({"name": "m", "moe": {"top_k": True}}, "m.yaml: field moe.top_k = true: must be an integer, allowed integer in [1, 1024]"),
     ({"name": "m", "moe": {"top_k": 1, "frac": float("nan")}}, "m.yaml: field moe.frac = nan: must be a finite number, allowed (0, 1]"),
     ({"name": "m", "moe": {"top_k": 1, "variant": "x"}}, "m.yaml: field moe.variant = 'x': must be one of 'acc' or 'eff', allowed one of 'acc', 'eff'"),
     ({"name": "m", "moe": {"top_k": 1, "oops": 1}}, "m.yaml: unknown field moe.oops (allowed here: top_k, variant, frac)"),

@@ -77,6 +77,8 @@ def error_line(exc: ValidationError, label: str, schema: type[BaseModel] | None 
         hint = f" (allowed here: {', '.join(known)})" if known else ""
         return f"{label}: unknown field {path}{hint}{more}"
     message = _message(err)
+    if allowed and allowed in message:
+        tail = ""
     return f"{label}: field {path} = {short(value)}: {message}{tail}{more}"
 
 
@@ -89,6 +91,7 @@ _TYPE_WORDS = {
     "list_type": "must be a list", "dict_type": "must be a mapping", "model_type": "must be a mapping",
     "model_attributes_type": "must be a mapping", "finite_number": "must be a finite number",
     "none_required": "must be null", "string_too_short": "must not be empty",
+    "string_pattern_mismatch": "does not have the allowed form", "string_too_long": "is too long",
 }
 
 

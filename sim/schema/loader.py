@@ -53,8 +53,10 @@ _PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
 def short(value: Any, limit: int = 60) -> str:
     """A one-line description of ``value`` of at most ``limit`` characters, computed without formatting
     the whole value first (safe for 5,001-digit integers, huge strings and alias-expanded lists)."""
-    if isinstance(value, bool) or value is None:
-        return repr(value)
+    if value is None:
+        return "null"  # as YAML and JSON spell it
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, int):
         if value.bit_length() > 128:  # str() of a >4300-digit int raises; 128 bits ~ 39 digits
             return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
