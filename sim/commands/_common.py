@@ -41,7 +41,7 @@ def add_plan_args(p: argparse.ArgumentParser, prefix: str = "", label: str = "")
 
 def add_serving_args(p: argparse.ArgumentParser) -> None:
     """Instance options that change the step cost: speculative decoding / MTP and two-batch overlap."""
-    g = p.add_argument_group("serving features (docs/MODELING.md, "Serving features")")
+    g = p.add_argument_group('serving features (docs/MODELING.md, "Serving features")')
     g.add_argument("--mtp", type=int, default=None, metavar="K",
                    help="MTP / speculative decoding: K draft tokens per step, one draft layer each (default off)")
     g.add_argument("--mtp-acceptance", default=None, metavar="A",
