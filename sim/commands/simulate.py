@@ -11,7 +11,7 @@ import time
 
 from ..cost import build_instance_cost
 from ..errors import InputError
-from ._common import add_model_args, add_plan_args, positive, resolve_model_hw, resolve_plan
+from ._common import add_costs_arg, add_model_args, add_plan_args, positive, resolve_model_hw, resolve_plan
 from ._fmt import print_json
 
 #: The keys `--json` always carries (the issue's contract), in print order.
@@ -22,6 +22,7 @@ KEY_METRICS = ("output_tokens_per_s_per_gpu", "tokens_per_s_per_user_p50", "ttft
 def register(sub) -> None:
     p = sub.add_parser("simulate", help="simulate one operating point (aggregated or disaggregated serving)")
     add_model_args(p)
+    add_costs_arg(p)
     p.add_argument("--mode", choices=("agg", "disagg"), default="agg", help="aggregated (chunked piggybacking) or disaggregated")
     add_plan_args(p)
     p.add_argument("--instances", type=int, default=1, help="aggregated instances behind the router (default 1)")
@@ -68,7 +69,7 @@ def _workload(args):
 def _instance(args, model, hw, prefix: str = "", max_batch_tokens: int | None = None):
     plan = resolve_plan(args, model, hw, prefix)
     return plan, build_instance_cost(model, hw, plan, max_batch_tokens=max_batch_tokens or args.max_batch_tokens,
-                                     max_seqs=args.max_seqs, expert_imbalance=args.expert_imbalance)
+                                     max_seqs=args.max_seqs, expert_imbalance=args.expert_imbalance, costs=args.costs)
 
 
 def _simulate(args) -> int:

@@ -7,6 +7,7 @@ from ..hw import HwProfile
 from ..memory import plan_memory, require_fit
 from ..models.spec import ModelSpec
 from ..parallel import ParallelPlan
+from .measured import resolve_costs
 from .base import ConstantStepCost, InstanceCost, LinearStepCost, RankLoad, chunk_load
 from .model import CostModel
 from .step import CompiledStepCost
@@ -14,12 +15,14 @@ from .stretch import DecodeStretch
 
 
 def build_instance_cost(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, max_batch_tokens: int = 2048,
-                        max_seqs: int = 128, expert_imbalance: float = 1.0, max_gpus: int | None = None) -> InstanceCost:
-    """Validate the plan, size memory, compile the step cost: everything the engine needs for one instance."""
+                        max_seqs: int = 128, expert_imbalance: float = 1.0, max_gpus: int | None = None,
+                        costs: str = "roofline") -> InstanceCost:
+    """Validate the plan, size memory, compile the step cost: everything the engine needs for one instance.
+    ``costs``: ``roofline``, ``measured`` or ``auto`` (sim/cost/measured.py, docs/KERNELS.md)."""
     plan.validate(model.moe.num_experts if model.moe else None, hw, max_gpus, model.num_layers)
     mem = require_fit(plan_memory(model, hw, plan, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs), model, hw, plan,
                       min_tokens=max_batch_tokens)
-    step = CompiledStepCost(CostModel(model, hw, plan, expert_imbalance=expert_imbalance))
+    step = CompiledStepCost(CostModel(model, hw, plan, expert_imbalance=expert_imbalance, measured=resolve_costs(costs, hw)))
     return InstanceCost(
         step_cost=step,
         dp=plan.dp,
