@@ -68,7 +68,11 @@ class OperatingPoint:
     dispatch_dtype: str | None = None
     combine_dtype: str | None = None
     expert_imbalance: float = 1.0
-    # serving mode and plans
+    # serving features (docs/MODELING.md, "Serving features"): MTP draft tokens and acceptance, two-batch overlap
+    mtp: int | None = None
+    mtp_acceptance: str | None = None
+    tbo: bool = False
+    # serving mode (agg | disagg | decode-only | prefill-only, the last two from cost/pools.py) and plans
     mode: str = "agg"
     tp: int = 1
     dp: int = 1
@@ -238,14 +242,28 @@ def _instance_cost(point: OperatingPoint, model, hw, plan, max_batch_tokens: int
 
     prec = tuple(getattr(point, n) for n in ("model", "model_epm", "model_label", "precision", "weights_dtype",
                                              "activations_dtype", "kv_cache_dtype", "dispatch_dtype", "combine_dtype",
-                                             "hw", "max_seqs", "expert_imbalance"))
+                                             "hw", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance", "tbo"))
     key = (prec, plan, max_batch_tokens, tuple(sorted(cost_kw.items())))
     if key not in _COSTS:
         if len(_COSTS) >= 64:
             _COSTS.pop(next(iter(_COSTS)))
         _COSTS[key] = build_instance_cost(model, hw, plan, max_batch_tokens=max_batch_tokens, max_seqs=point.max_seqs,
-                                          expert_imbalance=point.expert_imbalance, **cost_kw)
+                                          expert_imbalance=point.expert_imbalance, **_serving(point), **cost_kw)
     return _COSTS[key]
+
+
+def _serving(point: OperatingPoint) -> dict:
+    """``spec_decode`` and ``tbo`` for build_instance_cost (the CLI's --mtp/--mtp-acceptance/--tbo)."""
+    from .cost import SpecDecode
+
+    spec = None
+    if point.mtp:
+        if point.mtp < 0:
+            raise InputError(f"--mtp = {point.mtp} must be >= 0")
+        spec = SpecDecode.parse(point.mtp, point.mtp_acceptance)
+    elif point.mtp_acceptance is not None:
+        raise InputError("--mtp-acceptance given without --mtp K")
+    return {"spec_decode": spec, "tbo": bool(point.tbo)}
 
 
 @dataclass
@@ -264,13 +282,18 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
     imb = point.expert_imbalance
     if imb < 1.0:
         raise InputError(f"expert_imbalance = {imb} must be >= 1")
-    if point.mode == "agg":
+    if point.mode in ("agg", "decode-only", "prefill-only"):
         cost_kw, engine_kw = _split_options(point, simulate_aggregated)
         plan = plan_of(point, model, hw)
-        inst = _instance_cost(point, model, hw, plan, point.max_batch_tokens, cost_kw)
+        budget = point.prefill_max_batch_tokens if point.mode == "prefill-only" else point.max_batch_tokens
+        inst = _instance_cost(point, model, hw, plan, budget, cost_kw)
+        if point.mode == "decode-only":
+            from .cost.pools import DecodeOnlyStepCost
+
+            inst = replace(inst, step_cost=DecodeOnlyStepCost(inst.step_cost))
 
         def run(requests):
-            return simulate_aggregated(inst, point.instances, requests, max_batch_tokens=point.max_batch_tokens,
+            return simulate_aggregated(inst, point.instances, requests, max_batch_tokens=budget,
                                        max_seqs=point.max_seqs, block_size=point.block_size, router=point.router,
                                        step_by_step=point.step_by_step, **engine_kw)
 
@@ -278,7 +301,7 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
                 "plan_pp": plan.pp, "kv_capacity_tokens_per_rank": inst.kv_capacity_tokens}
         return _Deployment(run, point.instances * plan.num_gpus, cols, (inst, point.instances, plan.dp))
     if point.mode != "disagg":
-        raise InputError(f"mode = {point.mode!r}: must be agg or disagg")
+        raise InputError(f"mode = {point.mode!r}: must be agg, disagg, decode-only or prefill-only")
     cost_kw, engine_kw = _split_options(point, simulate_disaggregated)
     pplan, dplan = plan_of(point, model, hw, "prefill"), plan_of(point, model, hw, "decode")
     pre = _instance_cost(point, model, hw, pplan, point.prefill_max_batch_tokens, cost_kw)
@@ -300,6 +323,11 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
 
 def _workload(point: OperatingPoint, num_requests: int):
     from .workloads import make_workload
+
+    if point.mode == "prefill-only" and point.output_len not in (None, "1"):
+        raise InputError(f"--output-len {point.output_len}: --mode prefill-only generates exactly 1 token (the prefill's)")
+    if point.mode == "prefill-only":
+        point = replace(point, output_len="1")
 
     return make_workload(point.workload, input_len=point.input_len, output_len=point.output_len,
                          concurrency=point.concurrency, rate=point.rate, burstiness=point.burstiness,
@@ -355,7 +383,9 @@ def _run(point: OperatingPoint, row: dict, wall0: float, cpu0: float, keep_recor
     row["model"] = point.model_label or model.name
     row["hw_name"] = hw.name
     dep = _deploy(point, model, hw)
-    row.update(dep.columns, num_gpus=dep.num_gpus)
+    spec = _serving(point)["spec_decode"]
+    row.update(dep.columns, num_gpus=dep.num_gpus, mtp_tokens_per_step=spec.tokens_per_step if spec else 1.0,
+               mtp_describe=spec.describe() if spec else None)
     rule = point.stopping
     n = initial_requests(rule, point.concurrency, point.warmup_fraction, point.cooldown_fraction)
     work = _workload(point, n)

@@ -39,6 +39,33 @@ def add_plan_args(p: argparse.ArgumentParser, prefix: str = "", label: str = "")
         g.add_argument(f"--{prefix}{name}", type=int, default=None, metavar="N", help=f"{help_} (default {default})")
 
 
+def add_serving_args(p: argparse.ArgumentParser) -> None:
+    """Instance options that change the step cost: speculative decoding / MTP and two-batch overlap."""
+    g = p.add_argument_group('serving features (docs/MODELING.md, "Serving features")')
+    g.add_argument("--mtp", type=int, default=None, metavar="K",
+                   help="MTP / speculative decoding: K draft tokens per step, one draft layer each (default off)")
+    g.add_argument("--mtp-acceptance", default=None, metavar="A",
+                   help="acceptance: a rate per draft position (0.85, the DeepSeek-V3 default), rates per position "
+                        "(0.9,0.7,0.5), or a mean accepted length including the bonus token (len:2.4)")
+    g.add_argument("--tbo", action="store_true",
+                   help="two-batch overlap: two micro-batches, one's all-to-all hidden behind the other's compute "
+                        "(SGLang --enable-two-batch-overlap)")
+
+
+def resolve_serving(args) -> dict:
+    """``spec_decode`` and ``tbo`` keyword arguments for :func:`~latentmoe_sim.cost.build_instance_cost`."""
+    from ..cost import SpecDecode
+
+    spec = None
+    if args.mtp is not None and args.mtp != 0:
+        spec = SpecDecode.parse(args.mtp, args.mtp_acceptance)
+    elif args.mtp_acceptance is not None:
+        raise InputError("--mtp-acceptance given without --mtp K")
+    elif args.mtp is not None and args.mtp < 0:
+        raise InputError(f"--mtp = {args.mtp} must be >= 0")
+    return {"spec_decode": spec, "tbo": bool(args.tbo)}
+
+
 def resolve_model_hw(args):
     """The model (with any precision overrides) and the hardware profile the flags name."""
     preset = args.precision

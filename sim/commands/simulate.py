@@ -4,7 +4,9 @@ The flags build an :class:`~latentmoe_sim.point.OperatingPoint` and :func:`~late
 simulates it; this module only parses and prints. Aggregated (`--mode agg`, chunked-prefill piggybacking)
 uses the plan flags `--tp/--dp/--ep/--pp` and `--instances`; disaggregated (`--mode disagg`) takes
 `--prefill-*` and `--decode-*` plans (each defaulting to the plain flags) and
-`--prefill-instances/--decode-instances`. The request count follows the stopping rule
+`--prefill-instances/--decode-instances`. The single-pool modes (`--mode decode-only`, `--mode prefill-only`,
+:mod:`latentmoe_sim.cost.pools`) run one pool on the plain plan flags, as published per-pool benchmarks
+measure it. The request count follows the stopping rule
 (docs/SWEEP.md) unless `--num-requests N` fixes it; a point that is not `ok` prints one warning line.
 """
 
@@ -14,7 +16,7 @@ import sys
 
 from ..errors import InputError
 from ..point import OperatingPoint, run_point
-from ._common import add_model_args, add_plan_args, positive
+from ._common import add_model_args, add_plan_args, add_serving_args, positive
 from ._fmt import print_json
 
 #: The keys `--json` always carries (the issue's contract), in print order.
@@ -27,8 +29,12 @@ _DEFAULTS = OperatingPoint()
 def register(sub) -> None:
     p = sub.add_parser("simulate", help="simulate one operating point (aggregated or disaggregated serving)")
     add_model_args(p)
-    p.add_argument("--mode", choices=("agg", "disagg"), default="agg", help="aggregated (chunked piggybacking) or disaggregated")
+    p.add_argument("--mode", choices=("agg", "disagg", "decode-only", "prefill-only"), default="agg",
+                   help="aggregated (chunked piggybacking), disaggregated, or one pool fed from an ideal source: "
+                        "decode-only (KV already there; figure: output tokens/s per decode GPU) or prefill-only "
+                        "(no decode; figure: input tokens/s per prefill GPU)")
     add_plan_args(p)
+    add_serving_args(p)
     p.add_argument("--instances", type=int, default=1, help="aggregated instances behind the router (default 1)")
     for role in ("prefill", "decode"):
         add_plan_args(p, prefix=f"{role}-", label=f"{role} pool plan (--mode disagg; default: the plain plan flags)")
@@ -74,6 +80,8 @@ def point_from_args(args) -> OperatingPoint:
         positive("--" + name.replace("_", "-"), getattr(args, name))
     positive("--ci-target", args.ci_target)
     positive("--ramp-s", args.ramp_s, allow_zero=True)
+    if args.tbo is False:
+        args.tbo = None  # the field's default
     if args.concurrency is None and args.rate is None and args.trace is None:
         args.concurrency = 64
     names = set(OperatingPoint.field_names())
@@ -101,14 +109,19 @@ def _simulate(args) -> int:
     if args.json:
         print_json({**{k: row.get(k) for k in KEY_METRICS}, **row})
         return 0
+    extras = [x for x in (f"MTP {point.mtp}" if point.mtp else None, "two-batch overlap" if point.tbo else None) if x]
     print(f"{row['model']} on {row['hw_name']}, {point.mode}: {row['plan']}" +
-          (f" x{point.instances}" if point.mode == "agg" and point.instances > 1 else ""))
+          (f" x{point.instances}" if point.mode != "disagg" and point.instances > 1 else "") + "".join(f"; {x}" for x in extras))
     print(f"workload {row['traffic']}: {row['completed_requests']} requests simulated, {row['measured_requests']} "
           f"in the steady window [{row['window_start_s']:.1f}, {row['window_end_s']:.1f}] s; status {row['status']}")
-    print(f"  output tokens/s/GPU   {row['output_tokens_per_s_per_gpu']:10.1f}  (95% CI +/- {row['output_tokens_per_s_per_gpu_ci95']:.1f})")
-    print(f"  tokens/s/user p50     {row['tokens_per_s_per_user_p50']:10.2f}  (p10 {row['tokens_per_s_per_user_p10']:.2f})")
-    print(f"  TTFT p50 / p99        {row['ttft_p50_s']:10.3f} / {row['ttft_p99_s']:.3f} s")
-    print(f"  TPOT p50 / p99        {row['tpot_p50_s'] * 1e3:10.2f} / {row['tpot_p99_s'] * 1e3:.2f} ms")
+    if point.mode == "prefill-only":
+        print(f"  input tokens/s/GPU    {row['input_tokens_per_s_per_gpu']:10.1f}  (per prefill GPU)")
+        print(f"  TTFT p50 / p99        {row['ttft_p50_s']:10.3f} / {row['ttft_p99_s']:.3f} s")
+    else:
+        print(f"  output tokens/s/GPU   {row['output_tokens_per_s_per_gpu']:10.1f}  (95% CI +/- {row['output_tokens_per_s_per_gpu_ci95']:.1f})")
+        print(f"  tokens/s/user p50     {row['tokens_per_s_per_user_p50']:10.2f}  (p10 {row['tokens_per_s_per_user_p10']:.2f})")
+        print(f"  TTFT p50 / p99        {row['ttft_p50_s']:10.3f} / {row['ttft_p99_s']:.3f} s")
+        print(f"  TPOT p50 / p99        {row['tpot_p50_s'] * 1e3:10.2f} / {row['tpot_p99_s'] * 1e3:.2f} ms")
     print(f"  preemptions           {row['preemptions']:10d}   GPUs {row['num_gpus']}")
     print(f"  engine: {row['engine_steps']} steps in {row['engine_events']} events over {row['runs']} run(s), "
           f"{row['simulate_cpu_s']:.3f} s CPU")

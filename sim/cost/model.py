@@ -48,11 +48,19 @@ def features(load: RankLoad) -> list[float]:
 class CostModel:
     """Costs of one (model, hardware, plan)."""
 
-    def __init__(self, model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, expert_imbalance: float = 1.0):
+    def __init__(self, model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, expert_imbalance: float = 1.0,
+                 decode_query_tokens: int = 1, only: str | None = None):
+        """``decode_query_tokens``: tokens verified per decoding sequence (1 + draft tokens, :mod:`.spec_decode`);
+        ``only``: ``"compute"`` or ``"comm"`` keeps just that kind of op (the two streams of two-batch
+        overlap, :mod:`.overlap`); None keeps all."""
+        if only not in (None, "compute", "comm"):
+            raise ValueError(f"only must be None, 'compute' or 'comm', not {only!r}")
         self.model, self.hw, self.plan = model, hw, plan
         self.expert_imbalance = expert_imbalance
+        self.only = only
         self.roof = Roofline(hw)
-        self.ops: list[Op] = rank_ops(model, plan, hw)
+        ops = rank_ops(model, plan, hw, decode_query_tokens)
+        self.ops: list[Op] = ops if only is None else [op for op in ops if bool(op.link) == (only == "comm")]
 
     # ---- one op ----------------------------------------------------------------------------------
     def op_cost(self, op: Op, x: Sequence[float]) -> OpCost:
@@ -75,7 +83,10 @@ class CostModel:
         """EP-group ops for ``total`` tokens over all ranks, ``busiest`` on the busiest rank."""
         out = []
         for g in moe_group_ops(self.model, self.plan, self.hw, total, busiest, self.expert_imbalance):
-            if g.nvlink_bytes or g.scaleout_bytes:
+            is_comm = bool(g.nvlink_bytes or g.scaleout_bytes)
+            if self.only is not None and is_comm != (self.only == "comm"):
+                continue
+            if is_comm:
                 t, bound = self.roof.comm_time(g.nvlink_bytes, g.scaleout_bytes)
             else:
                 t, bound = self.roof.compute_time(g.flops, g.mem_bytes, g.dtype)

@@ -78,8 +78,14 @@ def _gemm(name, block, count, M: dict, K: float, N: float, w_bytes: float, dtype
     return Op(name, block, count, dtype, flops, mem, gate=gate)
 
 
-def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile) -> list[Op]:
-    """The rank-local ops of one full forward step (all layers), per GPU of the rank."""
+def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_tokens: int = 1) -> list[Op]:
+    """The rank-local ops of one full forward step (all layers), per GPU of the rank.
+
+    ``decode_query_tokens`` q > 1 is a speculative-decoding verify step (:mod:`.spec_decode`): the decode
+    features then count query tokens (q per sequence) and (query, key) pairs, while a sequence's KV cache
+    (and Mamba state) is still read once per step, so those bytes are divided by q.
+    """
+    q = float(decode_query_tokens)
     h, tp = model.hidden_size, plan.tp
     prec = model.precision
     wb, kvb = dtype_bytes(prec.weights), dtype_bytes(prec.kv_cache)
@@ -121,7 +127,7 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile) -> list[Op]:
                              weight_elems=Hp * a.qk_nope_head_dim * a.kv_lora_rank))
             ops.append(Op("attn.mla_decode_core", "A", nA, attn_dt,
                           {F_DK: 2.0 * Hp * (lat + a.kv_lora_rank)},
-                          {F_DK: lat * kvb, F_D: Hp * (lat + a.kv_lora_rank) * ACT_BYTES}, gate=F_D))
+                          {F_DK: lat * kvb / q, F_D: Hp * (lat + a.kv_lora_rank) * ACT_BYTES}, gate=F_D))
             ops.append(_gemm("attn.mla_absorb_o", "A", nA, {F_D: Hp}, a.kv_lora_rank, a.v_head_dim, wb, gemm_dt, gate=F_D,
                              weight_elems=Hp * a.kv_lora_rank * a.v_head_dim))
             # prefill: up-project the cached latent of every context token to per-head K_nope and V
@@ -141,7 +147,7 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile) -> list[Op]:
             op.mem_bytes[F_T] += 2 * KVp * d * kvb
             ops.append(op)
             ops.append(Op("attn.gqa_decode_core", "A", nA, attn_dt, {F_DK: 4.0 * Hp * d},
-                          {F_DK: 2 * KVp * d * kvb, F_D: 2 * Hp * d * ACT_BYTES}, gate=F_D))
+                          {F_DK: 2 * KVp * d * kvb / q, F_D: 2 * Hp * d * ACT_BYTES}, gate=F_D))
             ops.append(Op("attn.gqa_prefill_core", "A", nA, attn_dt, {F_PAIRS: 4.0 * Hp * d},
                           {F_CTX: 2 * KVp * d * kvb, F_P: 2 * Hp * d * ACT_BYTES}, gate=F_P))
             ops.append(_gemm("attn.o_proj", "A", nA, tokens, Hp * d, h, wb, gemm_dt))
@@ -178,7 +184,7 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile) -> list[Op]:
         state = mb.state_elements_per_seq() / tp * dtype_bytes(prec.ssm_state)
         ops.append(Op("mamba.ssd_prefill", "M", nM, "bf16", {F_P: scan_flops}, {F_P: (conv + di) * 2 * ACT_BYTES}, gate=F_P))
         ops.append(Op("mamba.ssd_decode", "M", nM, "bf16", {F_D: scan_flops},
-                      {F_D: 2.0 * state + (conv + di) * 2 * ACT_BYTES}, gate=F_D))
+                      {F_D: 2.0 * state / q + (conv + di) * 2 * ACT_BYTES}, gate=F_D))
         ops.append(_gemm("mamba.out_proj", "M", nM, tokens, mb.d_inner / tp, h, wb, gemm_dt))
         allreduce("mamba", nM)
 
