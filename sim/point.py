@@ -72,6 +72,8 @@ class OperatingPoint:
     mtp: int | None = None
     mtp_acceptance: str | None = None
     tbo: bool = False
+    #: op times: roofline, measured (the GPU's tables under hwprofiles/measured/) or auto (docs/KERNELS.md)
+    costs: str = "roofline"
     # serving mode (agg | disagg | decode-only | prefill-only, the last two from cost/pools.py) and plans
     mode: str = "agg"
     tp: int = 1
@@ -242,7 +244,7 @@ def _instance_cost(point: OperatingPoint, model, hw, plan, max_batch_tokens: int
 
     prec = tuple(getattr(point, n) for n in ("model", "model_epm", "model_label", "precision", "weights_dtype",
                                              "activations_dtype", "kv_cache_dtype", "dispatch_dtype", "combine_dtype",
-                                             "hw", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance", "tbo"))
+                                             "hw", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance", "tbo", "costs"))
     key = (prec, plan, max_batch_tokens, tuple(sorted(cost_kw.items())))
     if key not in _COSTS:
         if len(_COSTS) >= 64:
@@ -263,7 +265,7 @@ def _serving(point: OperatingPoint) -> dict:
         spec = SpecDecode.parse(point.mtp, point.mtp_acceptance)
     elif point.mtp_acceptance is not None:
         raise InputError("--mtp-acceptance given without --mtp K")
-    return {"spec_decode": spec, "tbo": bool(point.tbo)}
+    return {"spec_decode": spec, "tbo": bool(point.tbo), "costs": point.costs}
 
 
 @dataclass

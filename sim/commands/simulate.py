@@ -16,7 +16,7 @@ import sys
 
 from ..errors import InputError
 from ..point import OperatingPoint, run_point
-from ._common import add_model_args, add_plan_args, add_serving_args, positive
+from ._common import add_costs_arg, add_model_args, add_plan_args, add_serving_args, positive
 from ._fmt import print_json
 
 #: The keys `--json` always carries (the issue's contract), in print order.
@@ -35,6 +35,7 @@ def register(sub) -> None:
                         "(no decode; figure: input tokens/s per prefill GPU)")
     add_plan_args(p)
     add_serving_args(p)
+    add_costs_arg(p)
     p.add_argument("--instances", type=int, default=1, help="aggregated instances behind the router (default 1)")
     for role in ("prefill", "decode"):
         add_plan_args(p, prefix=f"{role}-", label=f"{role} pool plan (--mode disagg; default: the plain plan flags)")
