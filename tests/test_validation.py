@@ -11,6 +11,7 @@ import pytest
 
 from latentmoe_sim.cli import main
 from latentmoe_sim.errors import InputError
+from latentmoe_sim.hwprofile_io import load_hw
 from latentmoe_sim.parallel import ParallelPlan
 from latentmoe_sim.validation.configure import Case, Unexpressible, configure
 from latentmoe_sim.validation.rows import COLUMNS, MTP_ON, parse_measured, read_measured
@@ -198,3 +199,59 @@ def test_decode_pool_throughput_is_batch_times_user_rate():
     sim = simulate_case(case)
     assert sim["output_tps_per_gpu"] == pytest.approx(8 * sim["tps_per_user"], rel=0.03)
     assert sim["ttft_ms"] is None and sim["input_tps_per_gpu"] is None  # the ideal prefill side is not measured
+
+
+# ---- calibration ------------------------------------------------------------------------------------
+
+from latentmoe_sim.validation.calibration import parse_calibration  # noqa: E402
+
+CAL = {"name": "t", "fitted_on": ["a"], "held_out": ["b"],
+       "layers": [{"match": {"hw": ["h100_sxm"]}, "fields": {"step_overhead_us": 100, "memory_efficiency": 0.9}},
+                  {"match": {"hw": ["h100_sxm"], "framework": ["vllm"]}, "fields": {"step_overhead_us": 2500}}]}
+
+
+def test_calibration_layers_apply_in_order_in_si():
+    cal = parse_calibration(CAL, "c.yaml")
+    assert cal.hw_fields("h100_sxm", "vllm") == {"step_overhead_s": pytest.approx(2.5e-3), "memory_efficiency": 0.9}
+    assert cal.hw_fields("h100_sxm", "sglang") == {"step_overhead_s": pytest.approx(1e-4), "memory_efficiency": 0.9}
+    assert cal.hw_fields("h200_sxm", "vllm") == {}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"layers": [{"fields": {"hbm_bandwidth_TBps": 5}}]}, "hbm_bandwidth_TBps: not calibratable"),
+    ({"layers": [{"fields": {"memory_efficiency": 1.5}}]}, "memory_efficiency = 1.5: allowed [0.01, 1]"),
+    ({"held_out": ["a"]}, "row 'a' is both in fitted_on and held_out"),
+    ({"per_row": {}}, "unknown key 'per_row'"),
+])
+def test_calibration_file_errors(change, message):
+    with pytest.raises(InputError) as exc:
+        parse_calibration(CAL | change, "c.yaml")
+    assert message in str(exc.value)
+
+
+def test_step_overhead_calibration_moves_tpot_by_exactly_its_change():
+    """A decode pool at a fixed batch: every step is pure decode, so TPOT = step time, and a calibration layer
+    that adds 2 ms of step overhead adds exactly 2 ms to TPOT."""
+    case = configure(_row(id="d", model="hybrid-73bt-8ba", hw="h100_sxm", mode="disagg", phase="decode",
+                          decode_gpus="2", decode_tp="2", decode_batch_per_gpu="4", isl="1024", output_tps_per_gpu="1"))
+    raw = simulate_case(case)
+    cal = parse_calibration({"name": "t", "fitted_on": [], "held_out": [],
+                             "layers": [{"fields": {"step_overhead_us": 2500}}]}, "c.yaml")
+    base_overhead_s = load_hw("h100_sxm").step_overhead_s
+    shifted = simulate_case(case, hw_fields=cal.hw_fields("h100_sxm", "vllm"))
+    assert shifted["tpot_ms"] - raw["tpot_ms"] == pytest.approx((2.5e-3 - base_overhead_s) * 1e3, rel=1e-6)
+
+
+def test_cli_uncalibrated_and_calibration_file(tmp_path, capsys):
+    f = tmp_path / "c.yaml"
+    f.write_text("name: slow\nfitted_on: []\nheld_out: [latentmoe_h100_c1_base]\n"
+                 "layers:\n  - match: {framework: [vllm]}\n    fields: {step_overhead_us: 5000}\n")
+    assert main(["validate", "--rows", "latentmoe_h100_c1_base", "--calibration", str(f), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (row,) = out["rows"]
+    assert out["calibration"]["name"] == "slow" and row["group"]["calibration"] == "held-out"
+    raw_error = out["uncalibrated"]["errors"]["latentmoe_h100_c1_base"]["output_tps_per_gpu"]
+    assert row["error"] < raw_error  # 5 ms per step instead of 0.5 ms: slower than the raw model
+    assert main(["validate", "--rows", "latentmoe_h100_c1_base", "--uncalibrated", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["calibration"] is None and out["rows"][0]["error"] == pytest.approx(raw_error)

@@ -56,10 +56,14 @@ def run_row(row: MeasuredRow, case: Case, calibration=None) -> dict:
         config = case.describe()
     measured = row.measured
     errors = relative_errors(measured, sim)
+    group = {"gpu_generation": GENERATION.get(row.hw, row.hw), "framework": row.framework,
+             "mode": row.mode if row.phase == "both" else f"{row.mode}/{row.phase}"}
+    if calibration is not None:
+        group["calibration"] = ("fitted" if row.id in calibration.fitted_on else
+                                "held-out" if row.id in calibration.held_out else "not used")
     return {
         "id": row.id,
-        "group": {"gpu_generation": GENERATION.get(row.hw, row.hw), "framework": row.framework,
-                  "mode": row.mode if row.phase == "both" else f"{row.mode}/{row.phase}"},
+        "group": group,
         "measured": measured,
         "simulated": {m: sim[m] for m in METRICS if m in measured},
         "simulated_all": _public(sim),
