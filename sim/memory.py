@@ -82,7 +82,8 @@ def weight_bytes_per_gpu(model: ModelSpec, plan: ParallelPlan) -> dict[str, floa
         add("norms", nD * h, bf16)
     if nE:
         m = model.moe
-        add("routed_experts", nE * (m.num_experts / plan.ep) * m.expert_params(h) / plan.moe_tp, wb)
+        # every expert slot, redundant copies included (sim/parallel.py), holds a full expert
+        add("routed_experts", nE * (plan.expert_slots(m.num_experts) / plan.ep) * m.expert_params(h) / plan.moe_tp, wb)
         add("shared_experts", nE * m.shared_params(h) / tp, wb)
         add("router", nE * m.router_params(h), bf16)
         add("latent_proj", nE * m.latent_proj_params(h), wb)

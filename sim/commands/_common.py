@@ -37,6 +37,9 @@ def add_plan_args(p: argparse.ArgumentParser, prefix: str = "", label: str = "")
                         ("pp", "pipeline stages")):
         default = "tp*dp" if name == "ep" else ("--" + name if prefix else "1")
         g.add_argument(f"--{prefix}{name}", type=int, default=None, metavar="N", help=f"{help_} (default {default})")
+    g.add_argument(f"--{prefix}redundant-experts", type=int, default=None, metavar="R",
+                   help="redundant expert slots (EPLB copies; EP must divide experts + R; default "
+                        + ("--redundant-experts)" if prefix else "0)"))
 
 
 def add_serving_args(p: argparse.ArgumentParser) -> None:
@@ -83,14 +86,14 @@ def resolve_plan(args, model, hw, prefix: str = "") -> ParallelPlan:
     the plain ones; validated, with errors naming the flag given."""
     def get(name):
         value = getattr(args, f"{prefix}{name}".replace("-", "_"))
-        return getattr(args, name) if value is None and prefix else value
+        return getattr(args, name.replace("-", "_")) if value is None and prefix else value
 
-    tp, dp, pp, ep = (get(n) for n in ("tp", "dp", "pp", "ep"))
-    tp, dp, pp = tp or 1, dp or 1, pp or 1
+    tp, dp, pp, ep, red = (get(n) for n in ("tp", "dp", "pp", "ep", "redundant-experts"))
+    tp, dp, pp, red = tp or 1, dp or 1, pp or 1, red or 0
     if ep is None:
         ep = tp * dp if model.moe else 1
     role = prefix.rstrip("-")
-    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp).validate(
+    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red).validate(
         model.moe.num_experts if model.moe else None, hw, None, model.num_layers,
         where=f"{role} plan" if role else "plan", flag_prefix=prefix)
 

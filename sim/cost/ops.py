@@ -247,7 +247,8 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
         if b:
             ops.append(GroupOp(name, nE, "", nvlink_bytes=b * (1 - rf), scaleout_bytes=b * rf))
     n = ffn_matrices(m.activation)
-    touched = expected_experts_touched(m.num_experts, K, total_tokens) / ep
+    # redundant copies split their expert's tokens: treat the E + R slots as equally likely destinations
+    touched = expected_experts_touched(plan.expert_slots(m.num_experts), K, total_tokens) / ep
     ops.append(GroupOp(
         "moe.routed_experts", nE, prec.gemm_compute_dtype,
         flops=2.0 * pairs_per_slot * n * w * m.expert_ffn / moe_tp,
