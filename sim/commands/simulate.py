@@ -125,6 +125,9 @@ def _simulate(args) -> int:
     features = {"mtp": serving["spec_decode"].describe() if serving["spec_decode"] else None,
                 "mtp_tokens_per_step": serving["spec_decode"].tokens_per_step if serving["spec_decode"] else 1.0,
                 "tbo": serving["tbo"]}
+    from ..precision import describe
+
+    features["precision"] = describe(model.precision, hw)
     out = {"model": model.name, "hw": hw.name, "mode": args.mode, **plans, **features, "workload": args.workload,
            **{k: summary.get(k) for k in KEY_METRICS}, **summary,
            "engine_steps": result.steps, "engine_events": result.events, "setup_cpu_s": setup, "simulate_cpu_s": cpu - setup}
@@ -142,6 +145,7 @@ def _simulate(args) -> int:
     extras = [x for x in (features["mtp"], "two-batch overlap" if features["tbo"] else None) if x]
     print(f"{model.name} on {hw.name}, {args.mode}: " + ", ".join(f"{k} {v}" for k, v in plans.items())
           + "".join(f"; {x}" for x in extras))
+    print(f"precision: {features['precision']}")
     print(f"workload {args.workload}: {summary['completed_requests']} requests completed, {summary['measured_requests']} "
           f"in the steady window [{summary['window_start_s']:.1f}, {summary['window_end_s']:.1f}] s")
     if args.mode == "prefill-only":
