@@ -35,6 +35,16 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="busiest expert slot's pairs / the mean (>= 1; default 1.0 = perfectly balanced)")
 
 
+def add_costs_arg(p: argparse.ArgumentParser) -> None:
+    """``--costs roofline|measured|auto``: for every command that costs engine steps (docs/KERNELS.md)."""
+    from ..cost.measured import COSTS_MODES
+
+    p.add_argument("--costs", choices=COSTS_MODES, default="roofline",
+                   help="op times from the roofline (default), from the GPU's measured tables under "
+                        "hwprofiles/measured/<gpu>/ (error if it has none), or auto (measured where the GPU has tables; "
+                        "ops no table reaches keep the roofline either way)")
+
+
 def add_plan_args(p: argparse.ArgumentParser, prefix: str = "", label: str = "") -> None:
     """``--tp/--dp/--ep/--pp``, or with ``prefix`` (``prefill-``) a role's plan whose unset flags fall back to
     the plain ones."""

@@ -180,19 +180,21 @@ class SpecDecodeStepCost:
         return DecodeStretch(0.0, [((a1 + k * a2) * s, (b1 + k * b2) * s) for a1, b1 in v for a2, b2 in dr])
 
 
-def build_spec_decode_cost(model, hw, plan, spec: SpecDecode, *, expert_imbalance: float = 1.0, verify_factory=None):
+def build_spec_decode_cost(model, hw, plan, spec: SpecDecode, *, expert_imbalance: float = 1.0, verify_factory=None,
+                           measured=None):
     """(verify step cost, draft step cost) compiled for ``spec``. ``verify_factory(decode_query_tokens)``
-    builds the verify cost (so that two-batch overlap can wrap it); default: a plain compiled cost."""
+    builds the verify cost (so that two-batch overlap can wrap it); default: a plain compiled cost.
+    ``measured``: measured op tables (sim/cost/measured.py), or None for the roofline."""
     from .model import CostModel
     from .step import CompiledStepCost
 
     if verify_factory is None:
         verify = CompiledStepCost(CostModel(model, hw, plan, expert_imbalance=expert_imbalance,
-                                            decode_query_tokens=spec.query_tokens))
+                                            decode_query_tokens=spec.query_tokens, measured=measured))
     else:
         verify = verify_factory(spec.query_tokens)
     draft_cm = CostModel(draft_model(model), replace(hw, step_overhead_s=0.0), replace(plan, pp=1),
-                         expert_imbalance=expert_imbalance)
+                         expert_imbalance=expert_imbalance, measured=measured)
     draft_cm.ops.append(draft_eh_proj_op(model, plan))
     return SpecDecodeStepCost(verify, CompiledStepCost(draft_cm), spec)
 
