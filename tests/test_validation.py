@@ -15,7 +15,6 @@ from latentmoe_sim.hwprofile_io import load_hw
 from latentmoe_sim.parallel import ParallelPlan
 from latentmoe_sim.validation.configure import Case, Unexpressible, configure
 from latentmoe_sim.validation.rows import COLUMNS, MTP_ON, parse_measured, read_measured
-from latentmoe_sim.validation import runner
 from latentmoe_sim.validation.runner import simulate_case
 from latentmoe_sim.validation.search import candidate_plans
 from latentmoe_sim.validation.summary import stats
@@ -134,15 +133,14 @@ def test_concurrency_one_throughput_is_one_request_at_a_time():
     assert sim["input_tps_per_gpu"] == pytest.approx(sim["output_tps_per_gpu"] * 512 / 64, rel=0.02)
 
 
-def test_disaggregated_rates_are_per_pool_gpu(monkeypatch):
+def test_disaggregated_rates_are_per_pool_gpu():
     """Both pools serve the same requests: output/s per decode GPU x decode GPUs / OSL equals input/s per
     prefill GPU x prefill GPUs / ISL (steady state)."""
     row = _row(id="d", model="hybrid-73bt-8ba", hw="h100_sxm", mode="disagg", prefill_gpus="2", prefill_tp="2",
                decode_gpus="4", decode_tp="2", concurrency="32", isl="1000", osl="100", output_tps_per_gpu="1")
     case = configure(row)
     assert case.prefill_instances == 1 and case.decode_instances == 2
-    monkeypatch.setattr(runner, "REQUESTS_PER_SEAT", 16)  # a long steady window, so that the two rates balance
-    sim = simulate_case(case)
+    sim = simulate_case(case)  # run_point's stopping rule: a steady window with a 2% throughput CI
     assert sim["output_tps_per_gpu"] * 4 / 100 == pytest.approx(sim["input_tps_per_gpu"] * 2 / 1000, rel=0.05)
 
 
@@ -255,3 +253,24 @@ def test_cli_uncalibrated_and_calibration_file(tmp_path, capsys):
     assert main(["validate", "--rows", "latentmoe_h100_c1_base", "--uncalibrated", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["calibration"] is None and out["rows"][0]["error"] == pytest.approx(raw_error)
+
+
+def test_redundant_experts_from_notes_or_fewest_that_divide():
+    from latentmoe_sim.validation.configure import redundant_experts
+
+    row = _row(id="a", model="deepseek-v3", hw="h100_sxm", output_tps_per_gpu="1", notes="x; 32 redundant experts")
+    assert redundant_experts(row, 144, 256, []) == 32  # DeepSeek's EP144 decode unit: 288 slots, 2 per GPU
+    odd = _row(id="b", model="deepseek-v3", hw="h100_sxm", output_tps_per_gpu="1", notes="96 redundant experts")
+    notes = []
+    assert redundant_experts(odd, 72, 256, notes) == 32 and "32 redundant expert slots" in notes[0]  # 352 % 72 != 0
+    assert redundant_experts(odd, 8, 256, []) == 0 and redundant_experts(odd, 96, 384, []) == 0
+
+
+def test_calibration_travels_in_the_operating_point():
+    from latentmoe_sim.point import OperatingPoint, run_point
+
+    base = OperatingPoint(model="hybrid-73bt-8ba", hw="h100_sxm", tp=2, concurrency=1, num_requests=8)
+    cal = OperatingPoint(model="hybrid-73bt-8ba", hw="h100_sxm", tp=2, concurrency=1, num_requests=8,
+                         hw_fields={"step_overhead_s": 5e-3})
+    assert base.point_id != cal.point_id and cal.hw_fields == (("step_overhead_s", 5e-3),)
+    assert run_point(OperatingPoint(hw_fields={"no_such_field": 1.0}, concurrency=1))["status"] == "infeasible"

@@ -103,6 +103,8 @@ def print_report(report: dict) -> None:
             print(f"    {LABELS[m]:14s} {_num(v):>9s} -> {_num(r['simulated'][m]):>9s}  {_pct(r['errors'].get(m))}{star}{rawe}")
         if r["note"]:
             print(f"    note: {r['note']}")
+        if r.get("status") not in (None, "ok"):
+            print(f"    status: {r['status']}: {r['status_reason']}")
         for a in cfg.get("assumptions", []):
             print(f"    assumed: {a}")
     _print_summary("absolute error" + (" (calibrated)" if cal else ""), report["summary"])
