@@ -18,6 +18,7 @@ from ..hw import HwProfile
 from ..models.spec import ModelSpec
 from ..parallel import ParallelPlan
 from .base import RankLoad
+from .conventions import DEFAULT_CONVENTIONS, Conventions
 from .ops import Op, moe_group_ops, rank_ops
 from .roofline import Roofline
 
@@ -48,11 +49,13 @@ def features(load: RankLoad) -> list[float]:
 class CostModel:
     """Costs of one (model, hardware, plan)."""
 
-    def __init__(self, model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, expert_imbalance: float = 1.0):
+    def __init__(self, model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, expert_imbalance: float = 1.0,
+                 conventions: Conventions = DEFAULT_CONVENTIONS):
         self.model, self.hw, self.plan = model, hw, plan
         self.expert_imbalance = expert_imbalance
+        self.conventions = conventions
         self.roof = Roofline(hw)
-        self.ops: list[Op] = rank_ops(model, plan, hw)
+        self.ops: list[Op] = rank_ops(model, plan, hw, conventions)
 
     # ---- one op ----------------------------------------------------------------------------------
     def op_cost(self, op: Op, x: Sequence[float]) -> OpCost:
@@ -71,10 +74,12 @@ class CostModel:
         x = features(load)
         return [self.op_cost(op, x) for op in self.ops]
 
-    def group_breakdown(self, total: float, busiest: float) -> list[OpCost]:
-        """EP-group ops for ``total`` tokens over all ranks, ``busiest`` on the busiest rank."""
+    def group_breakdown(self, total: float, busiest: float, prefill: bool = False) -> list[OpCost]:
+        """EP-group ops for ``total`` tokens over all ranks, ``busiest`` on the busiest rank; ``prefill``: some
+        rank runs a prefill chunk (selects the all-to-all dispatch mode)."""
         out = []
-        for g in moe_group_ops(self.model, self.plan, self.hw, total, busiest, self.expert_imbalance):
+        for g in moe_group_ops(self.model, self.plan, self.hw, total, busiest, self.expert_imbalance, prefill=prefill,
+                               conventions=self.conventions):
             if g.nvlink_bytes or g.scaleout_bytes:
                 t, bound = self.roof.comm_time(g.nvlink_bytes, g.scaleout_bytes)
             else:
@@ -90,7 +95,7 @@ class CostModel:
         rank_times = [sum(o.time_s for o in r) for r in ranks]
         slowest = max(range(len(loads)), key=lambda i: rank_times[i])
         tokens = [l[0] + l[3] for l in loads]
-        group = self.group_breakdown(sum(tokens), max(tokens))
+        group = self.group_breakdown(sum(tokens), max(tokens), any(l[0] for l in loads))
         step = self.hw.step_overhead_s + rank_times[slowest] + sum(o.time_s for o in group)
         return {
             "step_time_s": step,
