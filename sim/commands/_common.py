@@ -29,6 +29,16 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="busiest expert slot's pairs / the mean (>= 1; default 1.0 = perfectly balanced)")
 
 
+def add_costs_arg(p: argparse.ArgumentParser) -> None:
+    """``--costs roofline|measured|auto``: for every command that costs engine steps (docs/KERNELS.md)."""
+    from ..cost.measured import COSTS_MODES
+
+    p.add_argument("--costs", choices=COSTS_MODES, default="roofline",
+                   help="op times from the roofline (default), from the GPU's measured tables under "
+                        "hwprofiles/measured/<gpu>/ (error if it has none), or auto (measured where the GPU has tables; "
+                        "ops no table reaches keep the roofline either way)")
+
+
 def add_plan_args(p: argparse.ArgumentParser, prefix: str = "", label: str = "") -> None:
     """``--tp/--dp/--ep/--pp``, or with ``prefix`` (``prefill-``) a role's plan whose unset flags fall back to
     the plain ones."""
@@ -37,6 +47,33 @@ def add_plan_args(p: argparse.ArgumentParser, prefix: str = "", label: str = "")
                         ("pp", "pipeline stages")):
         default = "tp*dp" if name == "ep" else ("--" + name if prefix else "1")
         g.add_argument(f"--{prefix}{name}", type=int, default=None, metavar="N", help=f"{help_} (default {default})")
+
+
+def add_serving_args(p: argparse.ArgumentParser) -> None:
+    """Instance options that change the step cost: speculative decoding / MTP and two-batch overlap."""
+    g = p.add_argument_group('serving features (docs/MODELING.md, "Serving features")')
+    g.add_argument("--mtp", type=int, default=None, metavar="K",
+                   help="MTP / speculative decoding: K draft tokens per step, one draft layer each (default off)")
+    g.add_argument("--mtp-acceptance", default=None, metavar="A",
+                   help="acceptance: a rate per draft position (0.85, the DeepSeek-V3 default), rates per position "
+                        "(0.9,0.7,0.5), or a mean accepted length including the bonus token (len:2.4)")
+    g.add_argument("--tbo", action="store_true",
+                   help="two-batch overlap: two micro-batches, one's all-to-all hidden behind the other's compute "
+                        "(SGLang --enable-two-batch-overlap)")
+
+
+def resolve_serving(args) -> dict:
+    """``spec_decode`` and ``tbo`` keyword arguments for :func:`~latentmoe_sim.cost.build_instance_cost`."""
+    from ..cost import SpecDecode
+
+    spec = None
+    if args.mtp is not None and args.mtp != 0:
+        spec = SpecDecode.parse(args.mtp, args.mtp_acceptance)
+    elif args.mtp_acceptance is not None:
+        raise InputError("--mtp-acceptance given without --mtp K")
+    elif args.mtp is not None and args.mtp < 0:
+        raise InputError(f"--mtp = {args.mtp} must be >= 0")
+    return {"spec_decode": spec, "tbo": bool(args.tbo)}
 
 
 def resolve_model_hw(args):

@@ -2,16 +2,22 @@
 
 Aggregated (`--mode agg`, chunked-prefill piggybacking) uses the plan flags `--tp/--dp/--ep/--pp` and
 `--instances`; disaggregated (`--mode disagg`) takes `--prefill-*` and `--decode-*` plans (each defaulting to
-the plain flags) and `--prefill-instances/--decode-instances`.
+the plain flags) and `--prefill-instances/--decode-instances`. The single-pool modes (`--mode decode-only`,
+`--mode prefill-only`, :mod:`latentmoe_sim.cost.pools`) run one pool on the plain plan flags, as published
+per-pool benchmarks measure it.
 """
 
 from __future__ import annotations
 
 import time
 
+from dataclasses import replace
+
 from ..cost import build_instance_cost
+from ..cost.pools import DecodeOnlyStepCost
 from ..errors import InputError
-from ._common import add_model_args, add_plan_args, positive, resolve_model_hw, resolve_plan
+from ._common import (add_costs_arg, add_model_args, add_plan_args, add_serving_args, positive, resolve_model_hw,
+                      resolve_plan, resolve_serving)
 from ._fmt import print_json
 
 #: The keys `--json` always carries (the issue's contract), in print order.
@@ -22,8 +28,13 @@ KEY_METRICS = ("output_tokens_per_s_per_gpu", "tokens_per_s_per_user_p50", "ttft
 def register(sub) -> None:
     p = sub.add_parser("simulate", help="simulate one operating point (aggregated or disaggregated serving)")
     add_model_args(p)
-    p.add_argument("--mode", choices=("agg", "disagg"), default="agg", help="aggregated (chunked piggybacking) or disaggregated")
+    add_costs_arg(p)
+    p.add_argument("--mode", choices=("agg", "disagg", "decode-only", "prefill-only"), default="agg",
+                   help="aggregated (chunked piggybacking), disaggregated, or one pool fed from an ideal source: "
+                        "decode-only (KV already there; figure: output tokens/s per decode GPU) or prefill-only "
+                        "(no decode; figure: input tokens/s per prefill GPU)")
     add_plan_args(p)
+    add_serving_args(p)
     p.add_argument("--instances", type=int, default=1, help="aggregated instances behind the router (default 1)")
     for role in ("prefill", "decode"):
         add_plan_args(p, prefix=f"{role}-", label=f"{role} pool plan (--mode disagg; default: the plain plan flags)")
@@ -68,7 +79,8 @@ def _workload(args):
 def _instance(args, model, hw, prefix: str = "", max_batch_tokens: int | None = None):
     plan = resolve_plan(args, model, hw, prefix)
     return plan, build_instance_cost(model, hw, plan, max_batch_tokens=max_batch_tokens or args.max_batch_tokens,
-                                     max_seqs=args.max_seqs, expert_imbalance=args.expert_imbalance)
+                                     max_seqs=args.max_seqs, expert_imbalance=args.expert_imbalance,
+                                     costs=args.costs, **resolve_serving(args))
 
 
 def _simulate(args) -> int:
@@ -78,9 +90,22 @@ def _simulate(args) -> int:
     for name in ("instances", "prefill_instances", "decode_instances", "max_batch_tokens", "max_seqs", "block_size",
                  "prefill_max_batch_tokens"):
         positive("--" + name.replace("_", "-"), getattr(args, name))
+    if args.mode == "prefill-only":
+        if args.output_len not in (None, "1"):
+            raise InputError(f"--output-len {args.output_len}: --mode prefill-only generates exactly 1 token (the prefill's)")
+        args.output_len = "1"
     requests = _workload(args).generate()
     t0 = time.process_time()
-    if args.mode == "agg":
+    if args.mode in ("decode-only", "prefill-only"):
+        budget = args.max_batch_tokens if args.mode == "decode-only" else args.prefill_max_batch_tokens
+        plan, inst = _instance(args, model, hw, max_batch_tokens=budget)
+        if args.mode == "decode-only":
+            inst = replace(inst, step_cost=DecodeOnlyStepCost(inst.step_cost))
+        setup = time.process_time() - t0
+        result = simulate_aggregated(inst, args.instances, requests, max_batch_tokens=budget,
+                                     max_seqs=args.max_seqs, block_size=args.block_size, step_by_step=args.step_by_step)
+        plans = {"plan": plan.describe(), "instances": args.instances}
+    elif args.mode == "agg":
         plan, inst = _instance(args, model, hw)
         setup = time.process_time() - t0
         result = simulate_aggregated(inst, args.instances, requests, max_batch_tokens=args.max_batch_tokens,
@@ -98,7 +123,11 @@ def _simulate(args) -> int:
     cpu = time.process_time() - t0
     summary = result.summary(warmup_fraction=args.warmup_fraction, cooldown_fraction=args.cooldown_fraction,
                              sla_ttft_s=args.sla_ttft_s, sla_tpot_s=args.sla_tpot_s)
-    out = {"model": model.name, "hw": hw.name, "mode": args.mode, **plans, "workload": args.workload,
+    serving = resolve_serving(args)
+    features = {"mtp": serving["spec_decode"].describe() if serving["spec_decode"] else None,
+                "mtp_tokens_per_step": serving["spec_decode"].tokens_per_step if serving["spec_decode"] else 1.0,
+                "tbo": serving["tbo"]}
+    out = {"model": model.name, "hw": hw.name, "mode": args.mode, **plans, **features, "workload": args.workload,
            **{k: summary.get(k) for k in KEY_METRICS}, **summary,
            "engine_steps": result.steps, "engine_events": result.events, "setup_cpu_s": setup, "simulate_cpu_s": cpu - setup}
     if args.records:
@@ -112,13 +141,19 @@ def _simulate(args) -> int:
     if args.json:
         print_json(out)
         return 0
-    print(f"{model.name} on {hw.name}, {args.mode}: " + ", ".join(f"{k} {v}" for k, v in plans.items()))
+    extras = [x for x in (features["mtp"], "two-batch overlap" if features["tbo"] else None) if x]
+    print(f"{model.name} on {hw.name}, {args.mode}: " + ", ".join(f"{k} {v}" for k, v in plans.items())
+          + "".join(f"; {x}" for x in extras))
     print(f"workload {args.workload}: {summary['completed_requests']} requests completed, {summary['measured_requests']} "
           f"in the steady window [{summary['window_start_s']:.1f}, {summary['window_end_s']:.1f}] s")
-    print(f"  output tokens/s/GPU   {summary['output_tokens_per_s_per_gpu']:10.1f}  (95% CI +/- {summary['output_tokens_per_s_per_gpu_ci95']:.1f})")
-    print(f"  tokens/s/user p50     {summary['tokens_per_s_per_user_p50']:10.2f}  (p10 {summary['tokens_per_s_per_user_p10']:.2f})")
-    print(f"  TTFT p50 / p99        {summary['ttft_p50_s']:10.3f} / {summary['ttft_p99_s']:.3f} s")
-    print(f"  TPOT p50 / p99        {summary['tpot_p50_s'] * 1e3:10.2f} / {summary['tpot_p99_s'] * 1e3:.2f} ms")
+    if args.mode == "prefill-only":
+        print(f"  input tokens/s/GPU    {summary['input_tokens_per_s_per_gpu']:10.1f}  (per prefill GPU)")
+        print(f"  TTFT p50 / p99        {summary['ttft_p50_s']:10.3f} / {summary['ttft_p99_s']:.3f} s")
+    else:
+        print(f"  output tokens/s/GPU   {summary['output_tokens_per_s_per_gpu']:10.1f}  (95% CI +/- {summary['output_tokens_per_s_per_gpu_ci95']:.1f})")
+        print(f"  tokens/s/user p50     {summary['tokens_per_s_per_user_p50']:10.2f}  (p10 {summary['tokens_per_s_per_user_p10']:.2f})")
+        print(f"  TTFT p50 / p99        {summary['ttft_p50_s']:10.3f} / {summary['ttft_p99_s']:.3f} s")
+        print(f"  TPOT p50 / p99        {summary['tpot_p50_s'] * 1e3:10.2f} / {summary['tpot_p99_s'] * 1e3:.2f} ms")
     print(f"  preemptions           {summary['preemptions']:10d}   GPUs {summary['num_gpus']}")
     print(f"  engine: {result.steps} steps in {result.events} events, {cpu - setup:.3f} s CPU")
     return 0

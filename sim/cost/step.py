@@ -4,6 +4,12 @@ Every rank-local op's time is ``gate * (max(cf . x, cb . x) + lat)`` with ``x`` 
 (:data:`~latentmoe_sim.cost.ops.FEATURES`), so all ops of all layers become two small matrices. The
 EP-group ops (dispatch, routed experts, combine) depend on the group's token totals only and are memoised
 on them. The result equals :meth:`CostModel.step_time` op for op (tests/test_cost.py checks it).
+
+With measured costs (``CostModel.measured``) each rank-local op's roofline time is scaled by its
+measured/roofline ratio at the step's features (:meth:`CostModel.rank_ratios`, memoised), so steps still
+equal the reference exactly. A decode stretch evaluates the ratios at its first step and holds them: exact
+for every op whose shape does not change along the stretch (all GEMMs: M is the decode count), an
+approximation for the decode attention core, whose measured efficiency drifts slowly with context length.
 """
 
 from __future__ import annotations
@@ -68,6 +74,8 @@ class CompiledStepCost:
         X = np.array([features(l) for l in loads])
         T = np.maximum(X @ self._cfT, X @ self._cbT) + self._lat
         T *= X[:, self._gate] != 0
+        if self.cost.measured is not None:
+            T *= np.array([self.cost.rank_ratios(features(l)) for l in loads])
         return T.sum(axis=1)
 
     # ---- the engine's interface ------------------------------------------------------------------
@@ -85,20 +93,27 @@ class CompiledStepCost:
             self._step_memo[key] = t
         return t
 
-    def _decode_terms(self, d: int) -> tuple:
+    def _decode_terms(self, d: int, kv: int = 0) -> tuple:
         """For ``d`` decodes on a rank: the fixed ops' seconds and, per KV-dependent op, its compute and
-        memory lines as (seconds at KV 0, seconds per KV token) pairs. Memoised on ``d``."""
-        terms = self._terms_memo.get(d)
+        memory lines as (seconds at KV 0, seconds per KV token) pairs. Memoised on ``d`` (and, with measured
+        costs, on the KV total ``kv`` at which the measured/roofline ratios are taken)."""
+        measured = self.cost.measured is not None
+        key = (d, kv) if measured else d
+        terms = self._terms_memo.get(key)
         if terms is None:
             x = np.array(features(RankLoad(0, 0.0, 0, d, 0)))
+            r = np.array(self.cost.rank_ratios(features(RankLoad(0, 0.0, 0, d, kv)))) if measured else np.ones(len(self._lat))
             cf, cb, lat, fixed = self._cf, self._cb, self._lat, self._fixed
             gates = x[self._gate[fixed]] != 0
-            base = float((np.maximum(cf[fixed] @ x, cb[fixed] @ x) + lat[fixed])[gates].sum())
+            base = float(((np.maximum(cf[fixed] @ x, cb[fixed] @ x) + lat[fixed]) * r[fixed])[gates].sum())
             options = tuple(
-                ((float(cf[v] @ x + lat[v]), float(cf[v, F_DK])), (float(cb[v] @ x + lat[v]), float(cb[v, F_DK])))
+                ((float((cf[v] @ x + lat[v]) * r[v]), float(cf[v, F_DK] * r[v])),
+                 (float((cb[v] @ x + lat[v]) * r[v]), float(cb[v, F_DK] * r[v])))
                 for v in self._vary if x[self._gate[v]] != 0
             )
-            terms = self._terms_memo[d] = (base, options)
+            if len(self._terms_memo) >= 65536:
+                self._terms_memo.clear()
+            terms = self._terms_memo[key] = (base, options)
         return terms
 
     def decode_stretch(self, decode_seqs: Sequence[int], decode_kv_tokens: Sequence[int]) -> DecodeStretch:
@@ -107,7 +122,7 @@ class CompiledStepCost:
         for d, kv in set(zip(decode_seqs, decode_kv_tokens)):
             if d <= 0:
                 continue
-            base, options = self._decode_terms(d)
+            base, options = self._decode_terms(d, kv)
             # every term is affine in the KV length: at step j a line is a + b * (kv + j * d).
             # A sum of maxima of lines is the maximum over every choice of one line per term.
             for combo in product(*options) if options else [()]:
