@@ -114,6 +114,8 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
         if count:
             ops.append(Op(f"{block}.norm", block, count, "bf16", {F_T: NORM_FLOPS_PER_ELEMENT * h}, {F_T: 3.0 * h * ACT_BYTES}))
 
+    # each weight class at its own dtype (Precision.class_weights / class_compute)
+    wb, gemm_dt = dtype_bytes(prec.class_weights("attention")), prec.class_compute("attention")
     if nA:
         a = model.attention
         norm("attn", nA)
@@ -166,6 +168,7 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
             ops.append(_gemm("attn.o_proj", "A", nA, tokens, Hp * d, h, wb, gemm_dt))
         allreduce("attn", nA)
 
+    wb, gemm_dt = dtype_bytes(prec.class_weights("dense")), prec.class_compute("dense")  # dense, shared, latent, Mamba
     if nD:
         norm("dense", nD)
         n = ffn_matrices(model.dense_activation)
@@ -204,7 +207,8 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
     # embedding gather (first stage) and LM head on the tokens that sample (decodes), vocab split over TP
     ops.append(Op("embed", "head", 1, "bf16", {}, {F_T: 2.0 * h * BF16}))
     norm("head", 1)
-    ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, BF16, "bf16", gate=F_D))
+    ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, dtype_bytes(prec.class_weights("embedding")),
+                     prec.class_compute("embedding"), gate=F_D))
     if plan.pp > 1:
         link = "nvlink" if plan.num_gpus <= hw.nvlink_domain_size else "scaleout"
         ops.append(Op("pp.p2p", "pp", plan.pp - 1, comm_bytes={F_T: h * ACT_BYTES / tp}, link=link))
@@ -304,7 +308,8 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
     # its slot), whichever is larger; copies to the GPU's own slot stay on the GPU
     mode = conventions.dispatch(prefill)
     ranks_per_node = max(1, hw.nvlink_domain_size // moe_tp)
-    c_nvl, c_so = remote_copies_per_token(m.num_experts, K, ep, ranks_per_node, mode)
+    slots = plan.expert_slots(m.num_experts)
+    c_nvl, c_so = remote_copies_per_token(slots, K, ep, ranks_per_node, mode)
     send = max_rank_tokens / plan.tp * moe_tp
     # receive: by symmetry a slot receives what an average rank sends, scaled by the busiest slot's imbalance
     recv = total_tokens / ep * imbalance
@@ -318,11 +323,12 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
                                table={"kind": "alltoall", "domain": "scaleout" if so else "nvlink", "ranks": ep,
                                       "bytes": (nvl + so) * ep / (ep - 1)}))
     n = ffn_matrices(m.activation)
-    touched = expected_max_experts_touched(m.num_experts, K, ep, total_tokens)
+    # redundant copies split their expert's tokens: treat the E + R slots as equally likely destinations
+    touched = expected_max_experts_touched(slots, K, ep, total_tokens)
     ops.append(GroupOp(
-        "moe.routed_experts", nE, prec.gemm_compute_dtype,
+        "moe.routed_experts", nE, prec.class_compute("experts"),
         flops=2.0 * pairs_per_slot * n * w * m.expert_ffn / moe_tp,
-        mem_bytes=touched * m.expert_params(model.hidden_size) * dtype_bytes(prec.weights) / moe_tp
+        mem_bytes=touched * m.expert_params(model.hidden_size) * dtype_bytes(prec.class_weights("experts")) / moe_tp
         + pairs_per_slot * expert_activation_bytes_per_pair(model, moe_tp, conventions.expert_fusion),
         table=None if moe_tp > 1 else {"kind": "moe", "dtype": prec.gemm_compute_dtype, "distribution": "balanced",
                                        "activation": m.activation, "tokens": total_tokens * imbalance, "hidden": w,
