@@ -67,6 +67,11 @@ class OperatingPoint:
     kv_cache_dtype: str | None = None
     dispatch_dtype: str | None = None
     combine_dtype: str | None = None
+    # per weight class (sim/precision.py): routed experts, attention, dense/shared/latent/Mamba, embedding+LM head
+    expert_weights_dtype: str | None = None
+    attention_weights_dtype: str | None = None
+    dense_weights_dtype: str | None = None
+    embedding_weights_dtype: str | None = None
     expert_imbalance: float = 1.0
     # serving features (docs/MODELING.md, "Serving features"): MTP draft tokens and acceptance, two-batch overlap
     mtp: int | None = None
@@ -80,16 +85,20 @@ class OperatingPoint:
     dp: int = 1
     ep: int | None = None
     pp: int = 1
+    #: redundant expert slots (EPLB copies; ep must divide experts + R), per role as the plan fields
+    redundant_experts: int = 0
     instances: int = 1
     prefill_tp: int | None = None
     prefill_dp: int | None = None
     prefill_ep: int | None = None
     prefill_pp: int | None = None
+    prefill_redundant_experts: int | None = None
     prefill_instances: int = 1
     decode_tp: int | None = None
     decode_dp: int | None = None
     decode_ep: int | None = None
     decode_pp: int | None = None
+    decode_redundant_experts: int | None = None
     decode_instances: int = 1
     # workload
     workload: str = "decode-heavy"
@@ -195,11 +204,17 @@ def _hw(name: str):
 
 
 def resolve_model(point: OperatingPoint):
-    """The model the point names, with its precision overrides applied."""
-    p = point.precision
-    return _model(point.model, point.model_epm, point.model_label).with_precision(
-        weights=point.weights_dtype or p, activations=point.activations_dtype or p, kv_cache=point.kv_cache_dtype,
-        dispatch=point.dispatch_dtype or p, combine=point.combine_dtype)
+    """The model the point names, with its precision overrides applied: the ``precision`` preset
+    (sim/precision.py; ``fp4`` = what NVFP4 checkpoints ship) under the per-tensor and per-class fields."""
+    from .precision import PRESETS
+
+    if point.precision is not None and point.precision not in PRESETS:
+        raise InputError(f"precision = {point.precision!r}: must be one of {', '.join(PRESETS)}")
+    preset = dict(PRESETS[point.precision]) if point.precision else {}
+    names = ("weights", "activations", "kv_cache", "dispatch", "combine", "expert_weights", "attention_weights",
+             "dense_weights", "embedding_weights")
+    given = {n: getattr(point, f"{n}_dtype") for n in names if getattr(point, f"{n}_dtype") is not None}
+    return _model(point.model, point.model_epm, point.model_label).with_precision(**(preset | given))
 
 
 def plan_of(point: OperatingPoint, model, hw, role: str = ""):
@@ -210,11 +225,11 @@ def plan_of(point: OperatingPoint, model, hw, role: str = ""):
         value = getattr(point, f"{role}_{name}") if role else None
         return getattr(point, name) if value is None else value
 
-    tp, dp, pp, ep = get("tp"), get("dp"), get("pp"), get("ep")
+    tp, dp, pp, ep, red = get("tp"), get("dp"), get("pp"), get("ep"), get("redundant_experts")
     if ep is None:
         ep = tp * dp if model.moe else 1
     prefix = f"{role}-" if role else ""
-    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp).validate(
+    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red or 0).validate(
         model.moe.num_experts if model.moe else None, hw, None, model.num_layers,
         where=f"{role} plan" if role else "plan", flag_prefix=prefix)
 
@@ -244,6 +259,8 @@ def _instance_cost(point: OperatingPoint, model, hw, plan, max_batch_tokens: int
 
     prec = tuple(getattr(point, n) for n in ("model", "model_epm", "model_label", "precision", "weights_dtype",
                                              "activations_dtype", "kv_cache_dtype", "dispatch_dtype", "combine_dtype",
+                                             "expert_weights_dtype", "attention_weights_dtype", "dense_weights_dtype",
+                                             "embedding_weights_dtype",
                                              "hw", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance", "tbo", "costs"))
     key = (prec, plan, max_batch_tokens, tuple(sorted(cost_kw.items())))
     if key not in _COSTS:
@@ -386,8 +403,10 @@ def _run(point: OperatingPoint, row: dict, wall0: float, cpu0: float, keep_recor
     row["hw_name"] = hw.name
     dep = _deploy(point, model, hw)
     spec = _serving(point)["spec_decode"]
+    from .precision import describe
+
     row.update(dep.columns, num_gpus=dep.num_gpus, mtp_tokens_per_step=spec.tokens_per_step if spec else 1.0,
-               mtp_describe=spec.describe() if spec else None)
+               mtp_describe=spec.describe() if spec else None, precision_ran=describe(model.precision, hw))
     rule = point.stopping
     n = initial_requests(rule, point.concurrency, point.warmup_fraction, point.cooldown_fraction)
     work = _workload(point, n)

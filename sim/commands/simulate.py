@@ -90,8 +90,19 @@ def point_from_args(args) -> OperatingPoint:
     return OperatingPoint(**kw)
 
 
+def _warn_precision(point: OperatingPoint) -> None:
+    """The one warning line when FP4 weights meet a GPU without FP4 tensor cores (sim/precision.py)."""
+    from ..point import _hw, resolve_model
+    from ..precision import fp4_warning
+
+    warning = fp4_warning(resolve_model(point).precision, _hw(point.hw))
+    if warning:
+        print(warning, file=sys.stderr)
+
+
 def _simulate(args) -> int:
     point = point_from_args(args)
+    _warn_precision(point)
     row = run_point(point, keep_records=bool(args.records), raise_input_errors=True)
     if row["status"] == "error":
         print(f"lmsim: simulation failed: {row['reason']}", file=sys.stderr)
@@ -113,6 +124,7 @@ def _simulate(args) -> int:
     extras = [x for x in (f"MTP {point.mtp}" if point.mtp else None, "two-batch overlap" if point.tbo else None) if x]
     print(f"{row['model']} on {row['hw_name']}, {point.mode}: {row['plan']}" +
           (f" x{point.instances}" if point.mode != "disagg" and point.instances > 1 else "") + "".join(f"; {x}" for x in extras))
+    print(f"precision: {row['precision_ran']}")
     print(f"workload {row['traffic']}: {row['completed_requests']} requests simulated, {row['measured_requests']} "
           f"in the steady window [{row['window_start_s']:.1f}, {row['window_end_s']:.1f}] s; status {row['status']}")
     if point.mode == "prefill-only":

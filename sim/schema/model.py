@@ -92,6 +92,11 @@ class PrecisionEntry(StrictModel):
     dispatch: Dtype = "bf16"
     combine: Dtype = "bf16"
     ssm_state: Dtype = "bf16"
+    #: per weight class (sim/precision.py); None: ``weights``
+    expert_weights: Dtype | None = None
+    attention_weights: Dtype | None = None
+    dense_weights: Dtype | None = None
+    embedding_weights: Dtype = "bf16"
 
 
 class LatentMoEEntry(StrictModel):
