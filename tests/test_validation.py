@@ -263,7 +263,9 @@ def test_redundant_experts_from_notes_or_fewest_that_divide():
     odd = _row(id="b", model="deepseek-v3", hw="h100_sxm", output_tps_per_gpu="1", notes="96 redundant experts")
     notes = []
     assert redundant_experts(odd, 72, 256, notes) == 32 and "32 redundant expert slots" in notes[0]  # 352 % 72 != 0
-    assert redundant_experts(odd, 8, 256, []) == 0 and redundant_experts(odd, 96, 384, []) == 0
+    assert redundant_experts(odd, 8, 256, []) == 96  # stated, and 352 slots divide over 8
+    plain = _row(id="c", model="deepseek-v3", hw="h100_sxm", output_tps_per_gpu="1")
+    assert redundant_experts(plain, 8, 256, []) == 0 and redundant_experts(plain, 96, 384, []) == 0
 
 
 def test_calibration_travels_in_the_operating_point():
