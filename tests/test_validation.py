@@ -14,6 +14,7 @@ from latentmoe_sim.errors import InputError
 from latentmoe_sim.parallel import ParallelPlan
 from latentmoe_sim.validation.configure import Case, Unexpressible, configure
 from latentmoe_sim.validation.rows import COLUMNS, MTP_ON, parse_measured, read_measured
+from latentmoe_sim.validation import runner
 from latentmoe_sim.validation.runner import simulate_case
 from latentmoe_sim.validation.search import candidate_plans
 from latentmoe_sim.validation.summary import stats
@@ -87,7 +88,9 @@ def test_table5_row_maps_to_tp2_fp8_with_every_default_stated():
 
 def test_unexpressible_rows_say_why():
     rows = {r.id: r for r in read_measured(DEFAULT_FILE)}
-    assert configure(rows["ds_prod_decode"]).reason == "no hardware profile for h800"
+    assert "includes prefix/KV-cache hits" in configure(rows["ds_prod_prefill"]).reason
+    assert isinstance(configure(rows["ds_profile_prefill"]), Case)  # its notes say "excluding cache hits"
+    assert "pool sizes unpublished" in configure(rows["ix_dsr1_1k1k_h100"]).reason
     # the Kimi-K2 blog's pools: prefill 7000 tok/s x 32 GPUs / ISL 2000 = 112 req/s; decode 3000 x 96 / OSL 100
     # = 2880 req/s: not one balanced system
     reason = configure(rows["sglang_kimik2_h200"]).reason
@@ -130,13 +133,14 @@ def test_concurrency_one_throughput_is_one_request_at_a_time():
     assert sim["input_tps_per_gpu"] == pytest.approx(sim["output_tps_per_gpu"] * 512 / 64, rel=0.02)
 
 
-def test_disaggregated_rates_are_per_pool_gpu():
+def test_disaggregated_rates_are_per_pool_gpu(monkeypatch):
     """Both pools serve the same requests: output/s per decode GPU x decode GPUs / OSL equals input/s per
     prefill GPU x prefill GPUs / ISL (steady state)."""
     row = _row(id="d", model="hybrid-73bt-8ba", hw="h100_sxm", mode="disagg", prefill_gpus="2", prefill_tp="2",
                decode_gpus="4", decode_tp="2", concurrency="32", isl="1000", osl="100", output_tps_per_gpu="1")
     case = configure(row)
     assert case.prefill_instances == 1 and case.decode_instances == 2
+    monkeypatch.setattr(runner, "REQUESTS_PER_SEAT", 16)  # a long steady window, so that the two rates balance
     sim = simulate_case(case)
     assert sim["output_tps_per_gpu"] * 4 / 100 == pytest.approx(sim["input_tps_per_gpu"] * 2 / 1000, rel=0.05)
 
@@ -148,8 +152,8 @@ def test_cli_on_a_user_file(tmp_path, capsys):
     f.write_text(_csv(
         {"id": "t5", "model": "hybrid-73bt-8ba", "hw": "h100_sxm", "num_gpus": "2", "concurrency": "4", "isl": "256",
          "osl": "32", "output_tps_per_gpu": "300", "tpot_ms": "5"},
-        {"id": "h800", "model": "deepseek-v3", "hw": "h800", "concurrency": "4", "isl": "256", "osl": "32",
-         "output_tps_per_gpu": "300"},
+        {"id": "nopools", "model": "deepseek-v3", "hw": "h100_sxm", "mode": "disagg", "concurrency": "4", "isl": "256",
+         "osl": "32", "output_tps_per_gpu": "300"},
     ))
     assert main(["validate", "--file", str(f), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -157,11 +161,11 @@ def test_cli_on_a_user_file(tmp_path, capsys):
     assert row["id"] == "t5" and set(row["measured"]) == {"output_tps_per_gpu", "tpot_ms"}
     assert row["error"] == pytest.approx(row["simulated"]["output_tps_per_gpu"] / 300 - 1)
     assert row["config"]["plan"].startswith("TP2 x DP1")
-    assert out["unexpressible"] == [{"id": "h800", "reason": "no hardware profile for h800"}]
+    assert out["unexpressible"] == [{"id": "nopools", "reason": "disaggregated row without prefill_gpus/decode_gpus (pool sizes unpublished)"}]
     assert out["median_abs_error"]["output_tps_per_gpu"] == pytest.approx(abs(row["error"]))
     assert main(["validate", "--file", str(f)]) == 0
     text = capsys.readouterr().out
-    assert "t5" in text and "not expressible" in text and "h800: no hardware profile" in text
+    assert "t5" in text and "not expressible" in text and "nopools: disaggregated row" in text
 
 
 def test_cli_bad_file_is_one_line_exit_2(tmp_path, capsys):
@@ -171,3 +175,26 @@ def test_cli_bad_file_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "bad.csv:2: column hw = 'tpu'" in err
     assert main(["validate", "--file", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_pool_rows_map_to_single_pool_modes():
+    rows = {r.id: r for r in read_measured(DEFAULT_FILE)}
+    dec = configure(rows["ds_profile_decode"])
+    # 128 decode GPUs at 128 sequences each; context 4096 = prompt 3968 + half of the 256 outputs
+    assert dec.mode == "decode-only" and dec.concurrency == 128 * 128 and (dec.isl, dec.osl) == (3968, 256)
+    assert dec.plan == ParallelPlan(tp=1, dp=128, ep=128, pp=1)
+    pre = configure(rows["sglang_h100_prefill_4096"])
+    assert pre.mode == "prefill-only" and pre.osl == 1 and pre.plan == ParallelPlan(tp=1, dp=32, ep=32, pp=1)
+    assert pre.tbo  # its notes: "DeepEP + EPLB + two-batch overlap (TBO)"
+    mtp = configure(rows["ix_dsr1_8k1k_h200"])
+    assert mtp.mtp == 1 and any("depth not stated" in a for a in mtp.assumptions)
+
+
+def test_decode_pool_throughput_is_batch_times_user_rate():
+    """Decode-only keeps every seat full: output tok/s per GPU = batch per GPU x tokens/s per user."""
+    case = configure(_row(id="d", model="hybrid-73bt-8ba", hw="h100_sxm", mode="disagg", phase="decode",
+                          decode_gpus="2", decode_tp="2", decode_batch_per_gpu="8", isl="2048", output_tps_per_gpu="1"))
+    assert case.mode == "decode-only" and case.concurrency == 16
+    sim = simulate_case(case)
+    assert sim["output_tps_per_gpu"] == pytest.approx(8 * sim["tps_per_user"], rel=0.03)
+    assert sim["ttft_ms"] is None and sim["input_tps_per_gpu"] is None  # the ideal prefill side is not measured

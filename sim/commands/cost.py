@@ -47,8 +47,11 @@ def _cost(args) -> int:
     bd = cm.breakdown(loads)
     compiled = CompiledStepCost(cm).step_time(loads)
     tokens = (p + args.decode_seqs) * plan.dp
+    from ..precision import describe
+
     out = {
-        "model": model.name, "hw": hw.name, "plan": plan.describe(), "placement": plan.placement(hw),
+        "model": model.name, "hw": hw.name, "plan": plan.describe(), "precision": describe(model.precision, hw),
+        "placement": plan.placement(hw),
         "step_time_s": bd["step_time_s"], "compiled_step_time_s": compiled, "overhead_s": bd["overhead_s"],
         "tokens_per_step": tokens, "tokens_per_s_per_gpu": tokens / bd["step_time_s"] / plan.num_gpus,
         "costs": args.costs, "measured_tables": measured.where if measured else None,
@@ -59,6 +62,7 @@ def _cost(args) -> int:
         return 0
     print(f"{model.name} on {hw.name}, {plan.describe()}; per rank: prefill {p} tokens after {args.prefill_offset}, "
           f"{args.decode_seqs} decodes at KV {args.kv_len}")
+    print(f"precision: {out['precision']}")
     print(f"{'op':30s} {'count':>5s} {'FLOPs':>11s} {'bytes':>11s} {'comm bytes':>11s} {'time':>10s}  bound / source")
     for o in bd["ops"]:
         print(f"{o.name:30s} {o.count:5d} {human(o.flops):>11s} {human(o.mem_bytes, 'B'):>11s} {human(o.comm_bytes, 'B'):>11s} "

@@ -109,6 +109,8 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
         if count:
             ops.append(Op(f"{block}.norm", block, count, "bf16", {F_T: NORM_FLOPS_PER_ELEMENT * h}, {F_T: 3.0 * h * ACT_BYTES}))
 
+    # each weight class at its own dtype (Precision.class_weights / class_compute)
+    wb, gemm_dt = dtype_bytes(prec.class_weights("attention")), prec.class_compute("attention")
     if nA:
         a = model.attention
         norm("attn", nA)
@@ -161,6 +163,7 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
             ops.append(_gemm("attn.o_proj", "A", nA, tokens, Hp * d, h, wb, gemm_dt))
         allreduce("attn", nA)
 
+    wb, gemm_dt = dtype_bytes(prec.class_weights("dense")), prec.class_compute("dense")  # dense, shared, latent, Mamba
     if nD:
         norm("dense", nD)
         n = ffn_matrices(model.dense_activation)
@@ -199,7 +202,8 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
     # embedding gather (first stage) and LM head on the tokens that sample (decodes), vocab split over TP
     ops.append(Op("embed", "head", 1, "bf16", {}, {F_T: 2.0 * h * BF16}))
     norm("head", 1)
-    ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, BF16, "bf16", gate=F_D))
+    ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, dtype_bytes(prec.class_weights("embedding")),
+                     prec.class_compute("embedding"), gate=F_D))
     if plan.pp > 1:
         link = "nvlink" if plan.num_gpus <= hw.nvlink_domain_size else "scaleout"
         ops.append(Op("pp.p2p", "pp", plan.pp - 1, comm_bytes={F_T: h * ACT_BYTES / tp}, link=link))
@@ -259,11 +263,12 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
                                table={"kind": "alltoall", "domain": "scaleout" if rf else "nvlink", "ranks": ep,
                                       "bytes": b / off_gpu}))
     n = ffn_matrices(m.activation)
-    touched = expected_experts_touched(m.num_experts, K, total_tokens) / ep
+    # redundant copies split their expert's tokens: treat the E + R slots as equally likely destinations
+    touched = expected_experts_touched(plan.expert_slots(m.num_experts), K, total_tokens) / ep
     ops.append(GroupOp(
-        "moe.routed_experts", nE, prec.gemm_compute_dtype,
+        "moe.routed_experts", nE, prec.class_compute("experts"),
         flops=2.0 * pairs_per_slot * n * w * m.expert_ffn / moe_tp,
-        mem_bytes=touched * m.expert_params(model.hidden_size) * dtype_bytes(prec.weights) / moe_tp
+        mem_bytes=touched * m.expert_params(model.hidden_size) * dtype_bytes(prec.class_weights("experts")) / moe_tp
         + pairs_per_slot * (2 * w + (n + 1) * m.expert_ffn / moe_tp) * ACT_BYTES,
         table=None if moe_tp > 1 else {"kind": "moe", "dtype": prec.gemm_compute_dtype, "distribution": "balanced",
                                        "activation": m.activation, "tokens": total_tokens * imbalance, "hidden": w,

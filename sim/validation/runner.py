@@ -17,21 +17,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..cost import build_instance_cost
+from ..cost import SpecDecode, build_instance_cost
+from ..cost.pools import DecodeOnlyStepCost
 from ..hwprofile_io import load_hw
 from ..models import load_model
 from ..parallel import ParallelPlan
 from .configure import Case
 
-#: requests simulated per closed-loop point: enough for a steady window of several times the concurrency
-#: (10% warm-up and 10% cool-down are cut), bounded to keep a whole validation run near a minute
+#: requests simulated per closed-loop point: every seat turns over several times, so the steady window
+#: (10% warm-up and 10% cool-down cut) holds a few times the concurrency
 MIN_REQUESTS = 64
-REQUESTS_PER_SEAT = 6
-MAX_REQUESTS = 4000
+REQUESTS_PER_SEAT = 4
 
 
 def num_requests(concurrency: int) -> int:
-    return max(MIN_REQUESTS, min(MAX_REQUESTS, REQUESTS_PER_SEAT * concurrency))
+    return max(MIN_REQUESTS, REQUESTS_PER_SEAT * concurrency)
 
 
 def simulate_case(case: Case, plan: ParallelPlan | None = None, hw_fields: dict | None = None) -> dict:
@@ -45,15 +45,20 @@ def simulate_case(case: Case, plan: ParallelPlan | None = None, hw_fields: dict 
         hw = replace(hw, **hw_fields)
     requests = make_workload("decode-heavy", input_len=case.isl, output_len=case.osl, concurrency=case.concurrency,
                              num_requests=num_requests(case.concurrency), seed=0).generate()
-    if case.mode == "agg":
+    serving = {"spec_decode": SpecDecode.parse(case.mtp) if case.mtp else None, "tbo": case.tbo}
+    if case.mode != "disagg":
         plan = plan or case.plan
-        inst = build_instance_cost(model, hw, plan, max_batch_tokens=case.max_batch_tokens, max_seqs=case.max_seqs)
+        inst = build_instance_cost(model, hw, plan, max_batch_tokens=case.max_batch_tokens, max_seqs=case.max_seqs, **serving)
+        if case.mode == "decode-only":
+            inst = replace(inst, step_cost=DecodeOnlyStepCost(inst.step_cost))
         result = simulate_aggregated(inst, case.instances if plan is case.plan else 1, requests,
                                      max_batch_tokens=case.max_batch_tokens, max_seqs=case.max_seqs)
         out_gpus = in_gpus = result.num_gpus
     else:
-        pre = build_instance_cost(model, hw, case.prefill_plan, max_batch_tokens=case.max_batch_tokens, max_seqs=case.max_seqs)
-        dec = build_instance_cost(model, hw, case.decode_plan, max_batch_tokens=case.max_batch_tokens, max_seqs=case.max_seqs)
+        pre = build_instance_cost(model, hw, case.prefill_plan, max_batch_tokens=case.max_batch_tokens,
+                                  max_seqs=case.max_seqs, **serving)
+        dec = build_instance_cost(model, hw, case.decode_plan, max_batch_tokens=case.max_batch_tokens,
+                                  max_seqs=case.max_seqs, **serving)
         result = simulate_disaggregated(pre, case.prefill_instances, dec, case.decode_instances, requests,
                                         prefill_max_batch_tokens=case.max_batch_tokens, decode_max_seqs=case.max_seqs)
         in_gpus = case.prefill_plan.num_gpus * case.prefill_instances
@@ -62,12 +67,16 @@ def simulate_case(case: Case, plan: ParallelPlan | None = None, hw_fields: dict 
     gpus = s["num_gpus"]
     out_rate = s["output_tokens_per_s_per_gpu"] * gpus
     in_rate = (s["total_tokens_per_s_per_gpu"] - s["output_tokens_per_s_per_gpu"]) * gpus
+    if case.mode == "prefill-only":  # the one token each request generates is the prefill's, not decode output
+        in_rate += out_rate
+        out_rate = 0.0
     return {
-        "output_tps_per_gpu": out_rate / out_gpus,
-        "input_tps_per_gpu": in_rate / in_gpus,
-        "tps_per_user": s["tokens_per_s_per_user_p50"],
-        "tpot_ms": s["tpot_p50_s"] * 1e3,
-        "ttft_ms": s["ttft_p50_s"] * 1e3,
+        "output_tps_per_gpu": out_rate / out_gpus if case.mode != "prefill-only" else None,
+        # a decode pool's prefill is free (ideal prefill side): no input rate or TTFT to compare
+        "input_tps_per_gpu": in_rate / in_gpus if case.mode != "decode-only" else None,
+        "tps_per_user": s["tokens_per_s_per_user_p50"] if case.mode != "prefill-only" else None,
+        "tpot_ms": s["tpot_p50_s"] * 1e3 if case.mode != "prefill-only" else None,
+        "ttft_ms": s["ttft_p50_s"] * 1e3 if case.mode != "decode-only" else None,
         "_steady": bool(s["steady"]),
         "_measured_requests": int(s["measured_requests"]),
     }
