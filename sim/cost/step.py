@@ -16,7 +16,7 @@ import numpy as np
 from .base import RankLoad
 from .model import CostModel, features
 from .ops import F_DK
-from .stretch import DecodeStretch
+from .stretch import DecodeStretch, upper_envelope
 
 
 class CompiledStepCost:
@@ -48,6 +48,7 @@ class CompiledStepCost:
         self._overhead = cost.hw.step_overhead_s
         self._group_memo: dict[tuple[float, float], float] = {}
         self._terms_memo: dict[int, tuple] = {}
+        self._pieces_memo: dict[int, tuple] = {}
         self._step_memo: dict[tuple, float] = {}
 
     # ---- pieces ----------------------------------------------------------------------------------
@@ -99,18 +100,40 @@ class CompiledStepCost:
             terms = self._terms_memo[d] = (base, options)
         return terms
 
-    def decode_stretch(self, decode_seqs: Sequence[int], decode_kv_tokens: Sequence[int]) -> DecodeStretch:
-        """Step times of pure-decode steps j = 0, 1, ...: rank r attends ``kv_r + j * d_r`` tokens at step j."""
-        lines: list[tuple[float, float]] = []
-        for d, kv in set(zip(decode_seqs, decode_kv_tokens)):
-            if d <= 0:
-                continue
+    def _decode_pieces(self, d: int) -> tuple[float, tuple[tuple[float, float], ...]]:
+        """One rank's step time with ``d`` decodes as a function of its attended KV ``x``: the fixed ops'
+        seconds and the pieces ``(seconds at x = 0, seconds per KV token)`` of the envelope that gives the
+        KV-dependent ops' seconds, ``max_i(a_i + b_i * x)`` for ``x >= 0``. Memoised on ``d``.
+
+        Every KV-dependent op costs the larger of a compute and a memory line in ``x``; a sum of maxima of
+        lines is the maximum over every choice of one line per op, and only the choices on the upper
+        envelope for ``x >= 0`` can ever be the maximum, so only those are kept.
+        """
+        pieces = self._pieces_memo.get(d)
+        if pieces is None:
             base, options = self._decode_terms(d)
-            # every term is affine in the KV length: at step j a line is a + b * (kv + j * d).
-            # A sum of maxima of lines is the maximum over every choice of one line per term.
-            for combo in product(*options) if options else [()]:
-                a = base + sum(a0 + b * kv for a0, b in combo)
-                lines.append((a, sum(b for _, b in combo) * d))
+            combos = [(sum(a for a, _ in combo), sum(b for _, b in combo)) for combo in product(*options)]
+            env = upper_envelope(combos) if combos else [(0.0, 0.0, 0.0)]
+            pieces = self._pieces_memo[d] = (base, tuple((a, b) for _, a, b in env))
+        return pieces
+
+    def decode_stretch(self, decode_seqs: Sequence[int], decode_kv_tokens: Sequence[int]) -> DecodeStretch:
+        """Step times of pure-decode steps j = 0, 1, ...: rank r attends ``kv_r + j * d_r`` tokens at step j.
+
+        The step time is the slowest rank's. Ranks with the same decode count ``d`` have the same time
+        function of their KV, which grows with the KV, and their KV grows equally fast (``d`` per step); so
+        of those only the one with the most KV can be the slowest, at every step. Each remaining rank
+        contributes the lines ``base + a + b * (kv + j * d)`` of its pieces.
+        """
+        most: dict[int, int] = {}
+        for d, kv in zip(decode_seqs, decode_kv_tokens):
+            if d > 0 and kv >= most.get(d, -1):
+                most[d] = kv
+        lines: list[tuple[float, float]] = []
+        for d, kv in most.items():
+            base, pieces = self._decode_pieces(d)
+            for a, b in pieces:
+                lines.append((base + a + b * kv, b * d))
         if not lines:
             lines.append((0.0, 0.0))
         const = self._overhead + self.group_time(float(sum(decode_seqs)), float(max(decode_seqs)))
