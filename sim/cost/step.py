@@ -49,7 +49,8 @@ class CompiledStepCost:
         self._group_memo: dict[tuple[float, float], float] = {}
         self._terms_memo: dict[int, tuple] = {}
         self._pieces_memo: dict[int, tuple] = {}
-        self._step_memo: dict[tuple, float] = {}
+        self._step_memo: dict[tuple, float] = {}  # rank-local seconds of a rank with prefill, by its load
+        self._idle_s = float(self.rank_times([RankLoad()])[0])  # an idle rank's (0 unless an op needs no work)
 
     # ---- pieces ----------------------------------------------------------------------------------
     def group_time(self, total_tokens: float, busiest_tokens: float) -> float:
@@ -72,17 +73,48 @@ class CompiledStepCost:
 
     # ---- the engine's interface ------------------------------------------------------------------
     def step_time(self, loads: Sequence[RankLoad]) -> float:
-        """Seconds of one engine step; ``loads`` has one entry per attention-DP rank. Memoised on the loads:
-        prefill steps of equal chunks repeat exactly (bounded memo, cleared when full)."""
-        key = tuple(loads)
-        t = self._step_memo.get(key)
-        if t is None:
-            tokens = [l[0] + l[3] for l in loads]
-            t = self._overhead + float(self.rank_times(loads).max()) + self.group_time(sum(tokens), max(tokens))
-            if len(self._step_memo) >= 4096:
-                self._step_memo.clear()
-            self._step_memo[key] = t
-        return t
+        """Seconds of one engine step; ``loads`` has one entry per attention-DP rank.
+
+        The slowest rank paces the step. A decode-only rank's time is a function of its decode count and
+        attended KV (:meth:`_decode_pieces`), which grows with the KV, so per decode count only the rank
+        with the most KV is evaluated, in O(1); ranks with prefill chunks go through the matrices (memoised
+        on the load: prefill steps of equal chunks repeat exactly; bounded memo, cleared when full).
+        """
+        most: dict[int, int] = {}
+        prefill = []
+        total = busiest = 0
+        idle = False
+        for load in loads:
+            p, d = load[0], load[3]
+            tokens = p + d
+            total += tokens
+            if tokens > busiest:
+                busiest = tokens
+            if p:
+                prefill.append(load)
+            elif d:
+                if load[4] > most.get(d, -1):
+                    most[d] = load[4]
+            else:
+                idle = True
+        slowest = self._idle_s if idle else 0.0
+        for d, kv in most.items():
+            base, pieces = self._decode_pieces(d)
+            t = base + max(a + b * kv for a, b in pieces)
+            if t > slowest:
+                slowest = t
+        if prefill:
+            memo = self._step_memo
+            for load in prefill:
+                t = memo.get(load)
+                if t is None:
+                    t = float(self.rank_times([load])[0])
+                    if len(memo) >= 65536:
+                        memo.clear()
+                    memo[load] = t
+                if t > slowest:
+                    slowest = t
+        return self._overhead + slowest + self.group_time(total, busiest)
 
     def _decode_terms(self, d: int) -> tuple:
         """For ``d`` decodes on a rank: the fixed ops' seconds and, per KV-dependent op, its compute and
