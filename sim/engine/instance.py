@@ -31,6 +31,7 @@ step-by-step loop (``step_by_step=True``) would run, and its duration is their e
 
 from __future__ import annotations
 
+import math
 from heapq import heappop
 from operator import attrgetter, itemgetter
 
@@ -48,6 +49,7 @@ from .scheduler import Rank
 IDLE, STEP, STRETCH, BETWEEN = range(4)
 
 _EMPTY = RankLoad()
+_UNKNOWN = -math.inf  # KVPool.runs_out not known
 _by_count = attrgetter("count")
 _by_time_then_id = itemgetter(0, 1)
 
@@ -116,7 +118,7 @@ class Instance:
     def release(self, rank: Rank, blocks: int) -> None:
         """Free ``blocks`` KV blocks that a finished prefill held on ``rank`` (its KV has left)."""
         rank.kv.free += blocks
-        rank.kv.refresh(rank.n_dec)
+        rank.kv.invalidate()
         if self._state == IDLE and rank.waiting:
             self._wake_up()
 
@@ -187,7 +189,8 @@ class Instance:
                 if not nd:
                     loads.append(_EMPTY)
                     continue
-                if c < rank.kv.runs_out:  # decodes only, and their blocks are there (taken lazily)
+                if c < rank.kv.runs_out:  # decodes only, and their blocks are there (taken lazily; an
+                    # unknown runs_out, -inf, sends the rank through plan_step, which recomputes it)
                     busy = True
                     loads.append(RankLoad(0, 0.0, 0, nd, rank.kv_off + nd * (c + 1)))
                     continue
@@ -241,6 +244,8 @@ class Instance:
                 return 0
             if nd:
                 kv = rank.kv
+                if kv.runs_out == _UNKNOWN:
+                    kv.refresh(nd)
                 fit = kv.runs_out - c  # (b) steps before the pool runs out
                 if fit < n:
                     if fit < 2:
@@ -285,7 +290,7 @@ class Instance:
             req.first_token_s = now
         if g >= req.output_tokens:
             rank.kv.free += req.blocks
-            rank.kv.refresh(rank.n_dec)
+            rank.kv.invalidate()
             self._finish(rank, req, now)
         elif self.prefill_only:
             del rank.running[req]
@@ -295,7 +300,7 @@ class Instance:
             self.sim.prefilled(req, self, rank)
         else:
             rank.start_decode(req, req.prefill_target, g, c, self._heap)
-            rank.kv.refresh(rank.n_dec)
+            rank.kv.invalidate()
 
     def _pop_finishes(self, now: float, c: int) -> None:
         heap, bs = self._heap, self.block_size
@@ -306,7 +311,7 @@ class Instance:
             rank = req.rank
             kv = rank.stop_decode(req, c)  # first: it takes the blocks owed up to c from kv.free
             rank.kv.free += blocks_for(kv, bs)
-            rank.kv.refresh(rank.n_dec)
+            rank.kv.invalidate()
             self._finish(rank, req, now)
 
     def _finish(self, rank: Rank, req: Request, now: float) -> None:

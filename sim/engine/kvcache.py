@@ -18,8 +18,9 @@ The decodes' blocks are taken *lazily*: ``free`` is the count as of counter ``sy
 steps before ``synced`` are taken, those of later steps not yet), and :meth:`sync` takes the blocks of
 the steps up to a given counter in one O(block_size) sum. Nothing needs to visit a rank while it only
 decodes, so a decode stretch costs nothing per rank. ``runs_out`` is the first counter at which the
-decodes would find no free block (no decodes: never); it is kept up to date by :meth:`refresh` after
-every change of ``free`` or of the decode set.
+decodes would find no free block (no decodes: never). Every change of ``free`` or of the decode set
+either recomputes it (:meth:`refresh`) or marks it unknown (:meth:`invalidate`, ``-inf``: many requests
+may finish on a rank at one instant, and one refresh afterwards is enough).
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ class KVPool:
             if n_dec:
                 self.free -= self.blocks_over(self.synced, n, n_dec)
             self.synced = c
+
+    def invalidate(self) -> None:
+        """Mark :attr:`runs_out` unknown (``-inf``) until the next :meth:`refresh`."""
+        self.runs_out = -math.inf
 
     def refresh(self, n_dec: int) -> None:
         """Recompute :attr:`runs_out` after a change of ``free`` or of the decode set."""

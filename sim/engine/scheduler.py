@@ -79,7 +79,7 @@ class Rank:
     def start_decode(self, req: Request, kv: int, generated: int, c: int, heap: list) -> None:
         """``req`` decodes from counter ``c`` on, holding ``kv`` tokens of KV with ``generated`` tokens out.
 
-        The caller calls :meth:`KVPool.refresh` once its changes at ``c`` are done.
+        The caller then refreshes or invalidates :attr:`KVPool.runs_out`.
         """
         pool = self.kv
         pool.sync(c, self.n_dec)
@@ -95,7 +95,7 @@ class Rank:
     def stop_decode(self, req: Request, c: int) -> int:
         """Take ``req`` out of the decode set at counter ``c``; bring ``generated`` up to date; return its KV.
 
-        The caller frees its blocks and calls :meth:`KVPool.refresh`.
+        The caller frees its blocks and refreshes or invalidates :attr:`KVPool.runs_out`.
         """
         pool = self.kv
         pool.sync(c, self.n_dec)
