@@ -14,7 +14,7 @@ import sys
 from .errors import InputError
 
 #: Command modules, in the order `lmsim --help` lists them.
-COMMAND_MODULES = ("models", "hw", "cost", "memory", "simulate", "epm")
+COMMAND_MODULES = ("models", "hw", "cost", "memory", "simulate", "epm", "validate", "kernels")
 
 
 class _Parser(argparse.ArgumentParser):

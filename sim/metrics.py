@@ -604,6 +604,7 @@ def summarize(
     summary |= {
         "output_tokens_per_s_per_gpu": out_tokens / (t1 - t0) / gpus,
         "output_tokens_per_s_per_gpu_ci95": ci.half_width_tokens_per_s_per_gpu,
+        "input_tokens_per_s_per_gpu": in_tokens / (t1 - t0) / gpus,
         "total_tokens_per_s_per_gpu": (out_tokens + in_tokens) / (t1 - t0) / gpus,
         "requests_per_s": int(_finished_in(req, t0, t1).sum()) / (t1 - t0),
         "arrival_rate_per_s": int(measured.sum()) / (t1 - t0),

@@ -55,11 +55,12 @@ def test_bad_input_one_line_exit_2(capsys, extra, needle):
 
 
 def test_precision_shorthand(capsys):
+    """--precision fp4 = NVFP4 checkpoints: routed experts FP4, FP4 activations and dispatch (sim/precision.py)."""
     rc, out, _ = run(capsys, ["cost", "--model", "kimi-k2-1t", "--hw", "gb200_nvl72", "--dp", "8", "--decode-seqs", "8",
                               "--kv-len", "1024", "--precision", "fp4", "--json"])
     fp4 = json.loads(out)["step_time_s"]
     rc2, out2, _ = run(capsys, ["cost", "--model", "kimi-k2-1t", "--hw", "gb200_nvl72", "--dp", "8", "--decode-seqs", "8",
-                                "--kv-len", "1024", "--weights-dtype", "fp4", "--activations-dtype", "fp4",
+                                "--kv-len", "1024", "--expert-weights-dtype", "fp4", "--activations-dtype", "fp4",
                                 "--dispatch-dtype", "fp4", "--json"])
     assert rc == rc2 == 0 and fp4 == json.loads(out2)["step_time_s"]
 

@@ -13,7 +13,7 @@ from latentmoe_sim.errors import InputError
 from latentmoe_sim.hw import HwProfile
 from latentmoe_sim.hwprofile_io import FIELDS, bundled_dir, list_hw, load_hw, validate_hw_file
 
-BUNDLED = ["b200", "b300", "gb200_nvl72", "gb300_nvl72", "h100_sxm", "h200_sxm"]
+BUNDLED = ["b200", "b300", "gb200_nvl72", "gb300_nvl72", "h100_sxm", "h200_sxm", "h800"]
 
 
 def _h100_doc() -> dict:
@@ -38,7 +38,7 @@ def _error(path: Path) -> str:
 # ------------------------------------------------------------------------------------------ bundled files
 
 
-def test_list_hw_has_the_six_bundled_profiles():
+def test_list_hw_has_the_bundled_profiles():
     assert list_hw() == BUNDLED
 
 
@@ -134,7 +134,7 @@ def test_out_of_range_efficiency(tmp_path):
     doc = _h100_doc()
     doc["compute"]["compute_efficiency"]["value"] = 1.5
     path = _write(tmp_path, doc)
-    assert _error(path) == f"{path}: field compute.compute_efficiency = 1.5 out of range (0, 1]"
+    assert _error(path) == f"{path}: field compute.compute_efficiency.value = 1.5: out of range, allowed [0.01, 1]"
 
 
 @pytest.mark.parametrize("value", [0, -0.1])
@@ -148,20 +148,20 @@ def test_negative_bandwidth(tmp_path):
     doc = _h100_doc()
     doc["interconnect"]["nvlink_GBps_per_direction"]["value"] = -450
     msg = _error(_write(tmp_path, doc))
-    assert "interconnect.nvlink_GBps_per_direction = -450 out of range (0, inf) GB/s" in msg
+    assert "interconnect.nvlink_GBps_per_direction.value = -450.0: out of range, allowed [1, 100000] GB/s" in msg
 
 
 def test_missing_field(tmp_path):
     doc = _h100_doc()
     del doc["memory"]["hbm_bandwidth_TBps"]
     msg = _error(_write(tmp_path, doc))
-    assert "missing field memory.hbm_bandwidth_TBps" in msg and "(0, inf)" in msg
+    assert "missing field memory.hbm_bandwidth_TBps" in msg and "[0.01, 1000] TB/s" in msg
 
 
 def test_missing_section(tmp_path):
     doc = _h100_doc()
     del doc["power"]
-    assert "missing section power" in _error(_write(tmp_path, doc))
+    assert "missing field power, allowed a mapping of tdp_W" in _error(_write(tmp_path, doc))
 
 
 def test_unknown_field(tmp_path):
@@ -188,13 +188,13 @@ def test_bare_number_instead_of_value_source(tmp_path):
     doc = _h100_doc()
     doc["memory"]["hbm_bandwidth_TBps"] = 3.35
     msg = _error(_write(tmp_path, doc))
-    assert "memory.hbm_bandwidth_TBps = 3.35 must be {value: <number>" in msg
+    assert "memory.hbm_bandwidth_TBps = 3.35: must be a mapping, allowed {value: <number>" in msg
 
 
 def test_missing_source(tmp_path):
     doc = _h100_doc()
     del doc["power"]["tdp_W"]["source"]
-    assert "power.tdp_W lacks 'source'" in _error(_write(tmp_path, doc))
+    assert "missing field power.tdp_W.source" in _error(_write(tmp_path, doc))
 
 
 @pytest.mark.parametrize("value", [8.5, 0, True])
@@ -202,13 +202,13 @@ def test_domain_size_must_be_positive_integer(tmp_path, value):
     doc = _h100_doc()
     doc["interconnect"]["nvlink_domain_size"]["value"] = value
     msg = _error(_write(tmp_path, doc))
-    assert "interconnect.nvlink_domain_size" in msg and "integer >= 1" in msg
+    assert "interconnect.nvlink_domain_size" in msg and "integer in [1, 65536]" in msg
 
 
 def test_negative_latency(tmp_path):
     doc = _h100_doc()
     doc["interconnect"]["scaleout_latency_us"]["value"] = -1
-    assert "scaleout_latency_us = -1 out of range [0, inf) us" in _error(_write(tmp_path, doc))
+    assert "scaleout_latency_us.value = -1.0: out of range, allowed [0, 10000] us" in _error(_write(tmp_path, doc))
 
 
 def test_bf16_peak_is_required_but_fp8_may_be_null(tmp_path):
@@ -216,13 +216,13 @@ def test_bf16_peak_is_required_but_fp8_may_be_null(tmp_path):
     doc["compute"]["peak_tflops_dense"]["fp8"]["value"] = None
     assert "fp8" not in load_hw(str(_write(tmp_path, doc, "ok.yaml"))).peak_flops
     doc["compute"]["peak_tflops_dense"]["bf16"]["value"] = None
-    assert "compute.peak_tflops_dense.bf16 = null" in _error(_write(tmp_path, doc))
+    assert "compute.peak_tflops_dense.bf16.value = null: must be a number" in _error(_write(tmp_path, doc))
 
 
 def test_reserve_must_be_below_capacity(tmp_path):
     doc = _h100_doc()
     doc["memory"]["runtime_reserve_GiB"]["value"] = 100
-    assert "memory.runtime_reserve_GiB = 100 out of range" in _error(_write(tmp_path, doc))
+    assert "memory.runtime_reserve_GiB.value = 100: out of range" in _error(_write(tmp_path, doc))
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path):
@@ -240,6 +240,18 @@ def test_duplicate_key_is_an_error(tmp_path):
     path.write_text(text)
     msg = _error(path)
     assert "duplicate key 'name'" in msg and "malformed YAML" in msg
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("hbm_capacity_GiB", 1e300, "[1, 65536] GiB"),  # 1e300 GiB is inf bytes: refused, not accepted as inf
+    ("hbm_bandwidth_TBps", 1e-300, "[0.01, 1000] TB/s"),  # would make a 1e298 s step
+    ("hbm_bandwidth_TBps", float("nan"), "[0.01, 1000] TB/s"),
+])
+def test_ranges_checked_in_si_after_conversion(tmp_path, field, value, allowed):
+    doc = _h100_doc()
+    doc["memory"][field]["value"] = value
+    msg = _error(_write(tmp_path, doc))
+    assert f"memory.{field}.value" in msg and allowed in msg
 
 
 def test_top_level_not_a_mapping(tmp_path):
@@ -286,7 +298,7 @@ def test_cli_validate_bad_file_exits_2_with_one_line(capsys, tmp_path):
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
-    assert lines == [f"lmsim: error: {path}: field compute.compute_efficiency = 1.5 out of range (0, 1]"]
+    assert lines == [f"lmsim: error: {path}: field compute.compute_efficiency.value = 1.5: out of range, allowed [0.01, 1]"]
     assert "Traceback" not in captured.err
 
 

@@ -33,20 +33,31 @@ def _times_from_gaps(gaps_s: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ClosedLoop:
-    """``concurrency`` clients; each sends a new request ``think_time_s`` seconds after its last one finishes."""
+    """``concurrency`` clients; each sends a new request ``think_time_s`` seconds after its last one finishes.
+
+    ``ramp_s`` staggers the clients' first requests: client ``k`` (of ``C``) sends at ``k * ramp_s / C``.
+    With ``ramp_s = 0`` all start together, and with fixed lengths they then stay in lock-step forever
+    (every request of a wave prefills on the same step and finishes on the same step). A real closed loop
+    is not synchronised; spreading the first sends over about one request lifetime gives the clients the
+    uniformly spread phases they would settle into if lengths varied at all
+    (:func:`latentmoe_sim.point.run_point` estimates that lifetime from the step cost).
+    """
 
     concurrency: int
     think_time_s: float = 0.0
+    ramp_s: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "concurrency", check_int(self.concurrency, "closed-loop concurrency"))
         object.__setattr__(
             self, "think_time_s", check_float(self.think_time_s, "closed-loop think_time_s", inclusive=True)
         )
+        object.__setattr__(self, "ramp_s", check_float(self.ramp_s, "closed-loop ramp_s", inclusive=True))
 
     def __str__(self) -> str:
         think = f", think {self.think_time_s:g} s" if self.think_time_s else ""
-        return f"closed loop, concurrency {self.concurrency}{think}"
+        ramp = f", starts spread over {self.ramp_s:g} s" if self.ramp_s else ""
+        return f"closed loop, concurrency {self.concurrency}{think}{ramp}"
 
 
 @dataclass(frozen=True)

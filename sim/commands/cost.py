@@ -5,7 +5,8 @@ from __future__ import annotations
 from ..cost import CompiledStepCost, CostModel, RankLoad, chunk_load
 from ..errors import InputError
 from ..memory import plan_memory
-from ._common import add_model_args, add_plan_args, positive, resolve_model_hw, resolve_plan
+from ..cost.measured import resolve_costs
+from ._common import add_costs_arg, add_model_args, add_plan_args, positive, resolve_model_hw, resolve_plan
 from ._fmt import human, print_json
 
 
@@ -18,6 +19,7 @@ def register(sub) -> None:
     g.add_argument("--prefill-offset", type=int, default=0, help="tokens of the prompt computed before this chunk (default 0)")
     g.add_argument("--decode-seqs", type=int, default=0, help="decoding sequences (default 0)")
     g.add_argument("--kv-len", type=int, default=0, help="context length each decode attends, tokens (default 0)")
+    add_costs_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cost)
 
@@ -39,15 +41,20 @@ def _cost(args) -> int:
         raise InputError("empty batch: give --prefill-tokens > 0 and/or --decode-seqs > 0")
     p, pairs, ctx = chunk_load(args.prefill_tokens, args.prefill_offset) if args.prefill_tokens else (0, 0.0, 0)
     load = RankLoad(p, pairs, ctx, args.decode_seqs, args.decode_seqs * args.kv_len)
-    cm = CostModel(model, hw, plan, expert_imbalance=args.expert_imbalance)
+    measured = resolve_costs(args.costs, hw)
+    cm = CostModel(model, hw, plan, expert_imbalance=args.expert_imbalance, measured=measured)
     loads = [load] * plan.dp
     bd = cm.breakdown(loads)
     compiled = CompiledStepCost(cm).step_time(loads)
     tokens = (p + args.decode_seqs) * plan.dp
+    from ..precision import describe
+
     out = {
-        "model": model.name, "hw": hw.name, "plan": plan.describe(), "placement": plan.placement(hw),
+        "model": model.name, "hw": hw.name, "plan": plan.describe(), "precision": describe(model.precision, hw),
+        "placement": plan.placement(hw),
         "step_time_s": bd["step_time_s"], "compiled_step_time_s": compiled, "overhead_s": bd["overhead_s"],
         "tokens_per_step": tokens, "tokens_per_s_per_gpu": tokens / bd["step_time_s"] / plan.num_gpus,
+        "costs": args.costs, "measured_tables": measured.where if measured else None,
         "ops": [o.as_dict() for o in bd["ops"]],
     }
     if args.json:
@@ -55,10 +62,11 @@ def _cost(args) -> int:
         return 0
     print(f"{model.name} on {hw.name}, {plan.describe()}; per rank: prefill {p} tokens after {args.prefill_offset}, "
           f"{args.decode_seqs} decodes at KV {args.kv_len}")
-    print(f"{'op':30s} {'count':>5s} {'FLOPs':>11s} {'bytes':>11s} {'comm bytes':>11s} {'time':>10s}  bound")
+    print(f"precision: {out['precision']}")
+    print(f"{'op':30s} {'count':>5s} {'FLOPs':>11s} {'bytes':>11s} {'comm bytes':>11s} {'time':>10s}  bound / source")
     for o in bd["ops"]:
         print(f"{o.name:30s} {o.count:5d} {human(o.flops):>11s} {human(o.mem_bytes, 'B'):>11s} {human(o.comm_bytes, 'B'):>11s} "
-              f"{o.time_s * 1e3:8.3f}ms  {o.bound}")
+              f"{o.time_s * 1e3:8.3f}ms  {o.bound}" + (f" / {o.source} (roofline {o.roofline_s * 1e3:.3f}ms)" if o.roofline_s is not None else ""))
     print(f"{'step overhead':30s} {'':5s} {'':>11s} {'':>11s} {'':>11s} {bd['overhead_s'] * 1e3:8.3f}ms")
     print(f"step time {bd['step_time_s'] * 1e3:.3f} ms ({tokens} tokens, {out['tokens_per_s_per_gpu']:.1f} tokens/s/GPU); "
           f"collectives: {out['placement']}")

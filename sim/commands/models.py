@@ -58,6 +58,9 @@ def _show(args) -> int:
 
 
 def _import(args) -> int:
+    from ..schema.outputs import check_output_path
+
+    check_output_path("--write", args.write, (".yaml", ".yml"))  # before any work
     spec = spec_from_hf_config(args.config, name=args.name)
     rc = _print_spec(spec, args.json)
     if args.write:

@@ -1,29 +1,41 @@
 """`lmsim simulate`: one operating point through the SimPy serving engine.
 
-Aggregated (`--mode agg`, chunked-prefill piggybacking) uses the plan flags `--tp/--dp/--ep/--pp` and
-`--instances`; disaggregated (`--mode disagg`) takes `--prefill-*` and `--decode-*` plans (each defaulting to
-the plain flags) and `--prefill-instances/--decode-instances`.
+The flags build an :class:`~latentmoe_sim.point.OperatingPoint` and :func:`~latentmoe_sim.point.run_point`
+simulates it; this module only parses and prints. Aggregated (`--mode agg`, chunked-prefill piggybacking)
+uses the plan flags `--tp/--dp/--ep/--pp` and `--instances`; disaggregated (`--mode disagg`) takes
+`--prefill-*` and `--decode-*` plans (each defaulting to the plain flags) and
+`--prefill-instances/--decode-instances`. The single-pool modes (`--mode decode-only`, `--mode prefill-only`,
+:mod:`latentmoe_sim.cost.pools`) run one pool on the plain plan flags, as published per-pool benchmarks
+measure it. The request count follows the stopping rule
+(docs/SWEEP.md) unless `--num-requests N` fixes it; a point that is not `ok` prints one warning line.
 """
 
 from __future__ import annotations
 
-import time
+import sys
 
-from ..cost import build_instance_cost
 from ..errors import InputError
-from ._common import add_model_args, add_plan_args, positive, resolve_model_hw, resolve_plan
+from ..point import OperatingPoint, run_point
+from ._common import add_costs_arg, add_model_args, add_plan_args, add_serving_args, positive
 from ._fmt import print_json
 
 #: The keys `--json` always carries (the issue's contract), in print order.
 KEY_METRICS = ("output_tokens_per_s_per_gpu", "tokens_per_s_per_user_p50", "ttft_p50_s", "tpot_p50_s",
                "completed_requests", "num_gpus")
 
+_DEFAULTS = OperatingPoint()
+
 
 def register(sub) -> None:
     p = sub.add_parser("simulate", help="simulate one operating point (aggregated or disaggregated serving)")
     add_model_args(p)
-    p.add_argument("--mode", choices=("agg", "disagg"), default="agg", help="aggregated (chunked piggybacking) or disaggregated")
+    p.add_argument("--mode", choices=("agg", "disagg", "decode-only", "prefill-only"), default="agg",
+                   help="aggregated (chunked piggybacking), disaggregated, or one pool fed from an ideal source: "
+                        "decode-only (KV already there; figure: output tokens/s per decode GPU) or prefill-only "
+                        "(no decode; figure: input tokens/s per prefill GPU)")
     add_plan_args(p)
+    add_serving_args(p)
+    add_costs_arg(p)
     p.add_argument("--instances", type=int, default=1, help="aggregated instances behind the router (default 1)")
     for role in ("prefill", "decode"):
         add_plan_args(p, prefix=f"{role}-", label=f"{role} pool plan (--mode disagg; default: the plain plan flags)")
@@ -37,8 +49,15 @@ def register(sub) -> None:
     src.add_argument("--rate", type=float, help="open loop: mean arrivals per second")
     src.add_argument("--trace", help="replay a CSV/JSONL trace (arrival, input and output tokens)")
     w.add_argument("--burstiness", type=float, help="coefficient of variation of gamma inter-arrivals (1 = Poisson)")
-    w.add_argument("--num-requests", type=int, help="requests to simulate (default: the preset's)")
+    w.add_argument("--ramp-s", type=float, help="closed loop: spread the clients' first requests over this many "
+                   "seconds (default: one measured request lifetime, which breaks lock-step; 0 = all at once)")
     w.add_argument("--seed", type=int, default=0)
+    st = p.add_argument_group("stopping rule (default: adaptive request count, docs/SWEEP.md)")
+    st.add_argument("--num-requests", type=int, help="simulate exactly N requests (overrides the adaptive rule)")
+    st.add_argument("--ci-target", type=float, default=_DEFAULTS.ci_target,
+                    help=f"95%% CI half-width of tokens/s/GPU, as a fraction of it (default {_DEFAULTS.ci_target})")
+    st.add_argument("--max-requests", type=int, default=_DEFAULTS.max_requests,
+                    help=f"cap of the adaptive rule (default {_DEFAULTS.max_requests})")
     s = p.add_argument_group("scheduler")
     s.add_argument("--max-batch-tokens", type=int, default=2048, help="token budget per step (vLLM default 2048)")
     s.add_argument("--max-seqs", type=int, default=128, help="running sequences per rank (vLLM default 128)")
@@ -55,70 +74,68 @@ def register(sub) -> None:
     p.set_defaults(func=_simulate)
 
 
-def _workload(args):
-    from ..workloads import make_workload
-
+def point_from_args(args) -> OperatingPoint:
+    """The operating point the flags describe (names match :class:`OperatingPoint` fields)."""
+    for name in ("instances", "prefill_instances", "decode_instances", "max_batch_tokens", "max_seqs", "block_size",
+                 "prefill_max_batch_tokens", "max_requests"):
+        positive("--" + name.replace("_", "-"), getattr(args, name))
+    positive("--ci-target", args.ci_target)
+    positive("--ramp-s", args.ramp_s, allow_zero=True)
+    if args.tbo is False:
+        args.tbo = None  # the field's default
     if args.concurrency is None and args.rate is None and args.trace is None:
         args.concurrency = 64
-    return make_workload(args.workload, input_len=args.input_len, output_len=args.output_len, concurrency=args.concurrency,
-                         rate=args.rate, burstiness=args.burstiness, trace=args.trace, num_requests=args.num_requests,
-                         seed=args.seed)
+    names = set(OperatingPoint.field_names())
+    kw = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    return OperatingPoint(**kw)
 
 
-def _instance(args, model, hw, prefix: str = "", max_batch_tokens: int | None = None):
-    plan = resolve_plan(args, model, hw, prefix)
-    return plan, build_instance_cost(model, hw, plan, max_batch_tokens=max_batch_tokens or args.max_batch_tokens,
-                                     max_seqs=args.max_seqs, expert_imbalance=args.expert_imbalance)
+def _warn_precision(point: OperatingPoint) -> None:
+    """The one warning line when FP4 weights meet a GPU without FP4 tensor cores (sim/precision.py)."""
+    from ..point import _hw, resolve_model
+    from ..precision import fp4_warning
+
+    warning = fp4_warning(resolve_model(point).precision, _hw(point.hw))
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 def _simulate(args) -> int:
-    from ..engine import simulate_aggregated, simulate_disaggregated
-
-    model, hw = resolve_model_hw(args)
-    for name in ("instances", "prefill_instances", "decode_instances", "max_batch_tokens", "max_seqs", "block_size",
-                 "prefill_max_batch_tokens"):
-        positive("--" + name.replace("_", "-"), getattr(args, name))
-    requests = _workload(args).generate()
-    t0 = time.process_time()
-    if args.mode == "agg":
-        plan, inst = _instance(args, model, hw)
-        setup = time.process_time() - t0
-        result = simulate_aggregated(inst, args.instances, requests, max_batch_tokens=args.max_batch_tokens,
-                                     max_seqs=args.max_seqs, block_size=args.block_size, step_by_step=args.step_by_step)
-        plans = {"plan": plan.describe(), "instances": args.instances}
-    else:
-        pplan, pre = _instance(args, model, hw, "prefill-", args.prefill_max_batch_tokens)
-        dplan, dec = _instance(args, model, hw, "decode-")
-        setup = time.process_time() - t0
-        result = simulate_disaggregated(pre, args.prefill_instances, dec, args.decode_instances, requests,
-                                        prefill_max_batch_tokens=args.prefill_max_batch_tokens, decode_max_seqs=args.max_seqs,
-                                        block_size=args.block_size, step_by_step=args.step_by_step)
-        plans = {"prefill_plan": pplan.describe(), "prefill_instances": args.prefill_instances,
-                 "decode_plan": dplan.describe(), "decode_instances": args.decode_instances}
-    cpu = time.process_time() - t0
-    summary = result.summary(warmup_fraction=args.warmup_fraction, cooldown_fraction=args.cooldown_fraction,
-                             sla_ttft_s=args.sla_ttft_s, sla_tpot_s=args.sla_tpot_s)
-    out = {"model": model.name, "hw": hw.name, "mode": args.mode, **plans, "workload": args.workload,
-           **{k: summary.get(k) for k in KEY_METRICS}, **summary,
-           "engine_steps": result.steps, "engine_events": result.events, "setup_cpu_s": setup, "simulate_cpu_s": cpu - setup}
+    point = point_from_args(args)
+    _warn_precision(point)
+    row = run_point(point, keep_records=bool(args.records), raise_input_errors=True)
+    if row["status"] == "error":
+        print(f"lmsim: simulation failed: {row['reason']}", file=sys.stderr)
+        return 1
+    records = row.pop("_records", None)
     if args.records:
         path = str(args.records)
         if path.endswith(".parquet"):
-            result.records.write_parquet(path)
+            records.write_parquet(path)
         elif path.endswith(".csv"):
-            result.records.write_csv(path)
+            records.write_csv(path)
         else:
             raise InputError(f"--records {path}: must end in .parquet or .csv")
+    if row["status"] != "ok":
+        print(f"lmsim: warning: point is {row['status']}: {row['reason']}", file=sys.stderr)
     if args.json:
-        print_json(out)
+        print_json({**{k: row.get(k) for k in KEY_METRICS}, **row})
         return 0
-    print(f"{model.name} on {hw.name}, {args.mode}: " + ", ".join(f"{k} {v}" for k, v in plans.items()))
-    print(f"workload {args.workload}: {summary['completed_requests']} requests completed, {summary['measured_requests']} "
-          f"in the steady window [{summary['window_start_s']:.1f}, {summary['window_end_s']:.1f}] s")
-    print(f"  output tokens/s/GPU   {summary['output_tokens_per_s_per_gpu']:10.1f}  (95% CI +/- {summary['output_tokens_per_s_per_gpu_ci95']:.1f})")
-    print(f"  tokens/s/user p50     {summary['tokens_per_s_per_user_p50']:10.2f}  (p10 {summary['tokens_per_s_per_user_p10']:.2f})")
-    print(f"  TTFT p50 / p99        {summary['ttft_p50_s']:10.3f} / {summary['ttft_p99_s']:.3f} s")
-    print(f"  TPOT p50 / p99        {summary['tpot_p50_s'] * 1e3:10.2f} / {summary['tpot_p99_s'] * 1e3:.2f} ms")
-    print(f"  preemptions           {summary['preemptions']:10d}   GPUs {summary['num_gpus']}")
-    print(f"  engine: {result.steps} steps in {result.events} events, {cpu - setup:.3f} s CPU")
+    extras = [x for x in (f"MTP {point.mtp}" if point.mtp else None, "two-batch overlap" if point.tbo else None) if x]
+    print(f"{row['model']} on {row['hw_name']}, {point.mode}: {row['plan']}" +
+          (f" x{point.instances}" if point.mode != "disagg" and point.instances > 1 else "") + "".join(f"; {x}" for x in extras))
+    print(f"precision: {row['precision_ran']}")
+    print(f"workload {row['traffic']}: {row['completed_requests']} requests simulated, {row['measured_requests']} "
+          f"in the steady window [{row['window_start_s']:.1f}, {row['window_end_s']:.1f}] s; status {row['status']}")
+    if point.mode == "prefill-only":
+        print(f"  input tokens/s/GPU    {row['input_tokens_per_s_per_gpu']:10.1f}  (per prefill GPU)")
+        print(f"  TTFT p50 / p99        {row['ttft_p50_s']:10.3f} / {row['ttft_p99_s']:.3f} s")
+    else:
+        print(f"  output tokens/s/GPU   {row['output_tokens_per_s_per_gpu']:10.1f}  (95% CI +/- {row['output_tokens_per_s_per_gpu_ci95']:.1f})")
+        print(f"  tokens/s/user p50     {row['tokens_per_s_per_user_p50']:10.2f}  (p10 {row['tokens_per_s_per_user_p10']:.2f})")
+        print(f"  TTFT p50 / p99        {row['ttft_p50_s']:10.3f} / {row['ttft_p99_s']:.3f} s")
+        print(f"  TPOT p50 / p99        {row['tpot_p50_s'] * 1e3:10.2f} / {row['tpot_p99_s'] * 1e3:.2f} ms")
+    print(f"  preemptions           {row['preemptions']:10d}   GPUs {row['num_gpus']}")
+    print(f"  engine: {row['engine_steps']} steps in {row['engine_events']} events over {row['runs']} run(s), "
+          f"{row['simulate_cpu_s']:.3f} s CPU")
     return 0

@@ -1,5 +1,6 @@
 """Operator-level cost model: op descriptions (ops), the roofline (roofline), the op-by-op reference
-(model), the compiled per-step cost for the engine (step) and exact decode stretches (stretch)."""
+(model), the compiled per-step cost for the engine (step) and exact decode stretches (stretch); serving
+options that wrap the step cost: speculative decoding / MTP (spec_decode), two-batch overlap (overlap)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,47 @@ from ..hw import HwProfile
 from ..memory import plan_memory, require_fit
 from ..models.spec import ModelSpec
 from ..parallel import ParallelPlan
+from .measured import MeasuredTables, resolve_costs
 from .base import ConstantStepCost, InstanceCost, LinearStepCost, RankLoad, chunk_load
 from .model import CostModel
+from .overlap import TwoBatchOverlapStepCost, build_tbo_cost
+from .spec_decode import SpecDecode, SpecDecodeStepCost, build_spec_decode_cost, draft_model
 from .step import CompiledStepCost
 from .stretch import DecodeStretch
 
 
+def build_step_cost(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, expert_imbalance: float = 1.0,
+                    spec_decode: SpecDecode | None = None, tbo: bool = False, measured: MeasuredTables | None = None):
+    """The engine's step cost of one instance: compiled op by op, optionally with two-batch overlap
+    (:mod:`.overlap`) and speculative decoding / MTP (:mod:`.spec_decode`) wrapped around it; ``measured``
+    op tables (:mod:`.measured`) or None for the roofline."""
+    def target(q: int):
+        if tbo:
+            return build_tbo_cost(model, hw, plan, expert_imbalance=expert_imbalance, decode_query_tokens=q, measured=measured)
+        return CompiledStepCost(CostModel(model, hw, plan, expert_imbalance=expert_imbalance, decode_query_tokens=q,
+                                          measured=measured))
+
+    if spec_decode is None:
+        return target(1)
+    return build_spec_decode_cost(model, hw, plan, spec_decode, expert_imbalance=expert_imbalance, verify_factory=target,
+                                  measured=measured)
+
+
 def build_instance_cost(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, max_batch_tokens: int = 2048,
-                        max_seqs: int = 128, expert_imbalance: float = 1.0, max_gpus: int | None = None) -> InstanceCost:
-    """Validate the plan, size memory, compile the step cost: everything the engine needs for one instance."""
+                        max_seqs: int = 128, expert_imbalance: float = 1.0, max_gpus: int | None = None,
+                        spec_decode: SpecDecode | None = None, tbo: bool = False,
+                        costs: str = "roofline") -> InstanceCost:
+    """Validate the plan, size memory, compile the step cost: everything the engine needs for one instance.
+
+    With ``spec_decode`` the MTP draft layer's weights and its own KV cache are part of memory (the model is
+    sized with its draft layer appended). ``costs``: ``roofline``, ``measured`` or ``auto`` op times
+    (sim/cost/measured.py, docs/KERNELS.md)."""
     plan.validate(model.moe.num_experts if model.moe else None, hw, max_gpus, model.num_layers)
-    mem = require_fit(plan_memory(model, hw, plan, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs), model, hw, plan,
+    sized = model if spec_decode is None else model.with_layers(model.layers + draft_model(model).layers)
+    mem = require_fit(plan_memory(sized, hw, plan, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs), sized, hw, plan,
                       min_tokens=max_batch_tokens)
-    step = CompiledStepCost(CostModel(model, hw, plan, expert_imbalance=expert_imbalance))
+    step = build_step_cost(model, hw, plan, expert_imbalance=expert_imbalance, spec_decode=spec_decode, tbo=tbo,
+                           measured=resolve_costs(costs, hw))
     return InstanceCost(
         step_cost=step,
         dp=plan.dp,
@@ -37,5 +66,6 @@ def build_instance_cost(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, 
 
 __all__ = [
     "CompiledStepCost", "ConstantStepCost", "CostModel", "DecodeStretch", "InstanceCost", "LinearStepCost",
-    "RankLoad", "build_instance_cost", "chunk_load",
+    "RankLoad", "SpecDecode", "SpecDecodeStepCost", "TwoBatchOverlapStepCost", "build_instance_cost",
+    "build_step_cost", "chunk_load",
 ]

@@ -18,6 +18,7 @@ from ..hw import HwProfile
 from ..models.spec import ModelSpec
 from ..parallel import ParallelPlan
 from .base import RankLoad
+from .measured import MeasuredTables, op_time
 from .ops import Op, moe_group_ops, rank_ops
 from .roofline import Roofline
 
@@ -33,10 +34,15 @@ class OpCost:
     comm_bytes: float
     time_s: float
     bound: str
+    #: where ``time_s`` comes from: "roofline", or "measured:<table kind>" (sim/cost/measured.py)
+    source: str = "roofline"
+    #: the roofline's time for the op, seconds (equal to ``time_s`` when the source is the roofline)
+    roofline_s: float | None = None
 
     def as_dict(self) -> dict:
         return {"name": self.name, "count": self.count, "flops": self.flops, "bytes": self.mem_bytes,
-                "comm_bytes": self.comm_bytes, "time_s": self.time_s, "bound": self.bound}
+                "comm_bytes": self.comm_bytes, "time_s": self.time_s, "bound": self.bound, "source": self.source,
+                "roofline_time_s": self.time_s if self.roofline_s is None else self.roofline_s}
 
 
 def features(load: RankLoad) -> list[float]:
@@ -48,11 +54,22 @@ def features(load: RankLoad) -> list[float]:
 class CostModel:
     """Costs of one (model, hardware, plan)."""
 
-    def __init__(self, model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, expert_imbalance: float = 1.0):
+    def __init__(self, model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, expert_imbalance: float = 1.0,
+                 decode_query_tokens: int = 1, only: str | None = None, measured: MeasuredTables | None = None):
+        """``decode_query_tokens``: tokens verified per decoding sequence (1 + draft tokens, :mod:`.spec_decode`);
+        ``only``: ``"compute"`` or ``"comm"`` keeps just that kind of op (the two streams of two-batch
+        overlap, :mod:`.overlap`); None keeps all.
+        ``measured``: the GPU's measured tables (``resolve_costs``); None prices every op on the roofline."""
+        if only not in (None, "compute", "comm"):
+            raise ValueError(f"only must be None, 'compute' or 'comm', not {only!r}")
         self.model, self.hw, self.plan = model, hw, plan
         self.expert_imbalance = expert_imbalance
+        self.only = only
         self.roof = Roofline(hw)
-        self.ops: list[Op] = rank_ops(model, plan, hw)
+        self.measured = measured
+        ops = rank_ops(model, plan, hw, decode_query_tokens)
+        self.ops: list[Op] = ops if only is None else [op for op in ops if bool(op.link) == (only == "comm")]
+        self._ratio_memo: dict[tuple, list[float]] = {}
 
     # ---- one op ----------------------------------------------------------------------------------
     def op_cost(self, op: Op, x: Sequence[float]) -> OpCost:
@@ -65,7 +82,26 @@ class CostModel:
         else:
             t, bound = self.roof.compute_time(flops, mem, op.dtype)
         n = op.count
-        return OpCost(op.name, n, flops * n, mem * n, comm * n, t * n, bound)
+        m = op_time(self.measured, op.table, flops, mem, comm if op.link == "nvlink" else 0.0, op.dtype, x) \
+            if op.link != "scaleout" else None
+        if m is None:
+            return OpCost(op.name, n, flops * n, mem * n, comm * n, t * n, bound)
+        return OpCost(op.name, n, flops * n, mem * n, comm * n, m[0] * n, bound, m[1], t * n)
+
+    def rank_ratios(self, x: Sequence[float]) -> list[float]:
+        """Per rank-local op: measured time / roofline time at features ``x`` (1.0 where the roofline
+        stands). Lets the compiled step cost keep its roofline matrices and scale them. Memoised on ``x``."""
+        key = tuple(x)
+        r = self._ratio_memo.get(key)
+        if r is None:
+            r = []
+            for op in self.ops:
+                c = self.op_cost(op, x) if self.measured is not None and op.table is not None and x[op.gate] else None
+                r.append(c.time_s / c.roofline_s if c is not None and c.roofline_s else 1.0)
+            if len(self._ratio_memo) >= 65536:
+                self._ratio_memo.clear()
+            self._ratio_memo[key] = r
+        return r
 
     def rank_breakdown(self, load: RankLoad) -> list[OpCost]:
         x = features(load)
@@ -75,12 +111,20 @@ class CostModel:
         """EP-group ops for ``total`` tokens over all ranks, ``busiest`` on the busiest rank."""
         out = []
         for g in moe_group_ops(self.model, self.plan, self.hw, total, busiest, self.expert_imbalance):
-            if g.nvlink_bytes or g.scaleout_bytes:
+            is_comm = bool(g.nvlink_bytes or g.scaleout_bytes)
+            if self.only is not None and is_comm != (self.only == "comm"):
+                continue
+            if is_comm:
                 t, bound = self.roof.comm_time(g.nvlink_bytes, g.scaleout_bytes)
             else:
                 t, bound = self.roof.compute_time(g.flops, g.mem_bytes, g.dtype)
             n = g.count
-            out.append(OpCost(g.name, n, g.flops * n, g.mem_bytes * n, (g.nvlink_bytes + g.scaleout_bytes) * n, t * n, bound))
+            m = op_time(self.measured, g.table, g.flops, g.mem_bytes, g.nvlink_bytes, g.dtype) if not g.scaleout_bytes else None
+            comm = (g.nvlink_bytes + g.scaleout_bytes) * n
+            if m is None:
+                out.append(OpCost(g.name, n, g.flops * n, g.mem_bytes * n, comm, t * n, bound))
+            else:
+                out.append(OpCost(g.name, n, g.flops * n, g.mem_bytes * n, comm, m[0] * n, bound, m[1], t * n))
         return out
 
     # ---- one step --------------------------------------------------------------------------------

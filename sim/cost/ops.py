@@ -61,6 +61,10 @@ class Op:
     comm_bytes: dict[int, float] = field(default_factory=dict)
     link: str = ""  # "nvlink" | "scaleout" for communication ops
     gate: int = F_T
+    #: shape for a measured-table lookup (sim/cost/measured.py), or None: ``{"kind": <table kind>, column:
+    #: value}`` where a value is a constant, a feature-coefficient dict (linear in the features) or a pair
+    #: of such dicts (their ratio, e.g. mean context = decode_kv / decode_seqs)
+    table: dict | None = None
 
     def vector(self, coefs: dict[int, float]) -> list[float]:
         v = [0.0] * len(FEATURES)
@@ -75,11 +79,17 @@ def _gemm(name, block, count, M: dict, K: float, N: float, w_bytes: float, dtype
     flops = {f: 2.0 * c * K * N for f, c in M.items()}
     mem = {f: c * (K + N) * ACT_BYTES for f, c in M.items()}
     mem[F_ONE] = mem.get(F_ONE, 0.0) + weights
-    return Op(name, block, count, dtype, flops, mem, gate=gate)
+    return Op(name, block, count, dtype, flops, mem, gate=gate, table={"kind": "gemm", "dtype": dtype, "m": dict(M), "n": N, "k": K})
 
 
-def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile) -> list[Op]:
-    """The rank-local ops of one full forward step (all layers), per GPU of the rank."""
+def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_tokens: int = 1) -> list[Op]:
+    """The rank-local ops of one full forward step (all layers), per GPU of the rank.
+
+    ``decode_query_tokens`` q > 1 is a speculative-decoding verify step (:mod:`.spec_decode`): the decode
+    features then count query tokens (q per sequence) and (query, key) pairs, while a sequence's KV cache
+    (and Mamba state) is still read once per step, so those bytes are divided by q.
+    """
+    q = float(decode_query_tokens)
     h, tp = model.hidden_size, plan.tp
     prec = model.precision
     wb, kvb = dtype_bytes(prec.weights), dtype_bytes(prec.kv_cache)
@@ -92,12 +102,15 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile) -> list[Op]:
 
     def allreduce(block, count):
         if tp > 1 and count:
-            ops.append(Op(f"{block}.tp_allreduce", block, count, comm_bytes={F_T: 2.0 * (tp - 1) / tp * h * ACT_BYTES}, link=link_tp))
+            ops.append(Op(f"{block}.tp_allreduce", block, count, comm_bytes={F_T: 2.0 * (tp - 1) / tp * h * ACT_BYTES}, link=link_tp,
+                          table={"kind": "allreduce", "dtype": "bf16", "domain": link_tp, "ranks": tp, "bytes": {F_T: h * ACT_BYTES}}))
 
     def norm(block, count):
         if count:
             ops.append(Op(f"{block}.norm", block, count, "bf16", {F_T: NORM_FLOPS_PER_ELEMENT * h}, {F_T: 3.0 * h * ACT_BYTES}))
 
+    # each weight class at its own dtype (Precision.class_weights / class_compute)
+    wb, gemm_dt = dtype_bytes(prec.class_weights("attention")), prec.class_compute("attention")
     if nA:
         a = model.attention
         norm("attn", nA)
@@ -121,7 +134,9 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile) -> list[Op]:
                              weight_elems=Hp * a.qk_nope_head_dim * a.kv_lora_rank))
             ops.append(Op("attn.mla_decode_core", "A", nA, attn_dt,
                           {F_DK: 2.0 * Hp * (lat + a.kv_lora_rank)},
-                          {F_DK: lat * kvb, F_D: Hp * (lat + a.kv_lora_rank) * ACT_BYTES}, gate=F_D))
+                          {F_DK: lat * kvb / q, F_D: Hp * (lat + a.kv_lora_rank) * ACT_BYTES}, gate=F_D,
+                          table={"kind": "mla_decode", "kv_dtype": prec.kv_cache, "heads": Hp, "batch": {F_D: 1.0},
+                                 "context": ({F_DK: 1.0}, {F_D: 1.0})}))
             ops.append(_gemm("attn.mla_absorb_o", "A", nA, {F_D: Hp}, a.kv_lora_rank, a.v_head_dim, wb, gemm_dt, gate=F_D,
                              weight_elems=Hp * a.kv_lora_rank * a.v_head_dim))
             # prefill: up-project the cached latent of every context token to per-head K_nope and V
@@ -131,7 +146,8 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile) -> list[Op]:
             ops.append(op)
             ops.append(Op("attn.mla_prefill_core", "A", nA, attn_dt,
                           {F_PAIRS: 2.0 * Hp * (qk + a.v_head_dim)},
-                          {F_CTX: Hp * (qk + a.v_head_dim) * ACT_BYTES, F_P: Hp * (qk + a.v_head_dim) * ACT_BYTES}, gate=F_P))
+                          {F_CTX: Hp * (qk + a.v_head_dim) * ACT_BYTES, F_P: Hp * (qk + a.v_head_dim) * ACT_BYTES}, gate=F_P,
+                          table={"kind": "mla_prefill", "dtype": "bf16", "heads": Hp, "batch": 1, "isl": {F_CTX: 1.0}}))
             ops.append(_gemm("attn.o_proj", "A", nA, tokens, Hp * a.v_head_dim, h, wb, gemm_dt))
         else:
             Hp = a.num_heads / tp
@@ -141,12 +157,13 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile) -> list[Op]:
             op.mem_bytes[F_T] += 2 * KVp * d * kvb
             ops.append(op)
             ops.append(Op("attn.gqa_decode_core", "A", nA, attn_dt, {F_DK: 4.0 * Hp * d},
-                          {F_DK: 2 * KVp * d * kvb, F_D: 2 * Hp * d * ACT_BYTES}, gate=F_D))
+                          {F_DK: 2 * KVp * d * kvb / q, F_D: 2 * Hp * d * ACT_BYTES}, gate=F_D))
             ops.append(Op("attn.gqa_prefill_core", "A", nA, attn_dt, {F_PAIRS: 4.0 * Hp * d},
                           {F_CTX: 2 * KVp * d * kvb, F_P: 2 * Hp * d * ACT_BYTES}, gate=F_P))
             ops.append(_gemm("attn.o_proj", "A", nA, tokens, Hp * d, h, wb, gemm_dt))
         allreduce("attn", nA)
 
+    wb, gemm_dt = dtype_bytes(prec.class_weights("dense")), prec.class_compute("dense")  # dense, shared, latent, Mamba
     if nD:
         norm("dense", nD)
         n = ffn_matrices(model.dense_activation)
@@ -178,14 +195,15 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile) -> list[Op]:
         state = mb.state_elements_per_seq() / tp * dtype_bytes(prec.ssm_state)
         ops.append(Op("mamba.ssd_prefill", "M", nM, "bf16", {F_P: scan_flops}, {F_P: (conv + di) * 2 * ACT_BYTES}, gate=F_P))
         ops.append(Op("mamba.ssd_decode", "M", nM, "bf16", {F_D: scan_flops},
-                      {F_D: 2.0 * state + (conv + di) * 2 * ACT_BYTES}, gate=F_D))
+                      {F_D: 2.0 * state / q + (conv + di) * 2 * ACT_BYTES}, gate=F_D))
         ops.append(_gemm("mamba.out_proj", "M", nM, tokens, mb.d_inner / tp, h, wb, gemm_dt))
         allreduce("mamba", nM)
 
     # embedding gather (first stage) and LM head on the tokens that sample (decodes), vocab split over TP
     ops.append(Op("embed", "head", 1, "bf16", {}, {F_T: 2.0 * h * BF16}))
     norm("head", 1)
-    ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, BF16, "bf16", gate=F_D))
+    ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, dtype_bytes(prec.class_weights("embedding")),
+                     prec.class_compute("embedding"), gate=F_D))
     if plan.pp > 1:
         link = "nvlink" if plan.num_gpus <= hw.nvlink_domain_size else "scaleout"
         ops.append(Op("pp.p2p", "pp", plan.pp - 1, comm_bytes={F_T: h * ACT_BYTES / tp}, link=link))
@@ -203,6 +221,8 @@ class GroupOp:
     mem_bytes: float = 0.0
     nvlink_bytes: float = 0.0
     scaleout_bytes: float = 0.0
+    #: shape for a measured-table lookup (constants only), or None; see :attr:`Op.table`
+    table: dict | None = None
 
 
 def expected_experts_touched(num_experts: int, top_k: int, tokens: float) -> float:
@@ -239,14 +259,20 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
     for name, dt in (("moe.dispatch", prec.dispatch), ("moe.combine", prec.combine)):
         b = elems * dtype_bytes(dt)
         if b:
-            ops.append(GroupOp(name, nE, "", nvlink_bytes=b * (1 - rf), scaleout_bytes=b * rf))
+            ops.append(GroupOp(name, nE, "", nvlink_bytes=b * (1 - rf), scaleout_bytes=b * rf,
+                               table={"kind": "alltoall", "domain": "scaleout" if rf else "nvlink", "ranks": ep,
+                                      "bytes": b / off_gpu}))
     n = ffn_matrices(m.activation)
-    touched = expected_experts_touched(m.num_experts, K, total_tokens) / ep
+    # redundant copies split their expert's tokens: treat the E + R slots as equally likely destinations
+    touched = expected_experts_touched(plan.expert_slots(m.num_experts), K, total_tokens) / ep
     ops.append(GroupOp(
-        "moe.routed_experts", nE, prec.gemm_compute_dtype,
+        "moe.routed_experts", nE, prec.class_compute("experts"),
         flops=2.0 * pairs_per_slot * n * w * m.expert_ffn / moe_tp,
-        mem_bytes=touched * m.expert_params(model.hidden_size) * dtype_bytes(prec.weights) / moe_tp
+        mem_bytes=touched * m.expert_params(model.hidden_size) * dtype_bytes(prec.class_weights("experts")) / moe_tp
         + pairs_per_slot * (2 * w + (n + 1) * m.expert_ffn / moe_tp) * ACT_BYTES,
+        table=None if moe_tp > 1 else {"kind": "moe", "dtype": prec.gemm_compute_dtype, "distribution": "balanced",
+                                       "activation": m.activation, "tokens": total_tokens * imbalance, "hidden": w,
+                                       "ffn": m.expert_ffn, "topk": K, "num_experts": m.num_experts, "ep": ep},
     ))
     if moe_tp > 1:
         ops.append(GroupOp("moe.expert_tp_allreduce", nE, "", nvlink_bytes=2.0 * (moe_tp - 1) / moe_tp * pairs_per_slot * w * ACT_BYTES))

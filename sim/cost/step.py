@@ -4,6 +4,12 @@ Every rank-local op's time is ``gate * (max(cf . x, cb . x) + lat)`` with ``x`` 
 (:data:`~latentmoe_sim.cost.ops.FEATURES`), so all ops of all layers become two small matrices. The
 EP-group ops (dispatch, routed experts, combine) depend on the group's token totals only and are memoised
 on them. The result equals :meth:`CostModel.step_time` op for op (tests/test_cost.py checks it).
+
+With measured costs (``CostModel.measured``) each rank-local op's roofline time is scaled by its
+measured/roofline ratio at the step's features (:meth:`CostModel.rank_ratios`, memoised), so steps still
+equal the reference exactly. A decode stretch evaluates the ratios at its first step and holds them: exact
+for every op whose shape does not change along the stretch (all GEMMs: M is the decode count), an
+approximation for the decode attention core, whose measured efficiency drifts slowly with context length.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class CompiledStepCost:
         self._terms_memo: dict[int, tuple] = {}
         self._pieces_memo: dict[int, tuple] = {}
         self._step_memo: dict[tuple, float] = {}  # rank-local seconds of a rank with prefill, by its load
+        self._measured = cost.measured is not None
         self._idle_s = float(self.rank_times([RankLoad()])[0])  # an idle rank's (0 unless an op needs no work)
 
     # ---- pieces ----------------------------------------------------------------------------------
@@ -69,6 +76,8 @@ class CompiledStepCost:
         X = np.array([features(l) for l in loads])
         T = np.maximum(X @ self._cfT, X @ self._cbT) + self._lat
         T *= X[:, self._gate] != 0
+        if self.cost.measured is not None:
+            T *= np.array([self.cost.rank_ratios(features(l)) for l in loads])
         return T.sum(axis=1)
 
     # ---- the engine's interface ------------------------------------------------------------------
@@ -80,6 +89,16 @@ class CompiledStepCost:
         with the most KV is evaluated, in O(1); ranks with prefill chunks go through the matrices (memoised
         on the load: prefill steps of equal chunks repeat exactly; bounded memo, cleared when full).
         """
+        if self._measured:  # the measured/roofline ratios depend on every feature: the matrices, per rank
+            key = tuple(loads)
+            t = self._step_memo.get(key)
+            if t is None:
+                tokens = [l[0] + l[3] for l in loads]
+                t = self._overhead + float(self.rank_times(loads).max()) + self.group_time(sum(tokens), max(tokens))
+                if len(self._step_memo) >= 4096:
+                    self._step_memo.clear()
+                self._step_memo[key] = t
+            return t
         most: dict[int, int] = {}
         prefill = []
         total = busiest = 0
@@ -116,20 +135,27 @@ class CompiledStepCost:
                     slowest = t
         return self._overhead + slowest + self.group_time(total, busiest)
 
-    def _decode_terms(self, d: int) -> tuple:
+    def _decode_terms(self, d: int, kv: int = 0) -> tuple:
         """For ``d`` decodes on a rank: the fixed ops' seconds and, per KV-dependent op, its compute and
-        memory lines as (seconds at KV 0, seconds per KV token) pairs. Memoised on ``d``."""
-        terms = self._terms_memo.get(d)
+        memory lines as (seconds at KV 0, seconds per KV token) pairs. Memoised on ``d`` (and, with measured
+        costs, on the KV total ``kv`` at which the measured/roofline ratios are taken)."""
+        measured = self.cost.measured is not None
+        key = (d, kv) if measured else d
+        terms = self._terms_memo.get(key)
         if terms is None:
             x = np.array(features(RankLoad(0, 0.0, 0, d, 0)))
+            r = np.array(self.cost.rank_ratios(features(RankLoad(0, 0.0, 0, d, kv)))) if measured else np.ones(len(self._lat))
             cf, cb, lat, fixed = self._cf, self._cb, self._lat, self._fixed
             gates = x[self._gate[fixed]] != 0
-            base = float((np.maximum(cf[fixed] @ x, cb[fixed] @ x) + lat[fixed])[gates].sum())
+            base = float(((np.maximum(cf[fixed] @ x, cb[fixed] @ x) + lat[fixed]) * r[fixed])[gates].sum())
             options = tuple(
-                ((float(cf[v] @ x + lat[v]), float(cf[v, F_DK])), (float(cb[v] @ x + lat[v]), float(cb[v, F_DK])))
+                ((float((cf[v] @ x + lat[v]) * r[v]), float(cf[v, F_DK] * r[v])),
+                 (float((cb[v] @ x + lat[v]) * r[v]), float(cb[v, F_DK] * r[v])))
                 for v in self._vary if x[self._gate[v]] != 0
             )
-            terms = self._terms_memo[d] = (base, options)
+            if len(self._terms_memo) >= 65536:
+                self._terms_memo.clear()
+            terms = self._terms_memo[key] = (base, options)
         return terms
 
     def _decode_pieces(self, d: int) -> tuple[float, tuple[tuple[float, float], ...]]:
@@ -139,7 +165,8 @@ class CompiledStepCost:
 
         Every KV-dependent op costs the larger of a compute and a memory line in ``x``; a sum of maxima of
         lines is the maximum over every choice of one line per op, and only the choices on the upper
-        envelope for ``x >= 0`` can ever be the maximum, so only those are kept.
+        envelope for ``x >= 0`` can ever be the maximum, so only those are kept. Roofline costs only (with
+        measured costs the ratios depend on the KV too).
         """
         pieces = self._pieces_memo.get(d)
         if pieces is None:
@@ -157,15 +184,25 @@ class CompiledStepCost:
         of those only the one with the most KV can be the slowest, at every step. Each remaining rank
         contributes the lines ``base + a + b * (kv + j * d)`` of its pieces.
         """
-        most: dict[int, int] = {}
-        for d, kv in zip(decode_seqs, decode_kv_tokens):
-            if d > 0 and kv >= most.get(d, -1):
-                most[d] = kv
         lines: list[tuple[float, float]] = []
-        for d, kv in most.items():
-            base, pieces = self._decode_pieces(d)
-            for a, b in pieces:
-                lines.append((base + a + b * kv, b * d))
+        if self._measured:
+            # measured/roofline ratios are taken at each rank's own first-step KV: no two ranks share a function
+            for d, kv in set(zip(decode_seqs, decode_kv_tokens)):
+                if d <= 0:
+                    continue
+                base, options = self._decode_terms(d, kv)
+                for combo in product(*options) if options else [()]:
+                    a = base + sum(a0 + b * kv for a0, b in combo)
+                    lines.append((a, sum(b for _, b in combo) * d))
+        else:
+            most: dict[int, int] = {}
+            for d, kv in zip(decode_seqs, decode_kv_tokens):
+                if d > 0 and kv >= most.get(d, -1):
+                    most[d] = kv
+            for d, kv in most.items():
+                base, pieces = self._decode_pieces(d)
+                for a, b in pieces:
+                    lines.append((base + a + b * kv, b * d))
         if not lines:
             lines.append((0.0, 0.0))
         const = self._overhead + self.group_time(float(sum(decode_seqs)), float(max(decode_seqs)))

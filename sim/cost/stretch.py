@@ -55,6 +55,12 @@ class DecodeStretch:
     def __init__(self, const: float, lines: Sequence[tuple[float, float]]):
         self._segs = [(start, const + a, b) for start, a, b in upper_envelope(lines)]
 
+    @property
+    def lines(self) -> list[tuple[float, float]]:
+        """The envelope's pieces as ``(a, b)`` lines with the constant folded in: ``t(j) = max(a + b * j)``.
+        Sums and positive multiples of stretches are built from these (:mod:`.spec_decode`, :mod:`.overlap`)."""
+        return [(a, b) for _, a, b in self._segs]
+
     def step_time(self, j: int) -> float:
         """Duration of step ``j`` (seconds)."""
         for start, a, b in reversed(self._segs):

@@ -2,7 +2,8 @@
 
 * **Open loop** (Poisson, gamma, trace): request ``i`` arrives at ``arrival_s[i]``; requests with the same
   arrival time are routed in id order.
-* **Closed loop** with concurrency ``C`` and think time ``z``: ``min(C, N)`` requests arrive at 0; each time a
+* **Closed loop** with concurrency ``C`` and think time ``z``: ``min(C, N)`` requests arrive at 0 (or, with a
+  ramp ``r``, client ``k`` sends its first at ``k * r / C``, which breaks lock-step); each time a
   request finishes, a new one arrives ``z`` seconds later, until ``N`` have arrived. So ``C`` requests are in
   the system (or thinking) at all times until the last arrival. Request ``i`` is the ``i``-th one sent and
   has the lengths ``input_tokens[i]``, ``output_tokens[i]``; when several are sent at one instant they are
@@ -45,7 +46,7 @@ class Source:
         if self.closed_loop:
             self._think_s = float(loop.think_time_s)
             self._sent = 0  # injections scheduled (sent or thinking)
-            env.process(self._start_closed_loop(min(int(loop.concurrency), self.total)))
+            env.process(self._start_closed_loop(min(int(loop.concurrency), self.total), float(getattr(loop, "ramp_s", 0.0))))
         else:
             env.process(self._open_loop(np.asarray(specs.arrival_s, dtype=np.float64).tolist()))
 
@@ -67,10 +68,16 @@ class Source:
                 route(req)
                 i += 1
 
-    def _start_closed_loop(self, concurrency: int):
+    def _start_closed_loop(self, concurrency: int, ramp_s: float):
         yield At(self.env, 0.0, ROUTE)
         self._sent = concurrency
-        for _ in range(concurrency):
+        if ramp_s <= 0.0:
+            for _ in range(concurrency):
+                self.route(self._new(self.env.now))
+            return
+        for k in range(concurrency):  # client k sends its first request at k * ramp_s / C
+            if k:
+                yield At(self.env, k * ramp_s / concurrency - self.env.now, ROUTE)
             self.route(self._new(self.env.now))
 
     def _inject(self, _arg) -> None:

@@ -1,0 +1,88 @@
+"""`lmsim validate`: simulate every expressible row of a measured-results file and report the error.
+
+``lmsim validate [--file CSV] [--json] [--uncalibrated | --calibration FILE] [--rows ID,...]``. The file
+format is documented in docs/VALIDATION.md; without ``--file`` the shipped measurements are used.
+"""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from ..validation.rows import METRICS
+from ._fmt import print_json
+
+#: column labels of the text report
+LABELS = {"output_tps_per_gpu": "out tok/s/GPU", "input_tps_per_gpu": "in tok/s/GPU", "tps_per_user": "tok/s/user",
+          "tpot_ms": "TPOT ms", "ttft_ms": "TTFT ms"}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("validate", help="simulate measured serving results and report the error per metric and group")
+    p.add_argument("--file", help="CSV in the measured-results format (docs/VALIDATION.md); default: the shipped file")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    p.add_argument("--rows", help="comma-separated row ids to keep (default: all)")
+    p.add_argument("--default-isl", type=int, default=None, help="ISL for rows that state none (default 1024)")
+    p.add_argument("--default-osl", type=int, default=None, help="OSL for rows that state none (default 1024)")
+    p.set_defaults(func=_validate)
+
+
+def _validate(args) -> int:
+    from ..validation.configure import DEFAULT_ISL, DEFAULT_OSL
+    from ..validation.validate import run_validation
+
+    for flag in ("default_isl", "default_osl"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise InputError(f"--{flag.replace('_', '-')} = {value} must be >= 1")
+    only = [s.strip() for s in args.rows.split(",") if s.strip()] if args.rows else None
+    report = run_validation(args.file, default_isl=args.default_isl or DEFAULT_ISL,
+                            default_osl=args.default_osl or DEFAULT_OSL, only=only)
+    if args.json:
+        print_json(report)
+        return 0
+    print_report(report)
+    return 0
+
+
+def _pct(x) -> str:
+    return "     -" if x is None else f"{x * 100:+5.0f}%"
+
+
+def _num(x) -> str:
+    return "-" if x is None else (f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}")
+
+
+def print_report(report: dict) -> None:
+    """The text report: one block per row, then the error summaries, then the unexpressible rows."""
+    print(f"validation of {report['file']}: {len(report['rows'])} rows simulated, "
+          f"{len(report['unexpressible'])} not expressible ({report['wall_s']:.1f} s)")
+    print("calibration: " + (report["calibration"]["name"] if report["calibration"] else "none (uncalibrated model)"))
+    print()
+    print("per row: measured -> simulated (error = simulated/measured - 1; * = matched by the plan search)")
+    for r in report["rows"]:
+        cfg = r["config"]
+        plan = cfg.get("plan") or f"prefill {cfg.get('prefill_plan')} x{cfg.get('prefill_instances')}, decode {cfg.get('decode_plan')} x{cfg.get('decode_instances')}"
+        print(f"{r['id']}  [{cfg['model']}, {cfg['hw']}, {r['group']['framework']}, {r['group']['mode']}, "
+              f"ISL {cfg['isl']} OSL {cfg['osl']}, conc {cfg['concurrency']}, {plan}]")
+        for m, v in r["measured"].items():
+            star = "*" if m in r["searched"] else " "
+            print(f"    {LABELS[m]:14s} {_num(v):>9s} -> {_num(r['simulated'][m]):>9s}  {_pct(r['errors'].get(m))}{star}")
+        if r["note"]:
+            print(f"    note: {r['note']}")
+        for a in cfg.get("assumptions", []):
+            print(f"    assumed: {a}")
+    print()
+    print("absolute error: median / p90 (bias = median signed error), n rows; per metric and group")
+    head = "group".ljust(28) + "".join(f"{LABELS[m]:>26s}" for m in METRICS)
+    print(head)
+    for group, per_metric in report["summary"].items():
+        cells = []
+        for m in METRICS:
+            s = per_metric[m]
+            cells.append(f"{'-':>26s}" if not s["n"] else
+                         f"{s['median_abs'] * 100:5.0f}%/{s['p90_abs'] * 100:4.0f}% ({s['bias'] * 100:+4.0f}%) n{s['n']:<3d}".rjust(26))
+        print(group.ljust(28) + "".join(cells))
+    if report["unexpressible"]:
+        print()
+        print("not expressible:")
+        for u in report["unexpressible"]:
+            print(f"  {u['id']}: {u['reason']}")

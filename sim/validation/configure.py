@@ -1,0 +1,321 @@
+"""From a measured row to the configuration the simulator runs, or the reason it cannot.
+
+A :class:`Case` holds everything one simulated point needs: model, hardware, precision per tensor class,
+serving mode, plan(s), lengths, load and scheduler limits, plus ``assumptions``: every default this mapping
+filled in for a field the source left blank, in words, so that the report shows it beside the row.
+:func:`configure` returns a :class:`Case` or an :class:`Unexpressible` with the reason.
+
+Rules (see docs/VALIDATION.md, "From a row to a configuration"):
+
+* model and hardware: the format's names are catalog / profile names; a hardware without a bundled profile
+  (``h800``, AMD) cannot be expressed.
+* precision: ``weight_dtype`` is the routed-expert weight dtype; ``act_dtype`` the GEMM activations
+  (blank: FP8 for FP8 weights, BF16 for INT4 weight-only, FP4 for FP4); ``kv_dtype`` when stated, else the
+  catalog's KV dtype; EP dispatch in the activation dtype when that is FP8, combine BF16 (DeepEP's default).
+* plan: an aggregated row's ``tp``/``ep``/``dp_attn``/``pp`` (blank ``ep`` = MoE tensor parallel, the vLLM
+  and SGLang default without ``--enable-expert-parallel`` / ``--ep-size``). A row with ``num_gpus`` but no
+  plan and no measured tokens/s/user runs the framework's default, pure TP over the GPUs. A row with a
+  measured tokens/s/user and no plan gets a small search (:mod:`.search`).
+* lengths: ISL/OSL when stated; else the validation default (``--default-isl/--default-osl``) and it says so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..hwprofile_io import list_hw
+from ..models import list_models
+from ..parallel import ParallelPlan
+from .rows import MTP_ON, MeasuredRow
+
+#: Scheduler limits per framework: (max batched tokens per step, max running sequences per rank).
+#: vLLM's OpenAI-server defaults on GPUs with >= 70 GiB that are not A100: 8192 tokens, 1024 sequences
+#: (vllm-project/vllm, vllm/engine/arg_utils.py ``get_batch_defaults``, see PR #17885). The other frameworks'
+#: limits are not taken from their sources here: their rows run with vLLM's values and say so.
+SCHEDULER_DEFAULTS: dict[str, tuple[int, int]] = {"vllm": (8192, 1024)}
+
+#: Default ISL/OSL for rows that state neither: InferenceX's "1k/1k" setting, the commonest published
+#: setting in the shipped file (ix_*_1k1k rows). Sensitivity to this choice: docs/VALIDATION.md.
+DEFAULT_ISL = 1024
+DEFAULT_OSL = 1024
+
+#: GPUs of one NVLink domain of every hardware in the format (8-GPU HGX boards; NVL72 is larger)
+NVLINK_DOMAIN = 8
+
+#: Prefill token budget per rank for prefill-pool rows: the SGLang large-scale EP blog's 16,384 tokens per
+#: device per batch (lmsys.org/blog/2025-05-05-large-scale-ep), also the `lmsim simulate` prefill default.
+PREFILL_BATCH_TOKENS = 16384
+
+#: Output length of decode-pool rows that state none: only the mean decode context (``isl``) matters to a
+#: decode-pool figure; short requests keep the closed loop turning over fast.
+DECODE_POOL_OSL = 256
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured row as a simulated configuration."""
+
+    row_id: str
+    model: str
+    hw: str
+    #: keyword arguments of ModelSpec.with_precision (tensor class -> dtype)
+    precision: tuple[tuple[str, str], ...]
+    #: "agg", "disagg", "decode-only" or "prefill-only" (one pool of a disaggregated system, the other ideal)
+    mode: str
+    isl: int
+    osl: int
+    #: closed-loop concurrency (requests in the whole system)
+    concurrency: int
+    plan: ParallelPlan | None = None
+    instances: int = 1
+    prefill_plan: ParallelPlan | None = None
+    prefill_instances: int = 1
+    decode_plan: ParallelPlan | None = None
+    decode_instances: int = 1
+    max_batch_tokens: int = 8192
+    max_seqs: int = 1024
+    #: None: the plan is given; else the GPU budget the plan search may use (see .search)
+    search_gpus: int | None = None
+    #: MTP / speculative decoding draft tokens per step (0 = off), at the default acceptance
+    mtp: int = 0
+    #: two-batch overlap (the row's notes say the deployment used it)
+    tbo: bool = False
+    assumptions: tuple[str, ...] = field(default=())
+
+    @property
+    def num_gpus(self) -> int:
+        if self.mode != "disagg":
+            return self.plan.num_gpus * self.instances if self.plan else (self.search_gpus or 0)
+        return self.prefill_plan.num_gpus * self.prefill_instances + self.decode_plan.num_gpus * self.decode_instances
+
+    def describe(self) -> dict:
+        """The configuration as plain values (the ``config`` of a ``--json`` row)."""
+        out = {"model": self.model, "hw": self.hw, "precision": dict(self.precision), "mode": self.mode,
+               "isl": self.isl, "osl": self.osl, "concurrency": self.concurrency,
+               "max_batch_tokens": self.max_batch_tokens, "max_seqs": self.max_seqs, "mtp": self.mtp, "tbo": self.tbo}
+        if self.mode != "disagg":
+            out.update(plan=self.plan.describe() if self.plan else None, instances=self.instances)
+        else:
+            out.update(prefill_plan=self.prefill_plan.describe(), prefill_instances=self.prefill_instances,
+                       decode_plan=self.decode_plan.describe(), decode_instances=self.decode_instances)
+        out["assumptions"] = list(self.assumptions)
+        return out
+
+
+@dataclass(frozen=True)
+class Unexpressible:
+    """A row the simulator cannot express, and why (one line)."""
+
+    row_id: str
+    reason: str
+
+
+def precision_of(row: MeasuredRow, assumptions: list[str]) -> dict[str, str]:
+    """Tensor class -> dtype for the row (see the module docstring)."""
+    w = row.weight_dtype
+    act = row.act_dtype
+    if act is None:
+        act = {"fp8": "fp8", "bf16": "bf16", "int4": "bf16", "fp4": "fp4"}[w]
+        assumptions.append(f"act_dtype blank: GEMM activations {act} for {w} weights")
+    prec = {"weights": w, "activations": act}
+    if w in ("fp4", "int4"):
+        assumptions.append(f"{w} applied to all linear weights (per-class weight precision not modelled yet)")
+    if row.kv_dtype:
+        prec["kv_cache"] = row.kv_dtype
+    if act in ("fp8", "fp4"):
+        prec["dispatch"] = act
+    return prec
+
+
+def _plan(tp, ep, dp, pp, gpus, framework, assumptions, role=""):
+    """A ParallelPlan and instance count from the row's degrees (None if no degree is stated)."""
+    if tp is None and dp is None and ep is None and pp is None:
+        return None, None
+    tp, dp, pp = tp or 1, dp or 1, pp or 1
+    if ep is None:
+        ep = 1 if dp == 1 else tp * dp
+        assumptions.append(f"{role}ep blank: {'MoE tensor parallel (EP1), the ' + framework + ' default' if ep == 1 else f'EP{ep} over the attention-DP ranks'}")
+    plan = ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp)
+    instances = 1
+    if gpus is not None and gpus != plan.num_gpus:
+        if gpus % plan.num_gpus:
+            raise ValueError(f"{role}num_gpus {gpus} is not a multiple of tp*dp*pp = {plan.num_gpus}")
+        instances = gpus // plan.num_gpus
+        assumptions.append(f"{role}num_gpus {gpus} = {instances} instances of tp*dp*pp = {plan.num_gpus}")
+    return plan, instances
+
+
+def configure(row: MeasuredRow, *, default_isl: int = DEFAULT_ISL, default_osl: int = DEFAULT_OSL) -> Case | Unexpressible:
+    """The simulated configuration of ``row``, or why it cannot be expressed."""
+    def no(reason: str) -> Unexpressible:
+        return Unexpressible(row.id, reason)
+
+    if not row.measured:
+        return no("no measured metric")
+    if re.search(r"includ\w*[^;]*cache[- ]hit", row.notes, re.IGNORECASE):
+        return no("the measured throughput includes prefix/KV-cache hits (prefix caching is not modelled)")
+    if row.model not in list_models():
+        return no(f"model {row.model} is not in the catalog")
+    if row.hw not in list_hw():
+        return no(f"no hardware profile for {row.hw}")
+    assumptions: list[str] = []
+    max_batch_tokens, max_seqs = SCHEDULER_DEFAULTS.get(row.framework, SCHEDULER_DEFAULTS["vllm"])
+    if row.framework not in SCHEDULER_DEFAULTS and row.phase != "prefill":
+        assumptions.append(f"framework {row.framework}: vLLM's scheduler limits ({max_batch_tokens} tokens, {max_seqs} seqs)")
+    mtp = 0
+    if row.mtp == MTP_ON:
+        mtp = 1
+        assumptions.append("mtp 'on' with depth not stated: 1 draft token (DeepSeek-V3's MTP depth), default acceptance")
+    elif row.mtp:
+        mtp = row.mtp
+    tbo = overlap_stated(row.notes)
+    if tbo:
+        assumptions.append("two-batch overlap on (the notes say the deployment used it)")
+    prec = precision_of(row, assumptions)
+    common = dict(row_id=row.id, model=row.model, hw=row.hw, precision=tuple(sorted(prec.items())), mtp=mtp, tbo=tbo)
+    if row.phase == "decode":
+        return _decode_pool(row, common, assumptions, max_batch_tokens, max_seqs, default_osl)
+    if row.phase == "prefill":
+        return _prefill_pool(row, common, assumptions, default_isl)
+    isl, osl = row.isl, row.osl
+    if isl is None:
+        isl = default_isl
+        assumptions.append(f"isl blank: {isl} (validation default)")
+    if osl is None:
+        osl = default_osl
+        assumptions.append(f"osl blank: {osl} (validation default)")
+    common.update(isl=isl, osl=osl, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs)
+    if row.mode == "agg":
+        try:
+            plan, instances = _plan(row.tp, row.ep, row.dp_attn, row.pp, row.num_gpus, row.framework, assumptions)
+        except ValueError as exc:
+            return Unexpressible(row.id, str(exc))
+        gpus = row.num_gpus or (plan.num_gpus * instances if plan else None)
+        concurrency = row.concurrency
+        if concurrency is None:
+            if row.decode_batch_per_gpu is None or gpus is None:
+                return Unexpressible(row.id, "neither concurrency nor decode_batch_per_gpu with num_gpus is stated")
+            concurrency = row.decode_batch_per_gpu * gpus
+            assumptions.append(f"concurrency = decode_batch_per_gpu x num_gpus = {concurrency}")
+        if plan is None:
+            if row.tps_per_user is None:
+                if gpus is None:
+                    return Unexpressible(row.id, "no plan, no num_gpus and no measured tokens/s/user to search a plan by")
+                plan = ParallelPlan(tp=min(gpus, NVLINK_DOMAIN), dp=1, ep=1, pp=1)
+                instances = gpus // plan.num_gpus
+                assumptions.append(f"plan not stated: the {row.framework} default, TP{plan.tp} x {instances} instance(s) "
+                                   "(no tokens/s/user measured to search by)")
+                return Case(mode="agg", concurrency=concurrency, plan=plan, instances=instances,
+                            assumptions=tuple(assumptions), **common)
+            return Case(mode="agg", concurrency=concurrency, search_gpus=gpus, assumptions=tuple(assumptions), **common)
+        return Case(mode="agg", concurrency=concurrency, plan=plan, instances=instances, assumptions=tuple(assumptions), **common)
+    # disaggregated, both pools
+    if row.prefill_gpus is None or row.decode_gpus is None:
+        return Unexpressible(row.id, "disaggregated row without prefill_gpus/decode_gpus (pool sizes unpublished)")
+    if row.output_tps_per_gpu is not None and row.input_tps_per_gpu is not None and row.osl and row.isl:
+        # a balanced system serves the same requests in both pools; per-pool figures that disagree by more
+        # than 2x were measured pool by pool, not as one system
+        req_in = row.input_tps_per_gpu * row.prefill_gpus / row.isl
+        req_out = row.output_tps_per_gpu * row.decode_gpus / row.osl
+        if max(req_in, req_out) > 2 * min(req_in, req_out):
+            return Unexpressible(row.id, f"pools measured separately: prefill serves {req_in:.0f} req/s, decode "
+                                 f"{req_out:.0f} req/s (one system would serve both equally); give them as two rows, "
+                                 "phase=prefill and phase=decode")
+    try:
+        pplan, pinst = _plan(row.prefill_tp, row.prefill_ep, row.prefill_dp_attn, None, row.prefill_gpus, row.framework,
+                             assumptions, "prefill_")
+        dplan, dinst = _plan(row.decode_tp, row.decode_ep, row.decode_dp_attn, None, row.decode_gpus, row.framework,
+                             assumptions, "decode_")
+    except ValueError as exc:
+        return Unexpressible(row.id, str(exc))
+    if pplan is None or dplan is None:
+        return Unexpressible(row.id, "disaggregated row without pool parallelism (a two-pool plan search is not part of validation)")
+    concurrency = row.concurrency
+    if concurrency is None:
+        if row.decode_batch_per_gpu is None:
+            return Unexpressible(row.id, "neither concurrency nor decode_batch_per_gpu is stated")
+        concurrency = row.decode_batch_per_gpu * row.decode_gpus
+        assumptions.append(f"concurrency = decode_batch_per_gpu x decode_gpus = {concurrency}")
+    return Case(mode="disagg", concurrency=concurrency, prefill_plan=pplan, prefill_instances=pinst, decode_plan=dplan,
+                decode_instances=dinst, assumptions=tuple(assumptions), **common)
+
+
+def overlap_stated(notes: str) -> bool:
+    """Whether the row's notes say the deployment overlapped two micro-batches (SGLang TBO, DeepSeek's
+    dual micro-batch overlap, vLLM's DBO)."""
+    text = notes.lower()
+    return any(k in text for k in ("two-batch overlap", "tbo", "dual-batch overlap", "dual micro-batch", "dbo"))
+
+
+def _pool_plan(row: MeasuredRow, role: str, assumptions: list[str]):
+    """(plan, instances) of one pool (``role`` "prefill" or "decode"); with no degree stated, attention-DP
+    over every GPU of the pool with EP over all of them: the wide-EP deployment per-pool publications describe."""
+    gpus = getattr(row, f"{role}_gpus") or row.num_gpus
+    if gpus is None:
+        raise ValueError(f"phase={role} row without {role}_gpus or num_gpus")
+    tp, ep, dp = (getattr(row, f"{role}_{k}") for k in ("tp", "ep", "dp_attn"))
+    if tp is None and ep is None and dp is None:
+        assumptions.append(f"{role} plan not stated: attention-DP {gpus} with EP {gpus} (wide EP over the pool)")
+        return ParallelPlan(tp=1, dp=gpus, ep=gpus, pp=1), 1
+    if tp is None and dp is None:
+        tp, dp = 1, ep
+        assumptions.append(f"{role}_tp/dp_attn blank: attention-DP {dp} over the EP{ep} group")
+    plan, inst = _plan(tp, ep, dp, None, gpus, row.framework, assumptions, f"{role}_")
+    return plan, inst
+
+
+def _decode_pool(row, common, assumptions, max_batch_tokens, max_seqs, default_osl) -> Case | Unexpressible:
+    """A decode-pool measurement: closed loop at the stated batch, KV already in place (decode-only mode).
+
+    ``isl`` is the decode context length; requests start at ``isl - osl/2`` tokens of context so that the
+    mean context over their decode is ``isl``."""
+    if row.isl is None:
+        return Unexpressible(row.id, "phase=decode row without isl (the decode context length)")
+    try:
+        plan, instances = _pool_plan(row, "decode", assumptions)
+    except ValueError as exc:
+        return Unexpressible(row.id, str(exc))
+    gpus = plan.num_gpus * instances
+    if row.decode_batch_per_gpu is not None:
+        concurrency = row.decode_batch_per_gpu * gpus
+        assumptions.append(f"concurrency = decode_batch_per_gpu {row.decode_batch_per_gpu} x {gpus} decode GPUs")
+    elif row.concurrency is not None:
+        concurrency = row.concurrency
+    else:
+        return Unexpressible(row.id, "phase=decode row without decode_batch_per_gpu or concurrency")
+    osl = row.osl or min(DECODE_POOL_OSL, row.isl)
+    if row.osl is None:
+        assumptions.append(f"osl blank: {osl} (a decode-pool figure depends on the mean context, not on OSL)")
+    isl = max(1, row.isl - osl // 2)
+    assumptions.append(f"decode context: prompts of {isl} tokens so that the mean context over {osl} outputs is {row.isl}")
+    per_rank = -(-concurrency // (plan.dp * instances))
+    if per_rank > max_seqs:
+        assumptions.append(f"running sequences per rank raised to the stated batch, {per_rank}")
+        max_seqs = per_rank
+    return Case(mode="decode-only", isl=isl, osl=osl, concurrency=concurrency, plan=plan, instances=instances,
+                max_batch_tokens=max(max_batch_tokens, per_rank), max_seqs=max_seqs, assumptions=tuple(assumptions),
+                **common)
+
+
+def _prefill_pool(row, common, assumptions, default_isl) -> Case | Unexpressible:
+    """A prefill-pool measurement: every request generates one token, closed loop deep enough to keep every
+    rank's token budget full (prefill-only mode)."""
+    try:
+        plan, instances = _pool_plan(row, "prefill", assumptions)
+    except ValueError as exc:
+        return Unexpressible(row.id, str(exc))
+    isl = row.isl
+    if isl is None:
+        isl = default_isl
+        assumptions.append(f"isl blank: {isl} (validation default)")
+    budget = PREFILL_BATCH_TOKENS
+    ranks = plan.dp * instances
+    concurrency = 2 * ranks * max(1, -(-budget // isl))
+    assumptions.append(f"prefill budget {budget} tokens per rank; closed loop of {concurrency} requests keeps it full")
+    return Case(mode="prefill-only", isl=isl, osl=1, concurrency=concurrency, plan=plan, instances=instances,
+                max_batch_tokens=budget, max_seqs=max(1024, 2 * max(1, -(-budget // isl))),
+                assumptions=tuple(assumptions), **common)
+
+
+__all__ = ["Case", "DEFAULT_ISL", "DEFAULT_OSL", "SCHEDULER_DEFAULTS", "Unexpressible", "configure", "precision_of"]

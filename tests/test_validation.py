@@ -1,0 +1,200 @@
+"""`lmsim validate`: the measured-results reader, the row -> configuration mapping, the error summaries and
+the per-GPU conventions of the simulated metrics (closed forms and invariants, a few rows only)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from latentmoe_sim.cli import main
+from latentmoe_sim.errors import InputError
+from latentmoe_sim.parallel import ParallelPlan
+from latentmoe_sim.validation.configure import Case, Unexpressible, configure
+from latentmoe_sim.validation.rows import COLUMNS, MTP_ON, parse_measured, read_measured
+from latentmoe_sim.validation import runner
+from latentmoe_sim.validation.runner import simulate_case
+from latentmoe_sim.validation.search import candidate_plans
+from latentmoe_sim.validation.summary import stats
+from latentmoe_sim.validation.validate import DEFAULT_FILE
+
+
+def _csv(*rows: dict) -> str:
+    """A file in the format with the given fields set (the rest blank)."""
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=COLUMNS)
+    w.writeheader()
+    base = {"source": "test", "source_ref": "-", "framework": "vllm", "weight_dtype": "fp8", "mode": "agg",
+            "phase": "both", "confidence": "high", "notes": "a note, with a comma"}
+    for r in rows:
+        w.writerow(base | r)
+    return out.getvalue()
+
+
+def _row(**fields):
+    return parse_measured(_csv(fields))[0]
+
+
+# ---- reader ----------------------------------------------------------------------------------------
+
+def test_shipped_file_reads_every_row():
+    rows = read_measured(DEFAULT_FILE)
+    assert len(rows) == 33 and len({r.id for r in rows}) == 33
+    by_id = {r.id: r for r in rows}
+    assert by_id["ix_dsr1_8k1k_h200"].mtp == MTP_ON  # 'on' = used, depth not stated
+    assert by_id["latentmoe_h100_c128_base"].measured == {"output_tps_per_gpu": 1725.9}  # paper Table 5
+    assert by_id["latentmoe_h100_c1_latent"].isl is None  # blank stays blank, no default filled in
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"id": "a", "model": "gpt-4", "hw": "h100_sxm"}, "test.csv:2: column model = 'gpt-4'; allowed: deepseek-v3"),
+    ({"id": "a", "model": "deepseek-v3", "hw": "h100"}, "column hw = 'h100'; allowed: h100_sxm"),
+    ({"id": "a", "model": "deepseek-v3", "hw": "h100_sxm", "concurrency": "0"}, "column concurrency = 0 must be >= 1"),
+    ({"id": "a", "model": "deepseek-v3", "hw": "h100_sxm", "ttft_ms": "-3"}, "column ttft_ms = -3 must be a finite number > 0"),
+    ({"id": "a", "model": "deepseek-v3", "hw": "h100_sxm", "mtp": "yes"}, "column mtp = 'yes'; allowed: a whole number >= 0, 'on'"),
+])
+def test_bad_fields_name_file_line_column_and_range(fields, message):
+    with pytest.raises(InputError, match=None) as exc:
+        parse_measured(_csv(fields), "test.csv")
+    assert message in str(exc.value)
+
+
+def test_header_and_duplicate_ids_are_checked():
+    with pytest.raises(InputError, match="missing columns: .*ttft_ms"):
+        parse_measured("id,model\nx,deepseek-v3\n", "f.csv")
+    text = _csv({"id": "a", "model": "deepseek-v3", "hw": "h100_sxm"}, {"id": "a", "model": "deepseek-v3", "hw": "h100_sxm"})
+    with pytest.raises(InputError, match="f.csv:3: id 'a' appears twice"):
+        parse_measured(text, "f.csv")
+
+
+def test_other_framework_prefix_is_allowed():
+    assert _row(id="a", model="deepseek-v3", hw="h100_sxm", framework="other:atom").framework == "other:atom"
+
+
+# ---- row -> configuration --------------------------------------------------------------------------
+
+def test_table5_row_maps_to_tp2_fp8_with_every_default_stated():
+    row = {r.id: r for r in read_measured(DEFAULT_FILE)}["latentmoe_h100_c64_latent"]
+    case = configure(row)
+    assert isinstance(case, Case)
+    assert case.plan == ParallelPlan(tp=2, dp=1, ep=1, pp=1) and case.instances == 1
+    assert dict(case.precision) == {"weights": "fp8", "activations": "fp8", "dispatch": "fp8"}
+    assert (case.isl, case.osl, case.concurrency) == (1024, 1024, 64)
+    text = " | ".join(case.assumptions)
+    assert "isl blank: 1024" in text and "osl blank: 1024" in text and "plan not stated" in text
+
+
+def test_unexpressible_rows_say_why():
+    rows = {r.id: r for r in read_measured(DEFAULT_FILE)}
+    assert "includes prefix/KV-cache hits" in configure(rows["ds_prod_prefill"]).reason
+    assert isinstance(configure(rows["ds_profile_prefill"]), Case)  # its notes say "excluding cache hits"
+    assert "pool sizes unpublished" in configure(rows["ix_dsr1_1k1k_h100"]).reason
+    # the Kimi-K2 blog's pools: prefill 7000 tok/s x 32 GPUs / ISL 2000 = 112 req/s; decode 3000 x 96 / OSL 100
+    # = 2880 req/s: not one balanced system
+    reason = configure(rows["sglang_kimik2_h200"]).reason
+    assert "prefill serves 112 req/s, decode 2880 req/s" in reason
+    assert isinstance(configure(_row(id="x", model="deepseek-v3", hw="h100_sxm", isl="1", osl="1")), Unexpressible)  # no metric
+
+
+def test_plan_degrees_and_instances():
+    case = configure(_row(id="a", model="hybrid-73bt-8ba", hw="h100_sxm", num_gpus="4", tp="2", concurrency="8",
+                          isl="100", osl="10", output_tps_per_gpu="1"))
+    assert case.plan == ParallelPlan(tp=2, dp=1, ep=1, pp=1) and case.instances == 2 and case.num_gpus == 4
+
+
+def test_candidate_plans_on_8_gpus():
+    # tp in 1,2,4,8 with dp = 8/tp; EP 1 or 8 (384 experts divide by 8)
+    got = {(p.tp, p.dp, p.ep) for p in candidate_plans(8, 8, 384)}
+    assert got == {(1, 8, 1), (1, 8, 8), (2, 4, 1), (2, 4, 8), (4, 2, 1), (4, 2, 8), (8, 1, 1), (8, 1, 8)}
+    assert {(p.tp, p.dp, p.ep) for p in candidate_plans(8, 8, None)} == {(1, 8, 1), (2, 4, 1), (4, 2, 1), (8, 1, 1)}
+
+
+# ---- errors and summaries ---------------------------------------------------------------------------
+
+def test_stats_by_hand():
+    s = stats([0.1, -0.2, 0.3])
+    # |e| sorted 0.1 0.2 0.3: median 0.2; p90 at rank 0.9*2 = 1.8 -> 0.2 + 0.8*0.1 = 0.28; signed median 0.1
+    assert s["n"] == 3 and s["median_abs"] == pytest.approx(0.2) and s["p90_abs"] == pytest.approx(0.28)
+    assert s["bias"] == pytest.approx(0.1)
+    assert stats([])["median_abs"] is None
+
+
+# ---- simulated metrics follow the format's per-GPU conventions ---------------------------------------
+
+def test_concurrency_one_throughput_is_one_request_at_a_time():
+    """Closed loop with one client: output tok/s = OSL / (TTFT + (OSL - 1) TPOT), over the instance's GPUs."""
+    case = configure(_row(id="a", model="hybrid-73bt-8ba", hw="h100_sxm", num_gpus="2", tp="2", concurrency="1",
+                          isl="512", osl="64", output_tps_per_gpu="1"))
+    sim = simulate_case(case)
+    per_request_s = sim["ttft_ms"] / 1e3 + 63 * sim["tpot_ms"] / 1e3
+    assert sim["output_tps_per_gpu"] == pytest.approx(64 / per_request_s / 2, rel=0.02)
+    assert sim["input_tps_per_gpu"] == pytest.approx(sim["output_tps_per_gpu"] * 512 / 64, rel=0.02)
+
+
+def test_disaggregated_rates_are_per_pool_gpu(monkeypatch):
+    """Both pools serve the same requests: output/s per decode GPU x decode GPUs / OSL equals input/s per
+    prefill GPU x prefill GPUs / ISL (steady state)."""
+    row = _row(id="d", model="hybrid-73bt-8ba", hw="h100_sxm", mode="disagg", prefill_gpus="2", prefill_tp="2",
+               decode_gpus="4", decode_tp="2", concurrency="32", isl="1000", osl="100", output_tps_per_gpu="1")
+    case = configure(row)
+    assert case.prefill_instances == 1 and case.decode_instances == 2
+    monkeypatch.setattr(runner, "REQUESTS_PER_SEAT", 16)  # a long steady window, so that the two rates balance
+    sim = simulate_case(case)
+    assert sim["output_tps_per_gpu"] * 4 / 100 == pytest.approx(sim["input_tps_per_gpu"] * 2 / 1000, rel=0.05)
+
+
+# ---- CLI ----------------------------------------------------------------------------------------------
+
+def test_cli_on_a_user_file(tmp_path, capsys):
+    f = tmp_path / "mine.csv"
+    f.write_text(_csv(
+        {"id": "t5", "model": "hybrid-73bt-8ba", "hw": "h100_sxm", "num_gpus": "2", "concurrency": "4", "isl": "256",
+         "osl": "32", "output_tps_per_gpu": "300", "tpot_ms": "5"},
+        {"id": "nopools", "model": "deepseek-v3", "hw": "h100_sxm", "mode": "disagg", "concurrency": "4", "isl": "256",
+         "osl": "32", "output_tps_per_gpu": "300"},
+    ))
+    assert main(["validate", "--file", str(f), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (row,) = out["rows"]
+    assert row["id"] == "t5" and set(row["measured"]) == {"output_tps_per_gpu", "tpot_ms"}
+    assert row["error"] == pytest.approx(row["simulated"]["output_tps_per_gpu"] / 300 - 1)
+    assert row["config"]["plan"].startswith("TP2 x DP1")
+    assert out["unexpressible"] == [{"id": "nopools", "reason": "disaggregated row without prefill_gpus/decode_gpus (pool sizes unpublished)"}]
+    assert out["median_abs_error"]["output_tps_per_gpu"] == pytest.approx(abs(row["error"]))
+    assert main(["validate", "--file", str(f)]) == 0
+    text = capsys.readouterr().out
+    assert "t5" in text and "not expressible" in text and "nopools: disaggregated row" in text
+
+
+def test_cli_bad_file_is_one_line_exit_2(tmp_path, capsys):
+    f = tmp_path / "bad.csv"
+    f.write_text(_csv({"id": "a", "model": "deepseek-v3", "hw": "tpu"}))
+    assert main(["validate", "--file", str(f)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "bad.csv:2: column hw = 'tpu'" in err
+    assert main(["validate", "--file", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_pool_rows_map_to_single_pool_modes():
+    rows = {r.id: r for r in read_measured(DEFAULT_FILE)}
+    dec = configure(rows["ds_profile_decode"])
+    # 128 decode GPUs at 128 sequences each; context 4096 = prompt 3968 + half of the 256 outputs
+    assert dec.mode == "decode-only" and dec.concurrency == 128 * 128 and (dec.isl, dec.osl) == (3968, 256)
+    assert dec.plan == ParallelPlan(tp=1, dp=128, ep=128, pp=1)
+    pre = configure(rows["sglang_h100_prefill_4096"])
+    assert pre.mode == "prefill-only" and pre.osl == 1 and pre.plan == ParallelPlan(tp=1, dp=32, ep=32, pp=1)
+    assert pre.tbo  # its notes: "DeepEP + EPLB + two-batch overlap (TBO)"
+    mtp = configure(rows["ix_dsr1_8k1k_h200"])
+    assert mtp.mtp == 1 and any("depth not stated" in a for a in mtp.assumptions)
+
+
+def test_decode_pool_throughput_is_batch_times_user_rate():
+    """Decode-only keeps every seat full: output tok/s per GPU = batch per GPU x tokens/s per user."""
+    case = configure(_row(id="d", model="hybrid-73bt-8ba", hw="h100_sxm", mode="disagg", phase="decode",
+                          decode_gpus="2", decode_tp="2", decode_batch_per_gpu="8", isl="2048", output_tps_per_gpu="1"))
+    assert case.mode == "decode-only" and case.concurrency == 16
+    sim = simulate_case(case)
+    assert sim["output_tps_per_gpu"] == pytest.approx(8 * sim["tps_per_user"], rel=0.03)
+    assert sim["ttft_ms"] is None and sim["input_tps_per_gpu"] is None  # the ideal prefill side is not measured
