@@ -183,14 +183,15 @@ class Instance:
         chunks = self._chunks = []
         loads = []
         busy = False
+        eager = self.step_by_step  # the reference: every busy rank plans every step and takes its blocks now
         for rank in ranks:
             nd = rank.n_dec
             if rank.partial is None and not rank.waiting:
                 if not nd:
                     loads.append(_EMPTY)
                     continue
-                if c < rank.kv.runs_out:  # decodes only, and their blocks are there (taken lazily; an
-                    # unknown runs_out, -inf, sends the rank through plan_step, which recomputes it)
+                if c < rank.kv.runs_out and not eager:  # decodes only, and their blocks are there (taken
+                    # lazily; an unknown runs_out, -inf, sends the rank through plan_step, which recomputes it)
                     busy = True
                     loads.append(RankLoad(0, 0.0, 0, nd, rank.kv_off + nd * (c + 1)))
                     continue
