@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 from ..errors import InputError
@@ -36,8 +35,10 @@ def register(sub) -> None:
     b.set_defaults(func=_bench)
 
 
-def _command_line() -> str:
-    return "lmsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command_line(action: str, args, names: tuple[str, ...]) -> str:
+    """The command that made a table, for its provenance header (the flags that shape the output)."""
+    flags = [f"--{n.replace('_', '-')} {shlex.quote(str(getattr(args, n)))}" for n in names if getattr(args, n) not in (None, False)]
+    return " ".join(["lmsim kernels", action] + flags)
 
 
 def _import_aic(args) -> int:
@@ -46,7 +47,8 @@ def _import_aic(args) -> int:
 
     out = Path(args.out) if args.out else measured_root()
     written = convert(args.system, args.framework, args.version, out, nccl_version=args.nccl_version,
-                      data_root=args.aic_data, command=_command_line())
+                      data_root=args.aic_data,
+                      command=_command_line("import-aic", args, ("system", "framework", "version", "nccl_version")))
     folder = out / SYSTEMS[args.system]
     if args.json:
         print_json({"folder": str(folder), "rows": written})
@@ -64,6 +66,6 @@ def _bench(args) -> int:
     out = Path(args.out)
     gpu = args.gpu or out.resolve().name
     written = bench.run(out, gpu=gpu, repeats=args.repeats, warmup=args.warmup, budget_s=args.budget_s, quick=args.quick,
-                        command=_command_line())
+                        command=_command_line("bench", args, ("out", "gpu", "repeats", "warmup", "budget_s", "quick")))
     print(f"wrote {out}: " + ", ".join(f"{k} {v} rows" for k, v in written.items()))
     return 0
