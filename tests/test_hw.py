@@ -13,7 +13,7 @@ from latentmoe_sim.errors import InputError
 from latentmoe_sim.hw import HwProfile
 from latentmoe_sim.hwprofile_io import FIELDS, bundled_dir, list_hw, load_hw, validate_hw_file
 
-BUNDLED = ["b200", "b300", "gb200_nvl72", "gb300_nvl72", "h100_sxm", "h200_sxm", "h800"]
+BUNDLED = ["b200", "b300", "gb200_nvl72", "gb300_nvl72", "h100_sxm", "h200_sxm", "h800", "mi300x", "mi325x", "mi355x"]
 
 
 def _h100_doc() -> dict:

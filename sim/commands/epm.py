@@ -14,7 +14,6 @@ The method, its conventions and its sensitivity are in docs/EPM.md; the library 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from .. import epm as E
 from ..errors import InputError
 from ..models.spec import compress_layers
+from ._fmt import print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -140,7 +140,7 @@ def _iv(pair: tuple[float, float], fmt: str = ".3f") -> str:
 
 
 def _print_json(obj: dict) -> None:
-    print(json.dumps(obj, indent=2))
+    print_json(obj)
 
 
 # ------------------------------------------------------------------------------------------------ commands

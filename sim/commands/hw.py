@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..hw import HwProfile
 from ..hwprofile_io import FIELDS, FieldSpec, list_hw, load_hw, validate_hw_file
+from ._fmt import print_json
 
 GiB = 2**30
 
@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
 
     p = sub.add_parser("list", help="bundled profiles with key numbers")
+    p.add_argument("--json", action="store_true", help="print JSON: every profile as `hw show --json` gives it")
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("show", help="every field of one profile, with unit and source")
@@ -33,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("validate", help="check a profile file; prints 'ok: <name>' or the error (exit 2)")
     p.add_argument("file", metavar="FILE", help="a hardware profile .yaml file")
-    p.set_defaults(func=_cmd_validate)
+    p.add_argument("--json", action="store_true", help='print {"ok": true, "name": ...} (errors still exit 2)')
+    p.set_defaults(func=_cmd_validate, version_footer=False)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -95,6 +97,9 @@ def _best_low_precision(p: HwProfile) -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    if args.json:
+        print_json({"profiles": [profile_to_dict(load_hw(name)) for name in list_hw()]})
+        return 0
     rows = []
     for name in list_hw():
         p = load_hw(name)
@@ -118,7 +123,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     p = load_hw(args.name_or_path)
     data = profile_to_dict(p)
     if args.json:
-        print(json.dumps(data, indent=2))
+        print_json(data)
         return 0
     print(f"{p.name}: {p.description}")
     rows = [
@@ -139,5 +144,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     p = validate_hw_file(args.file)
+    if args.json:
+        print_json({"ok": True, "file": str(args.file), "name": p.name})
+        return 0
     print(f"ok: {p.name}")
     return 0

@@ -52,17 +52,18 @@ class CompiledStepCost:
         self._vary = np.flatnonzero(varying)
         self._fixed = np.flatnonzero(~varying)
         self._overhead = cost.hw.step_overhead_s
-        self._group_memo: dict[tuple[float, float], float] = {}
+        self._group_memo: dict[tuple[float, float, bool], float] = {}
         self._terms_memo: dict[int, tuple] = {}
         self._step_memo: dict[tuple, float] = {}
 
     # ---- pieces ----------------------------------------------------------------------------------
-    def group_time(self, total_tokens: float, busiest_tokens: float) -> float:
-        """Seconds of the EP-group ops (all MoE layers) for these token totals, memoised."""
-        key = (total_tokens, busiest_tokens)
+    def group_time(self, total_tokens: float, busiest_tokens: float, prefill: bool = False) -> float:
+        """Seconds of the EP-group ops (all MoE layers) for these token totals, memoised; ``prefill``: some
+        rank runs a prefill chunk (the all-to-all's dispatch mode)."""
+        key = (total_tokens, busiest_tokens, prefill)
         t = self._group_memo.get(key)
         if t is None:
-            t = sum(o.time_s for o in self.cost.group_breakdown(total_tokens, busiest_tokens)) if total_tokens > 0 else 0.0
+            t = sum(o.time_s for o in self.cost.group_breakdown(total_tokens, busiest_tokens, prefill)) if total_tokens > 0 else 0.0
             if len(self._group_memo) >= 65536:
                 self._group_memo.clear()
             self._group_memo[key] = t
@@ -85,7 +86,8 @@ class CompiledStepCost:
         t = self._step_memo.get(key)
         if t is None:
             tokens = [l[0] + l[3] for l in loads]
-            t = self._overhead + float(self.rank_times(loads).max()) + self.group_time(sum(tokens), max(tokens))
+            prefill = any(l[0] for l in loads)
+            t = self._overhead + float(self.rank_times(loads).max()) + self.group_time(sum(tokens), max(tokens), prefill)
             if len(self._step_memo) >= 4096:
                 self._step_memo.clear()
             self._step_memo[key] = t
