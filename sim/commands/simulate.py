@@ -62,7 +62,9 @@ def register(sub) -> None:
     s.add_argument("--max-batch-tokens", type=int, default=2048, help="token budget per step (vLLM default 2048)")
     s.add_argument("--max-seqs", type=int, default=128, help="running sequences per rank (vLLM default 128)")
     s.add_argument("--block-size", type=int, default=16, help="KV block size, tokens (vLLM default 16)")
-    s.add_argument("--prefill-max-batch-tokens", type=int, default=16384, help="disagg prefill token budget per step")
+    s.add_argument("--prefill-max-batch-tokens", type=int, default=_DEFAULTS.prefill_max_batch_tokens,
+                   help=f"disagg prefill token budget per step (default {_DEFAULTS.prefill_max_batch_tokens}); "
+                        "--max-batch-tokens is the decode pool's")
     s.add_argument("--step-by-step", action="store_true", help="one event per engine step (slow; for checking)")
     m = p.add_argument_group("metrics")
     m.add_argument("--warmup-fraction", type=float, default=0.1)

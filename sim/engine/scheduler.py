@@ -49,6 +49,7 @@ class Rank:
         "count",
         "max_tokens",
         "seats",
+        "seated",
     )
 
     def __init__(self, index: int, capacity_tokens: int, block_size: int, max_tokens: int, seats: int):
@@ -66,6 +67,9 @@ class Rank:
         self.count = 0
         self.max_tokens = max_tokens
         self.seats = seats
+        #: requests whose KV was computed elsewhere (disaggregated) seated in the step being planned: the
+        #: instance stamps their first token at the step's start (TTFT includes the wait for a seat)
+        self.seated: list[Request] = []
 
     # -- the decode set ------------------------------------------------------------------------------------
 
@@ -191,5 +195,6 @@ class Rank:
                     self.partial = req
             else:  # KV computed elsewhere: decode from this step on
                 self.start_decode(req, req.input_tokens + req.generated - 1, req.generated, c, heap)
+                self.seated.append(req)
                 budget -= 1
         return tokens, pairs, ctx
