@@ -352,8 +352,12 @@ def test_error_variant_below_base(capsys):
     err = assert_one_line_error(capsys, "epm", "variant", "kimi-k2-1t", "--baseline-score", "62", "--treated-score", "60")
     assert "smaller than" in err and "adding layers cannot reach" in err
     assert_one_line_error(capsys, "epm", "variant", "kimi-k2-1t", "--epm", "0.9", contains="adding layers cannot reach")
-    assert_one_line_error(capsys, "epm", "variant", "kimi-k2-1t", "--epm", "0.001", "--scale", "width",
-                          contains="not reachable")
+    # --epm is bounded to [0.01, 100] on the command line; the library still refuses an unreachable width
+    from latentmoe_sim.models import load_model
+
+    with pytest.raises(InputError, match="not reachable"):
+        E.make_variant(load_model("kimi-k2-1t"), 0.001, scale="width")
+    assert_one_line_error(capsys, "epm", "variant", "kimi-k2-1t", "--epm", "0.001", contains="allowed [0.01, 100]")
 
 
 def test_error_unknown_model(capsys):

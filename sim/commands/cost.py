@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..cost import CompiledStepCost, CostModel, RankLoad, chunk_load
-from ..errors import InputError
+from ..errors import DoesNotFit, InputError
+from ..schema import bounds as B
 from ..memory import plan_memory
 from ..cost.measured import resolve_costs
 from ._common import add_costs_arg, add_model_args, add_plan_args, positive, resolve_model_hw, resolve_plan
@@ -15,10 +16,14 @@ def register(sub) -> None:
     add_model_args(p)
     add_plan_args(p)
     g = p.add_argument_group("batch of EVERY attention-DP rank")
-    g.add_argument("--prefill-tokens", type=int, default=0, help="prefill chunk length, tokens (default 0)")
-    g.add_argument("--prefill-offset", type=int, default=0, help="tokens of the prompt computed before this chunk (default 0)")
-    g.add_argument("--decode-seqs", type=int, default=0, help="decoding sequences (default 0)")
-    g.add_argument("--kv-len", type=int, default=0, help="context length each decode attends, tokens (default 0)")
+    g.add_argument("--prefill-tokens", type=B.TOKENS_OR_ZERO, default=0, metavar="N",
+                   help=f"prefill chunk length, tokens, {B.TOKENS_OR_ZERO.text} (default 0)")
+    g.add_argument("--prefill-offset", type=B.TOKENS_OR_ZERO, default=0, metavar="N",
+                   help=f"tokens of the prompt computed before this chunk, {B.TOKENS_OR_ZERO.text} (default 0)")
+    g.add_argument("--decode-seqs", type=B.SEQS_OR_ZERO, default=0, metavar="N",
+                   help=f"decoding sequences, {B.SEQS_OR_ZERO.text} (default 0)")
+    g.add_argument("--kv-len", type=B.TOKENS_OR_ZERO, default=0, metavar="N",
+                   help=f"context length each decode attends, tokens, {B.TOKENS_OR_ZERO.text} (default 0)")
     add_costs_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cost)
@@ -26,8 +31,10 @@ def register(sub) -> None:
     m = sub.add_parser("memory", help="weights, activations, reserve and KV capacity per GPU under a plan")
     add_model_args(m)
     add_plan_args(m)
-    m.add_argument("--max-batch-tokens", type=int, default=2048, help="token budget per step (default 2048)")
-    m.add_argument("--max-seqs", type=int, default=128, help="running sequences per rank (default 128)")
+    m.add_argument("--max-batch-tokens", type=B.BATCH_TOKENS, default=2048, metavar="N",
+                   help=f"token budget per step, {B.BATCH_TOKENS.text} (default 2048)")
+    m.add_argument("--max-seqs", type=B.SEQS, default=128, metavar="N",
+                   help=f"running sequences per rank, {B.SEQS.text} (default 128)")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_memory)
 
@@ -76,12 +83,14 @@ def _cost(args) -> int:
 def _memory(args) -> int:
     model, hw = resolve_model_hw(args)
     plan = resolve_plan(args, model, hw)
-    positive("--max-batch-tokens", args.max_batch_tokens)
-    positive("--max-seqs", args.max_seqs)
     mem = plan_memory(model, hw, plan, max_batch_tokens=args.max_batch_tokens, max_seqs=args.max_seqs)
     out = {"model": model.name, "hw": hw.name, "plan": plan.describe(), **mem.as_dict()}
+    not_fit = (f"{model.name} on {hw.name} with {plan.describe()} does not fit: no room for the KV cache "
+               f"({mem.kv_bytes / 2**30:.2f} GiB left per GPU); use more GPUs or lower precision")
     if args.json:
         print_json(out)
+        if not mem.fits:
+            raise DoesNotFit(not_fit)
         return 0
     gib = 2.0**30
     print(f"{model.name} on {hw.name}, {plan.describe()}: per GPU of {mem.hbm_bytes / gib:.1f} GiB HBM")
@@ -96,5 +105,5 @@ def _memory(args) -> int:
         print(f"  KV capacity: {mem.kv_capacity_tokens:,} tokens per attention-DP rank")
     else:
         print("  does not fit: no room for the KV cache")
-        return 2
+        raise DoesNotFit(not_fit)
     return 0

@@ -7,6 +7,7 @@ format is documented in docs/VALIDATION.md; without ``--file`` the shipped measu
 from __future__ import annotations
 
 from ..errors import InputError
+from ..schema import bounds as B
 from ..validation.rows import METRICS
 from ._fmt import print_json
 
@@ -20,8 +21,10 @@ def register(sub) -> None:
     p.add_argument("--file", help="CSV in the measured-results format (docs/VALIDATION.md); default: the shipped file")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--rows", help="comma-separated row ids to keep (default: all)")
-    p.add_argument("--default-isl", type=int, default=None, help="ISL for rows that state none (default 1024)")
-    p.add_argument("--default-osl", type=int, default=None, help="OSL for rows that state none (default 1024)")
+    p.add_argument("--default-isl", type=B.TOKENS, default=None, metavar="N",
+                   help=f"ISL for rows that state none, {B.TOKENS.text} (default 1024)")
+    p.add_argument("--default-osl", type=B.TOKENS, default=None, metavar="N",
+                   help=f"OSL for rows that state none, {B.TOKENS.text} (default 1024)")
     p.set_defaults(func=_validate)
 
 
