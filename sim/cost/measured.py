@@ -82,6 +82,9 @@ KINDS: dict[str, KindSpec] = {
     "mla_decode": KindSpec(("kv_dtype",), ("heads", "batch", "context"),
                            "MLA decode attention core (absorbed form) on one GPU: heads per GPU, batch of sequences, "
                            "context tokens each attends"),
+    "mla_bmm": KindSpec(("dtype", "phase"), ("heads", "tokens"),
+                        "MLA decode's absorbed per-head batched GEMMs on one GPU: phase pre = q_nope (128) -> latent "
+                        "query (512), post = latent output (512) -> v (128); heads per GPU, tokens = decodes"),
     "mla_prefill": KindSpec(("dtype",), ("heads", "batch", "isl"),
                             "MLA prefill attention core on one GPU: heads per GPU, batch of prompts of isl tokens, causal"),
     "allreduce": KindSpec(("dtype", "domain"), ("bytes", "ranks"),
@@ -213,6 +216,11 @@ class Sol:
             H, b, c = s["heads"], s["batch"], s["context"]
             kvb = BYTES_PER_ELEMENT[s["kv_dtype"]]
             return self.compute(2.0 * H * (576 + 512) * b * c, 576 * kvb * b * c + b * H * (576 + 512) * ACT_BYTES, "bf16")
+        if kind == "mla_bmm":
+            # per head: tokens x 128 by 128 x 512 (pre) or tokens x 512 by 512 x 128 (post), DeepSeek-V3 §2.1.1
+            H, t = s["heads"], s["tokens"]
+            return self.compute(2.0 * t * H * 128 * 512, H * 128 * 512 * BYTES_PER_ELEMENT[s["dtype"]] + t * H * (128 + 512) * ACT_BYTES,
+                                s["dtype"])
         if kind == "mla_prefill":
             # qk head dim 192 (128 nope + 64 rope), v head dim 128 (DeepSeek-V3 §2.1.1); causal pairs
             H, b, n = s["heads"], s["batch"], s["isl"]
@@ -318,6 +326,7 @@ INTERP_AXES: dict[str, Callable[[dict], tuple[float, ...]]] = {
     "moe": lambda s: (s["hidden"], s["ffn"], s["num_experts"] / s["ep"], s["tokens"] * s["topk"] / s["num_experts"]),
     "mla_decode": lambda s: (s["heads"], s["batch"], s["context"]),
     "mla_prefill": lambda s: (s["heads"], s["batch"], s["isl"]),
+    "mla_bmm": lambda s: (s["heads"], s["tokens"]),
     "allreduce": lambda s: (s["ranks"], s["bytes"]),
     "alltoall": lambda s: (s["ranks"], s["bytes"]),
 }
