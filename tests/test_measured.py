@@ -261,3 +261,10 @@ def test_import_aic_converts_units_and_semantics(tmp_path, capsys):
 def test_import_aic_bad_system_is_one_line(tmp_path, capsys):
     assert main(["kernels", "import-aic", "--system", "tpu_v9", "--version", "x", "--aic-data", str(tmp_path)]) == 2
     assert "--system" in capsys.readouterr().err
+
+
+def test_saturating_last_axis_holds_above_only():
+    f = LogInterp([((1.0, 1.0), 2.0), ((1.0, 8.0), 4.0)], hold=2.0, hold_above_last=math.inf)
+    assert f([1.0, 1000.0]) == pytest.approx(4.0)  # far above the last axis: the edge
+    assert f([1.0, 0.25]) is None  # below it, the usual factor-2 limit
+    assert f([4.0, 1000.0]) is None  # other axes keep their limit

@@ -242,11 +242,15 @@ class LogInterp:
     Nested bracket-and-blend: along the first axis take the two table values that bracket the query, solve
     each sub-table (the remaining axes) recursively, blend linearly in log2 of the axis. Ragged tables work
     (each sub-table has its own values). Out of range an axis is clamped to its edge if within
-    ``hold`` (a factor) of it; otherwise the answer is ``None``.
+    ``hold`` (a factor) of it; otherwise the answer is ``None``. ``hold_above_last``: the factor for the last
+    axis above its range (``math.inf`` where efficiency saturates, e.g. rows per expert of a grouped GEMM
+    deep in the compute-bound regime).
     """
 
-    def __init__(self, points: Iterable[tuple[Sequence[float], float]], hold: float = EDGE_HOLD_FACTOR):
+    def __init__(self, points: Iterable[tuple[Sequence[float], float]], hold: float = EDGE_HOLD_FACTOR,
+                 hold_above_last: float | None = None):
         self.log_hold = math.log2(hold)
+        self.log_hold_last = math.log2(hold_above_last) if hold_above_last else self.log_hold
         acc: dict = {}
         n_axes = None
         for axes, value in points:
@@ -278,7 +282,8 @@ class LogInterp:
         if x <= keys[0]:
             return solve(0) if keys[0] - x <= self.log_hold + 1e-12 else None
         if x >= keys[-1]:
-            return solve(len(keys) - 1) if x - keys[-1] <= self.log_hold + 1e-12 else None
+            limit = self.log_hold_last if leaf else self.log_hold
+            return solve(len(keys) - 1) if x - keys[-1] <= limit + 1e-12 else None
         hi = bisect.bisect_left(keys, x)
         if keys[hi] == x:
             return solve(hi)
@@ -336,6 +341,10 @@ INTERP_AXES: dict[str, Callable[[dict], tuple[float, ...]]] = {
 #: inverse-distance-squared weights over up to SITE_NEIGHBOURS sites that answer (an exact site alone if
 #: measured), as AIConfigurator does for GEMM (n, k) sites (aiconfigurator.md §2.3).
 SITE_AXES = {"moe": 2}
+#: Kinds whose last axis is held at its upper edge without limit: a grouped GEMM's efficiency has saturated
+#: by AIConfigurator's largest MoE batch (16,384 tokens: 341 rows per expert for Kimi-K2's shape), so a prefill
+#: step's thousands of rows per expert read the same site's edge rather than another model's shape.
+SATURATING_LAST = {"moe": math.inf}
 SITE_NEIGHBOURS = 3
 
 #: Kinds whose first interpolation axis is held at the edge without limit: NCCL/all-to-all efficiency at 16+
@@ -375,7 +384,8 @@ class MeasuredTables:
                 by_site: dict[tuple, list] = {}
                 for axes, eff in pts:
                     by_site.setdefault(tuple(axes[:ns]), []).append((axes[ns:], eff))
-                self._interp[key] = SiteInterp({s: LogInterp(p) for s, p in by_site.items()})
+                hold_last = SATURATING_LAST.get(key[0])
+                self._interp[key] = SiteInterp({s: LogInterp(p, hold_above_last=hold_last) for s, p in by_site.items()})
             else:
                 self._interp[key] = LogInterp(pts)
         self._memo: dict[tuple, float | None] = {}
