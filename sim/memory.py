@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from .errors import InputError
+from .errors import DoesNotFit, InputError
 from .hw import HwProfile
 from .models.spec import ModelSpec, dtype_bytes, ffn_matrices
 from .parallel import ParallelPlan
@@ -146,10 +146,11 @@ def plan_memory(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, max_batc
 
 
 def require_fit(mem: MemoryPlan, model: ModelSpec, hw: HwProfile, plan: ParallelPlan, min_tokens: int = 1) -> MemoryPlan:
-    """Raise InputError, with the numbers, unless at least ``min_tokens`` of KV fit per rank."""
+    """Raise :class:`DoesNotFit` (an InputError; exit status 3), with the numbers, unless at least
+    ``min_tokens`` of KV fit per rank."""
     gib = 2.0**30
     if mem.kv_bytes <= 0 or (mem.kv_bytes_per_token and mem.kv_capacity_tokens < min_tokens):
-        raise InputError(
+        raise DoesNotFit(
             f"{model.name} on {hw.name} with {plan.describe()} does not fit: weights {mem.weight_bytes / gib:.1f} GiB"
             f" + activations {mem.activation_bytes / gib:.1f} GiB + state {mem.state_bytes / gib:.1f} GiB"
             f" + reserve {mem.reserve_bytes / gib:.1f} GiB of {mem.hbm_bytes / gib:.1f} GiB HBM per GPU leaves"

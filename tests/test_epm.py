@@ -335,7 +335,7 @@ def test_error_non_numeric_score(tmp_path, capsys):
 def test_error_missing_column_and_file(tmp_path, capsys):
     path = write_csv(tmp_path, "name,size,score\na,1e9,50\nb,1e10,60\n")
     assert_one_line_error(capsys, "epm", "fit", "--family", path, contains="missing column")
-    assert_one_line_error(capsys, "epm", "fit", "--family", str(tmp_path / "nope.csv"), contains="cannot read")
+    assert_one_line_error(capsys, "epm", "fit", "--family", str(tmp_path / "nope.csv"), contains="not found")
 
 
 @pytest.mark.parametrize("argv", [
@@ -352,8 +352,12 @@ def test_error_variant_below_base(capsys):
     err = assert_one_line_error(capsys, "epm", "variant", "kimi-k2-1t", "--baseline-score", "62", "--treated-score", "60")
     assert "smaller than" in err and "adding layers cannot reach" in err
     assert_one_line_error(capsys, "epm", "variant", "kimi-k2-1t", "--epm", "0.9", contains="adding layers cannot reach")
-    assert_one_line_error(capsys, "epm", "variant", "kimi-k2-1t", "--epm", "0.001", "--scale", "width",
-                          contains="not reachable")
+    # --epm is bounded to [0.01, 100] on the command line; the library still refuses an unreachable width
+    from latentmoe_sim.models import load_model
+
+    with pytest.raises(InputError, match="not reachable"):
+        E.make_variant(load_model("kimi-k2-1t"), 0.001, scale="width")
+    assert_one_line_error(capsys, "epm", "variant", "kimi-k2-1t", "--epm", "0.001", contains="allowed [0.01, 100]")
 
 
 def test_error_unknown_model(capsys):

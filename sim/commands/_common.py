@@ -9,6 +9,7 @@ from ..hwprofile_io import load_hw
 from ..models import load_model
 from ..models.spec import BYTES_PER_ELEMENT
 from ..parallel import ParallelPlan
+from ..schema import bounds as B
 
 DEFAULT_MODEL = "kimi-k2-1t"
 DEFAULT_HW = "h200_sxm"
@@ -31,8 +32,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                        ("embedding_weights", "embedding and LM head")):
         g.add_argument(f"--{name.replace('_', '-')}-dtype", dest=f"{name}_dtype", choices=dtypes, metavar="DTYPE",
                        help=f"weights of the {what} (default: --weights-dtype, embedding BF16)")
-    p.add_argument("--expert-imbalance", type=float, default=1.0,
-                   help="busiest expert slot's pairs / the mean (>= 1; default 1.0 = perfectly balanced)")
+    p.add_argument("--expert-imbalance", type=B.IMBALANCE, default=1.0, metavar="X",
+                   help=f"busiest expert slot's pairs / the mean, {B.IMBALANCE.text} (default 1.0 = perfectly balanced)")
 
 
 def add_costs_arg(p: argparse.ArgumentParser) -> None:
@@ -52,17 +53,18 @@ def add_plan_args(p: argparse.ArgumentParser, prefix: str = "", label: str = "")
     for name, help_ in (("tp", "tensor parallel"), ("dp", "attention data-parallel ranks"), ("ep", "expert parallel"),
                         ("pp", "pipeline stages")):
         default = "tp*dp" if name == "ep" else ("--" + name if prefix else "1")
-        g.add_argument(f"--{prefix}{name}", type=int, default=None, metavar="N", help=f"{help_} (default {default})")
-    g.add_argument(f"--{prefix}redundant-experts", type=int, default=None, metavar="R",
-                   help="redundant expert slots (EPLB copies; EP must divide experts + R; default "
+        g.add_argument(f"--{prefix}{name}", type=B.PLAN_DEGREE, default=None, metavar="N",
+                       help=f"{help_}, {B.PLAN_DEGREE.text} (default {default})")
+    g.add_argument(f"--{prefix}redundant-experts", type=B.REDUNDANT, default=None, metavar="R",
+                   help=f"redundant expert slots, {B.REDUNDANT.text} (EPLB copies; EP must divide experts + R; default "
                         + ("--redundant-experts)" if prefix else "0)"))
 
 
 def add_serving_args(p: argparse.ArgumentParser) -> None:
     """Instance options that change the step cost: speculative decoding / MTP and two-batch overlap."""
     g = p.add_argument_group('serving features (docs/MODELING.md, "Serving features")')
-    g.add_argument("--mtp", type=int, default=None, metavar="K",
-                   help="MTP / speculative decoding: K draft tokens per step, one draft layer each (default off)")
+    g.add_argument("--mtp", type=B.MTP, default=None, metavar="K",
+                   help=f"MTP / speculative decoding: K draft tokens per step, one draft layer each, {B.MTP.text} (default off)")
     g.add_argument("--mtp-acceptance", default=None, metavar="A",
                    help="acceptance: a rate per draft position (0.85, the DeepSeek-V3 default), rates per position "
                         "(0.9,0.7,0.5), or a mean accepted length including the bonus token (len:2.4)")

@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 from ..errors import InputError
+from ..schema import bounds as B
 from ._fmt import print_json
 
 
@@ -28,9 +29,12 @@ def register(sub) -> None:
     b = ks.add_parser("bench", help="time our kernels over the shape grid on this machine's GPU (CUDA events)")
     b.add_argument("--out", required=True, help="folder to write the tables to, e.g. hwprofiles/measured/h200_sxm/")
     b.add_argument("--gpu", help="hardware-profile name written in the provenance header (default: from the folder name)")
-    b.add_argument("--repeats", type=int, default=20, help="timed repeats per shape; the median is kept (default 20)")
-    b.add_argument("--warmup", type=int, default=5, help="untimed launches per shape first (default 5)")
-    b.add_argument("--budget-s", type=float, default=420.0, help="stop adding shapes after this many seconds (default 420)")
+    b.add_argument("--repeats", type=B.Count(1, 10_000), default=20, metavar="N",
+                   help="timed repeats per shape; the median is kept, integer in [1, 10000] (default 20)")
+    b.add_argument("--warmup", type=B.Count(0, 10_000), default=5, metavar="N",
+                   help="untimed launches per shape first, integer in [0, 10000] (default 5)")
+    b.add_argument("--budget-s", type=B.SECONDS, default=420.0, metavar="S",
+                   help=f"stop adding shapes after this many seconds, {B.SECONDS.text} (default 420)")
     b.add_argument("--quick", action="store_true", help="a few shapes per op (smoke test)")
     b.set_defaults(func=_bench)
 

@@ -62,6 +62,7 @@ class Op:
     comm_bytes: dict[int, float] = field(default_factory=dict)
     link: str = ""  # "nvlink" | "scaleout" for communication ops
     gate: int = F_T
+    peers: int = 0  # GPUs in the collective's group (a full-mesh fabric's bandwidth depends on it); 0 = n/a
     #: shape for a measured-table lookup (sim/cost/measured.py), or None: ``{"kind": <table kind>, column:
     #: value}`` where a value is a constant, a feature-coefficient dict (linear in the features) or a pair
     #: of such dicts (their ratio, e.g. mean context = decode_kv / decode_seqs)
@@ -107,7 +108,7 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
 
     def allreduce(block, count):
         if tp > 1 and count:
-            ops.append(Op(f"{block}.tp_allreduce", block, count, comm_bytes={F_T: ar_factor * h * ACT_BYTES}, link=link_tp,
+            ops.append(Op(f"{block}.tp_allreduce", block, count, comm_bytes={F_T: ar_factor * h * ACT_BYTES}, link=link_tp, peers=tp,
                           table={"kind": "allreduce", "dtype": "bf16", "domain": link_tp, "ranks": tp, "bytes": {F_T: h * ACT_BYTES}}))
 
     def norm(block, count):
@@ -215,7 +216,7 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
                      prec.class_compute("embedding"), gate=F_D))
     if plan.pp > 1:
         link = "nvlink" if plan.num_gpus <= hw.nvlink_domain_size else "scaleout"
-        ops.append(Op("pp.p2p", "pp", plan.pp - 1, comm_bytes={F_T: h * ACT_BYTES / tp}, link=link))
+        ops.append(Op("pp.p2p", "pp", plan.pp - 1, comm_bytes={F_T: h * ACT_BYTES / tp}, link=link, peers=2))
     return ops
 
 
@@ -232,6 +233,7 @@ class GroupOp:
     scaleout_bytes: float = 0.0
     #: shape for a measured-table lookup (constants only), or None; see :attr:`Op.table`
     table: dict | None = None
+    peers: int = 0  # GPUs in the collective's group (full-mesh fabric); 0 = n/a
 
 
 def remote_copies_per_token(num_experts: int, top_k: int, ep: int, ranks_per_node: int, mode: str) -> tuple[float, float]:
@@ -323,7 +325,7 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
         nvl, so = max(send, recv) * c_nvl * b, max(send, recv) * c_so * b
         if nvl or so:
             # measured all-to-all tables key on the bytes each GPU holds, (ep-1)/ep of which it sends
-            ops.append(GroupOp(name, nE, "", nvlink_bytes=nvl, scaleout_bytes=so,
+            ops.append(GroupOp(name, nE, "", nvlink_bytes=nvl, scaleout_bytes=so, peers=plan.gpus_per_stage,
                                table={"kind": "alltoall", "domain": "scaleout" if so else "nvlink", "ranks": ep,
                                       "bytes": (nvl + so) * ep / (ep - 1)}))
     n = ffn_matrices(m.activation)
@@ -339,5 +341,6 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
                                        "ffn": m.expert_ffn, "topk": K, "num_experts": m.num_experts, "ep": ep},
     ))
     if moe_tp > 1:
-        ops.append(GroupOp("moe.expert_tp_allreduce", nE, "", nvlink_bytes=2.0 * (moe_tp - 1) / moe_tp * pairs_per_slot * w * ACT_BYTES))
+        ops.append(GroupOp("moe.expert_tp_allreduce", nE, "", nvlink_bytes=2.0 * (moe_tp - 1) / moe_tp * pairs_per_slot * w * ACT_BYTES,
+                           peers=moe_tp))
     return [op for op in ops if op.flops or op.mem_bytes or op.nvlink_bytes or op.scaleout_bytes]

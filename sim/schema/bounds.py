@@ -25,7 +25,7 @@ from ..errors import InputError
 
 __all__ = ["Count", "Real", "check_count", "check_real", "PLAN_DEGREE", "INSTANCES", "RANKS", "REQUESTS", "CONCURRENCY",
            "RATE", "BURSTINESS", "TOKENS", "TOKENS_OR_ZERO", "BATCH_TOKENS", "SEQS", "SEQS_OR_ZERO", "BLOCK", "SEED",
-           "WINDOW_FRACTION", "SLA_S", "CI_TARGET", "SECONDS", "IMBALANCE", "MTP", "BOOTSTRAP", "LEVEL", "SCORE", "EPM",
+           "WINDOW_FRACTION", "SLA_S", "CI_TARGET", "SECONDS", "IMBALANCE", "MTP", "REDUNDANT", "BOOTSTRAP", "LEVEL", "SCORE", "EPM",
            "ALIGN"]
 
 _MAX_LITERAL = 40  # characters; longer numbers are refused before int()/float() see them
@@ -173,7 +173,7 @@ BURSTINESS = Real(0.01, 100.0)
 #: Tokens of one request (prompt or output): 2^24 = 16.8M, the longest context a model entry may declare.
 TOKENS = Count(1, 1 << 24)
 TOKENS_OR_ZERO = Count(0, 1 << 24)
-#: --max-batch-tokens and friends: 2^20 tokens per step (64x the largest default, 16,384).
+#: --max-batch-tokens and friends: 2^20 tokens per step (128x the largest default, 8,192).
 BATCH_TOKENS = Count(1, 1 << 20)
 #: --max-seqs: running sequences per rank (512x vLLM's default 128).
 SEQS = Count(1, 1 << 16)
@@ -192,6 +192,8 @@ CI_TARGET = Real(0.001, 1.0)
 SECONDS = Real(0.0, 604800.0)
 #: --expert-imbalance: busiest expert slot / mean; 1 is balanced, 100 is one slot taking almost all tokens.
 IMBALANCE = Real(1.0, 100.0)
+#: --redundant-experts: EPLB's extra expert slots (DeepSeek-V3 serves 256 experts with 32 redundant ones).
+REDUNDANT = Count(0, 65536)
 #: --mtp: draft tokens per step (DeepSeek-V3 uses 1; published speculative setups use up to ~8).
 MTP = Count(0, 16)
 #: epm --bootstrap: draws (10,000 gives percentile intervals to ~0.5 %; 100,000 is plenty and takes seconds).
