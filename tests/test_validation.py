@@ -290,3 +290,10 @@ def test_pools_measured_separately_become_two_pool_rows():
     assert case.concurrency == 480 * 96 and case.plan.redundant_experts == 96  # "96 redundant experts on decode"
     assert configure(pre).plan.redundant_experts == 0
     assert pool_rows(row.__class__(**{**row.__dict__, "mode": "agg"})) == []
+
+
+def test_every_calibratable_field_is_a_profile_field():
+    from latentmoe_sim.validation.calibration import CALIBRATABLE, field_spec
+
+    for name in CALIBRATABLE:
+        assert field_spec(name).attr  # a rename in the profile schema must be followed here
