@@ -32,6 +32,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import __version__
+from .engine.disaggregated import DEFAULT_PREFILL_MAX_BATCH_TOKENS
 from .errors import InputError
 from .stopping import StoppingRule, Verdict, initial_requests, judge
 
@@ -90,6 +91,8 @@ class OperatingPoint:
     pp: int = 1
     #: redundant expert slots (EPLB copies; ep must divide experts + R), per role as the plan fields
     redundant_experts: int = 0
+    #: classes sharded over the tp*dp group under attention DP (sim/parallel.py parse_dp_sharded); None = sglang
+    dp_sharded: str | None = None
     instances: int = 1
     prefill_tp: int | None = None
     prefill_dp: int | None = None
@@ -123,7 +126,8 @@ class OperatingPoint:
     max_batch_tokens: int = 2048
     max_seqs: int = 128
     block_size: int = 16
-    prefill_max_batch_tokens: int = 16384
+    #: the one default of the prefill pool's token budget (sim/engine/disaggregated.py, docs/ENGINE.md)
+    prefill_max_batch_tokens: int = DEFAULT_PREFILL_MAX_BATCH_TOKENS
     router: str = "least-loaded"
     step_by_step: bool = False
     # metrics and stopping rule (latentmoe_sim.stopping)
@@ -249,7 +253,10 @@ def plan_of(point: OperatingPoint, model, hw, role: str = ""):
     if ep is None:
         ep = tp * dp if model.moe else 1
     prefix = f"{role}-" if role else ""
-    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red or 0).validate(
+    from .parallel import DEFAULT_DP_SHARDED, parse_dp_sharded
+
+    sharded = DEFAULT_DP_SHARDED if point.dp_sharded is None else parse_dp_sharded(point.dp_sharded)
+    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red or 0, dp_sharded=sharded).validate(
         model.moe.num_experts if model.moe else None, hw, None, model.num_layers,
         where=f"{role} plan" if role else "plan", flag_prefix=prefix)
 
@@ -350,7 +357,7 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
     def run(requests):
         return simulate_disaggregated(pre, point.prefill_instances, dec, point.decode_instances, requests,
                                       prefill_max_batch_tokens=point.prefill_max_batch_tokens,
-                                      decode_max_seqs=point.max_seqs, block_size=point.block_size,
+                                      decode_max_batch_tokens=point.max_batch_tokens, decode_max_seqs=point.max_seqs, block_size=point.block_size,
                                       router=point.router, step_by_step=point.step_by_step, **engine_kw)
 
     cols = {"plan": f"prefill {pplan.describe()} x{point.prefill_instances}; decode {dplan.describe()} "

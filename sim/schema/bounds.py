@@ -26,7 +26,7 @@ from ..errors import InputError
 __all__ = ["Count", "Real", "check_count", "check_real", "PLAN_DEGREE", "INSTANCES", "RANKS", "REQUESTS", "CONCURRENCY",
            "RATE", "BURSTINESS", "TOKENS", "TOKENS_OR_ZERO", "BATCH_TOKENS", "SEQS", "SEQS_OR_ZERO", "BLOCK", "SEED",
            "WINDOW_FRACTION", "SLA_S", "CI_TARGET", "SECONDS", "IMBALANCE", "MTP", "REDUNDANT", "BOOTSTRAP", "LEVEL", "SCORE", "EPM",
-           "ALIGN"]
+           "ALIGN", "WORKERS"]
 
 _MAX_LITERAL = 40  # characters; longer numbers are refused before int()/float() see them
 
@@ -173,7 +173,7 @@ BURSTINESS = Real(0.01, 100.0)
 #: Tokens of one request (prompt or output): 2^24 = 16.8M, the longest context a model entry may declare.
 TOKENS = Count(1, 1 << 24)
 TOKENS_OR_ZERO = Count(0, 1 << 24)
-#: --max-batch-tokens and friends: 2^20 tokens per step (64x the largest default, 16,384).
+#: --max-batch-tokens and friends: 2^20 tokens per step (128x the largest default, 8,192).
 BATCH_TOKENS = Count(1, 1 << 20)
 #: --max-seqs: running sequences per rank (512x vLLM's default 128).
 SEQS = Count(1, 1 << 16)
@@ -196,6 +196,8 @@ IMBALANCE = Real(1.0, 100.0)
 REDUNDANT = Count(0, 65536)
 #: --mtp: draft tokens per step (DeepSeek-V3 uses 1; published speculative setups use up to ~8).
 MTP = Count(0, 16)
+#: --workers of a process/Ray executor: a large node's core count.
+WORKERS = Count(1, 256)
 #: epm --bootstrap: draws (10,000 gives percentile intervals to ~0.5 %; 100,000 is plenty and takes seconds).
 BOOTSTRAP = Count(0, 100_000)
 #: epm --level: central interval level.
