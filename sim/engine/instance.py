@@ -118,7 +118,7 @@ class Instance:
     def release(self, rank: Rank, blocks: int) -> None:
         """Free ``blocks`` KV blocks that a finished prefill held on ``rank`` (its KV has left)."""
         rank.kv.free += blocks
-        rank.kv.invalidate()
+        rank.changed()
         if self._state == IDLE and rank.waiting:
             self._wake_up()
 
@@ -186,12 +186,13 @@ class Instance:
         eager = self.step_by_step  # the reference: every busy rank plans every step and takes its blocks now
         for rank in ranks:
             nd = rank.n_dec
-            if rank.partial is None and not rank.waiting:
+            if rank.partial is None and (not rank.waiting or (rank.blocked and not eager)):
+                # nothing to admit: an idle rank, or one that only decodes
                 if not nd:
                     loads.append(_EMPTY)
                     continue
-                if c < rank.kv.runs_out and not eager:  # decodes only, and their blocks are there (taken
-                    # lazily; an unknown runs_out, -inf, sends the rank through plan_step, which recomputes it)
+                if c < rank.kv.runs_out and not eager:  # its decode blocks are there (taken lazily; an
+                    # unknown runs_out, -inf, sends the rank through plan_step, which recomputes it)
                     busy = True
                     loads.append(RankLoad(0, 0.0, 0, nd, rank.kv_off + nd * (c + 1)))
                     continue
@@ -252,14 +253,14 @@ class Instance:
                     if fit < 2:
                         return 0
                     n = fit
-                if rank.waiting:
+                if rank.waiting and not rank.blocked:
                     kv.sync(c, nd)
                     if rank.head_fits(kv.free - kv.due[c % kv.block_size]):
                         return 0
                 seqs.append(nd)
                 kvs.append(rank.kv_off + nd * (c + 1))
             else:
-                if rank.waiting and rank.head_fits(rank.kv.free):
+                if rank.waiting and not rank.blocked and rank.head_fits(rank.kv.free):
                     return 0
                 seqs.append(0)
                 kvs.append(0)
@@ -291,7 +292,7 @@ class Instance:
             req.first_token_s = now
         if g >= req.output_tokens:
             rank.kv.free += req.blocks
-            rank.kv.invalidate()
+            rank.changed()
             self._finish(rank, req, now)
         elif self.prefill_only:
             del rank.running[req]
@@ -301,7 +302,7 @@ class Instance:
             self.sim.prefilled(req, self, rank)
         else:
             rank.start_decode(req, req.prefill_target, g, c, self._heap)
-            rank.kv.invalidate()
+            rank.changed()
 
     def _pop_finishes(self, now: float, c: int) -> None:
         heap, bs = self._heap, self.block_size
@@ -312,7 +313,7 @@ class Instance:
             rank = req.rank
             kv = rank.stop_decode(req, c)  # first: it takes the blocks owed up to c from kv.free
             rank.kv.free += blocks_for(kv, bs)
-            rank.kv.invalidate()
+            rank.changed()
             self._finish(rank, req, now)
 
     def _finish(self, rank: Rank, req: Request, now: float) -> None:
