@@ -32,6 +32,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import __version__
+from .engine.disaggregated import DEFAULT_PREFILL_MAX_BATCH_TOKENS
 from .errors import InputError
 from .stopping import StoppingRule, Verdict, initial_requests, judge
 
@@ -79,6 +80,9 @@ class OperatingPoint:
     tbo: bool = False
     #: op times: roofline, measured (the GPU's tables under hwprofiles/measured/) or auto (docs/KERNELS.md)
     costs: str = "roofline"
+    #: hardware-profile fields replaced for this point, sorted (HwProfile attribute, SI value) pairs: a
+    #: calibration layer (sim/validation/calibration.py); empty = the profile as shipped
+    hw_fields: tuple[tuple[str, float], ...] = ()
     # serving mode (agg | disagg | decode-only | prefill-only, the last two from cost/pools.py) and plans
     mode: str = "agg"
     tp: int = 1
@@ -87,6 +91,8 @@ class OperatingPoint:
     pp: int = 1
     #: redundant expert slots (EPLB copies; ep must divide experts + R), per role as the plan fields
     redundant_experts: int = 0
+    #: classes sharded over the tp*dp group under attention DP (sim/parallel.py parse_dp_sharded); None = sglang
+    dp_sharded: str | None = None
     instances: int = 1
     prefill_tp: int | None = None
     prefill_dp: int | None = None
@@ -120,7 +126,8 @@ class OperatingPoint:
     max_batch_tokens: int = 2048
     max_seqs: int = 128
     block_size: int = 16
-    prefill_max_batch_tokens: int = 16384
+    #: the one default of the prefill pool's token budget (sim/engine/disaggregated.py, docs/ENGINE.md)
+    prefill_max_batch_tokens: int = DEFAULT_PREFILL_MAX_BATCH_TOKENS
     router: str = "least-loaded"
     step_by_step: bool = False
     # metrics and stopping rule (latentmoe_sim.stopping)
@@ -139,6 +146,8 @@ class OperatingPoint:
     def __post_init__(self) -> None:
         if isinstance(self.options, dict):
             object.__setattr__(self, "options", tuple(sorted(self.options.items())))
+        if isinstance(self.hw_fields, dict):
+            object.__setattr__(self, "hw_fields", tuple(sorted(self.hw_fields.items())))
 
     # -- identity -------------------------------------------------------------------------------------------
     def canonical(self) -> dict:
@@ -148,7 +157,7 @@ class OperatingPoint:
         for f in fields(self):
             value = getattr(self, f.name)
             if value != defaults[f.name]:
-                out[f.name] = [list(kv) for kv in value] if f.name == "options" else value
+                out[f.name] = [list(kv) for kv in value] if f.name in ("options", "hw_fields") else value
         return dict(sorted(out.items()))
 
     @property
@@ -168,6 +177,7 @@ class OperatingPoint:
         d = asdict(self)
         opts = d.pop("options")
         d.update({f"opt_{k}": v for k, v in opts})
+        d["hw_fields"] = ", ".join(f"{k}={v:.6g}" for k, v in self.hw_fields) or None
         d["model_spec"] = d.pop("model")
         d["model"] = self.model_label or d["model_spec"]
         d["traffic"] = self.traffic or self.workload
@@ -203,6 +213,20 @@ def _hw(name: str):
     return load_hw(name)
 
 
+def hw_of(point: OperatingPoint):
+    """The point's hardware profile, with its ``hw_fields`` (a calibration layer) replaced."""
+    hw = _hw(point.hw)
+    if point.hw_fields:
+        from .hw import HwProfile
+
+        known = {f.name for f in fields(HwProfile)}
+        bad = [k for k, _ in point.hw_fields if k not in known]
+        if bad:
+            raise InputError(f"hw_fields: {bad[0]!r} is not a hardware-profile field")
+        hw = replace(hw, **dict(point.hw_fields))
+    return hw
+
+
 def resolve_model(point: OperatingPoint):
     """The model the point names, with its precision overrides applied: the ``precision`` preset
     (sim/precision.py; ``fp4`` = what NVFP4 checkpoints ship) under the per-tensor and per-class fields."""
@@ -229,7 +253,10 @@ def plan_of(point: OperatingPoint, model, hw, role: str = ""):
     if ep is None:
         ep = tp * dp if model.moe else 1
     prefix = f"{role}-" if role else ""
-    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red or 0).validate(
+    from .parallel import DEFAULT_DP_SHARDED, parse_dp_sharded
+
+    sharded = DEFAULT_DP_SHARDED if point.dp_sharded is None else parse_dp_sharded(point.dp_sharded)
+    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red or 0, dp_sharded=sharded).validate(
         model.moe.num_experts if model.moe else None, hw, None, model.num_layers,
         where=f"{role} plan" if role else "plan", flag_prefix=prefix)
 
@@ -261,7 +288,8 @@ def _instance_cost(point: OperatingPoint, model, hw, plan, max_batch_tokens: int
                                              "activations_dtype", "kv_cache_dtype", "dispatch_dtype", "combine_dtype",
                                              "expert_weights_dtype", "attention_weights_dtype", "dense_weights_dtype",
                                              "embedding_weights_dtype",
-                                             "hw", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance", "tbo", "costs"))
+                                             "hw", "hw_fields", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance",
+                                             "tbo", "costs"))
     key = (prec, plan, max_batch_tokens, tuple(sorted(cost_kw.items())))
     if key not in _COSTS:
         if len(_COSTS) >= 64:
@@ -329,7 +357,7 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
     def run(requests):
         return simulate_disaggregated(pre, point.prefill_instances, dec, point.decode_instances, requests,
                                       prefill_max_batch_tokens=point.prefill_max_batch_tokens,
-                                      decode_max_seqs=point.max_seqs, block_size=point.block_size,
+                                      decode_max_batch_tokens=point.max_batch_tokens, decode_max_seqs=point.max_seqs, block_size=point.block_size,
                                       router=point.router, step_by_step=point.step_by_step, **engine_kw)
 
     cols = {"plan": f"prefill {pplan.describe()} x{point.prefill_instances}; decode {dplan.describe()} "
@@ -398,7 +426,7 @@ def run_point(point: OperatingPoint, *, keep_records: bool = False, raise_input_
 def _run(point: OperatingPoint, row: dict, wall0: float, cpu0: float, keep_records: bool) -> dict:
     from .metrics import requests_in_system
 
-    model, hw = resolve_model(point), _hw(point.hw)
+    model, hw = resolve_model(point), hw_of(point)
     row["model"] = point.model_label or model.name
     row["hw_name"] = hw.name
     dep = _deploy(point, model, hw)

@@ -335,7 +335,7 @@ def test_error_non_numeric_score(tmp_path, capsys):
 def test_error_missing_column_and_file(tmp_path, capsys):
     path = write_csv(tmp_path, "name,size,score\na,1e9,50\nb,1e10,60\n")
     assert_one_line_error(capsys, "epm", "fit", "--family", path, contains="missing column")
-    assert_one_line_error(capsys, "epm", "fit", "--family", str(tmp_path / "nope.csv"), contains="cannot read")
+    assert_one_line_error(capsys, "epm", "fit", "--family", str(tmp_path / "nope.csv"), contains="not found")
 
 
 @pytest.mark.parametrize("argv", [

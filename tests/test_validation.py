@@ -11,10 +11,10 @@ import pytest
 
 from latentmoe_sim.cli import main
 from latentmoe_sim.errors import InputError
+from latentmoe_sim.hwprofile_io import load_hw
 from latentmoe_sim.parallel import ParallelPlan
 from latentmoe_sim.validation.configure import Case, Unexpressible, configure
 from latentmoe_sim.validation.rows import COLUMNS, MTP_ON, parse_measured, read_measured
-from latentmoe_sim.validation import runner
 from latentmoe_sim.validation.runner import simulate_case
 from latentmoe_sim.validation.search import candidate_plans
 from latentmoe_sim.validation.summary import stats
@@ -133,15 +133,14 @@ def test_concurrency_one_throughput_is_one_request_at_a_time():
     assert sim["input_tps_per_gpu"] == pytest.approx(sim["output_tps_per_gpu"] * 512 / 64, rel=0.02)
 
 
-def test_disaggregated_rates_are_per_pool_gpu(monkeypatch):
+def test_disaggregated_rates_are_per_pool_gpu():
     """Both pools serve the same requests: output/s per decode GPU x decode GPUs / OSL equals input/s per
     prefill GPU x prefill GPUs / ISL (steady state)."""
     row = _row(id="d", model="hybrid-73bt-8ba", hw="h100_sxm", mode="disagg", prefill_gpus="2", prefill_tp="2",
                decode_gpus="4", decode_tp="2", concurrency="32", isl="1000", osl="100", output_tps_per_gpu="1")
     case = configure(row)
     assert case.prefill_instances == 1 and case.decode_instances == 2
-    monkeypatch.setattr(runner, "REQUESTS_PER_SEAT", 16)  # a long steady window, so that the two rates balance
-    sim = simulate_case(case)
+    sim = simulate_case(case)  # run_point's stopping rule: a steady window with a 2% throughput CI
     assert sim["output_tps_per_gpu"] * 4 / 100 == pytest.approx(sim["input_tps_per_gpu"] * 2 / 1000, rel=0.05)
 
 
@@ -198,3 +197,96 @@ def test_decode_pool_throughput_is_batch_times_user_rate():
     sim = simulate_case(case)
     assert sim["output_tps_per_gpu"] == pytest.approx(8 * sim["tps_per_user"], rel=0.03)
     assert sim["ttft_ms"] is None and sim["input_tps_per_gpu"] is None  # the ideal prefill side is not measured
+
+
+# ---- calibration ------------------------------------------------------------------------------------
+
+from latentmoe_sim.validation.calibration import parse_calibration  # noqa: E402
+
+CAL = {"name": "t", "fitted_on": ["a"], "held_out": ["b"],
+       "layers": [{"match": {"hw": ["h100_sxm"]}, "fields": {"step_overhead_us": 100, "memory_efficiency": 0.9}},
+                  {"match": {"hw": ["h100_sxm"], "framework": ["vllm"]}, "fields": {"step_overhead_us": 2500}}]}
+
+
+def test_calibration_layers_apply_in_order_in_si():
+    cal = parse_calibration(CAL, "c.yaml")
+    assert cal.hw_fields("h100_sxm", "vllm") == {"step_overhead_s": pytest.approx(2.5e-3), "memory_efficiency": 0.9}
+    assert cal.hw_fields("h100_sxm", "sglang") == {"step_overhead_s": pytest.approx(1e-4), "memory_efficiency": 0.9}
+    assert cal.hw_fields("h200_sxm", "vllm") == {}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"layers": [{"fields": {"hbm_bandwidth_TBps": 5}}]}, "hbm_bandwidth_TBps: not calibratable"),
+    ({"layers": [{"fields": {"memory_efficiency": 1.5}}]}, "memory_efficiency = 1.5: allowed [0.01, 1]"),
+    ({"held_out": ["a"]}, "row 'a' is both in fitted_on and held_out"),
+    ({"per_row": {}}, "unknown key 'per_row'"),
+])
+def test_calibration_file_errors(change, message):
+    with pytest.raises(InputError) as exc:
+        parse_calibration(CAL | change, "c.yaml")
+    assert message in str(exc.value)
+
+
+def test_step_overhead_calibration_moves_tpot_by_exactly_its_change():
+    """A decode pool at a fixed batch: every step is pure decode, so TPOT = step time, and a calibration layer
+    that adds 2 ms of step overhead adds exactly 2 ms to TPOT."""
+    case = configure(_row(id="d", model="hybrid-73bt-8ba", hw="h100_sxm", mode="disagg", phase="decode",
+                          decode_gpus="2", decode_tp="2", decode_batch_per_gpu="4", isl="1024", output_tps_per_gpu="1"))
+    raw = simulate_case(case)
+    cal = parse_calibration({"name": "t", "fitted_on": [], "held_out": [],
+                             "layers": [{"fields": {"step_overhead_us": 2500}}]}, "c.yaml")
+    base_overhead_s = load_hw("h100_sxm").step_overhead_s
+    shifted = simulate_case(case, hw_fields=cal.hw_fields("h100_sxm", "vllm"))
+    assert shifted["tpot_ms"] - raw["tpot_ms"] == pytest.approx((2.5e-3 - base_overhead_s) * 1e3, rel=1e-6)
+
+
+def test_cli_uncalibrated_and_calibration_file(tmp_path, capsys):
+    f = tmp_path / "c.yaml"
+    f.write_text("name: slow\nfitted_on: []\nheld_out: [latentmoe_h100_c1_base]\n"
+                 "layers:\n  - match: {framework: [vllm]}\n    fields: {step_overhead_us: 5000}\n")
+    assert main(["validate", "--rows", "latentmoe_h100_c1_base", "--calibration", str(f), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (row,) = out["rows"]
+    assert out["calibration"]["name"] == "slow" and row["group"]["calibration"] == "held-out"
+    raw_error = out["uncalibrated"]["errors"]["latentmoe_h100_c1_base"]["output_tps_per_gpu"]
+    assert row["error"] < raw_error  # 5 ms per step instead of 0.5 ms: slower than the raw model
+    assert main(["validate", "--rows", "latentmoe_h100_c1_base", "--uncalibrated", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["calibration"] is None and out["rows"][0]["error"] == pytest.approx(raw_error)
+
+
+def test_redundant_experts_from_notes_or_fewest_that_divide():
+    from latentmoe_sim.validation.configure import redundant_experts
+
+    row = _row(id="a", model="deepseek-v3", hw="h100_sxm", output_tps_per_gpu="1", notes="x; 32 redundant experts")
+    assert redundant_experts(row, 144, 256, []) == 32  # DeepSeek's EP144 decode unit: 288 slots, 2 per GPU
+    odd = _row(id="b", model="deepseek-v3", hw="h100_sxm", output_tps_per_gpu="1", notes="96 redundant experts")
+    notes = []
+    assert redundant_experts(odd, 72, 256, notes) == 32 and "32 redundant expert slots" in notes[0]  # 352 % 72 != 0
+    assert redundant_experts(odd, 8, 256, []) == 96  # stated, and 352 slots divide over 8
+    plain = _row(id="c", model="deepseek-v3", hw="h100_sxm", output_tps_per_gpu="1")
+    assert redundant_experts(plain, 8, 256, []) == 0 and redundant_experts(plain, 96, 384, []) == 0
+
+
+def test_calibration_travels_in_the_operating_point():
+    from latentmoe_sim.point import OperatingPoint, run_point
+
+    base = OperatingPoint(model="hybrid-73bt-8ba", hw="h100_sxm", tp=2, concurrency=1, num_requests=8)
+    cal = OperatingPoint(model="hybrid-73bt-8ba", hw="h100_sxm", tp=2, concurrency=1, num_requests=8,
+                         hw_fields={"step_overhead_s": 5e-3})
+    assert base.point_id != cal.point_id and cal.hw_fields == (("step_overhead_s", 5e-3),)
+    assert run_point(OperatingPoint(hw_fields={"no_such_field": 1.0}, concurrency=1))["status"] == "infeasible"
+
+
+def test_pools_measured_separately_become_two_pool_rows():
+    from latentmoe_sim.validation.configure import pool_rows
+
+    row = {r.id: r for r in read_measured(DEFAULT_FILE)}["sglang_kimik2_h200"]
+    pre, dec = pool_rows(row)
+    assert (pre.id, pre.phase, pre.measured) == ("sglang_kimik2_h200:prefill", "prefill", {"input_tps_per_gpu": 7000.0})
+    assert (dec.id, dec.phase, dec.measured) == ("sglang_kimik2_h200:decode", "decode", {"output_tps_per_gpu": 3000.0})
+    assert dec.isl == 2000 + 100 // 2  # the mean decode context
+    case = configure(dec)
+    assert case.concurrency == 480 * 96 and case.plan.redundant_experts == 96  # "96 redundant experts on decode"
+    assert configure(pre).plan.redundant_experts == 0
+    assert pool_rows(row.__class__(**{**row.__dict__, "mode": "agg"})) == []

@@ -7,8 +7,8 @@ from ..errors import DoesNotFit, InputError
 from ..schema import bounds as B
 from ..memory import plan_memory
 from ..cost.measured import resolve_costs
-from ._common import add_costs_arg, add_model_args, add_plan_args, positive, resolve_model_hw, resolve_plan
-from ._fmt import human, print_json
+from ._common import add_costs_arg, add_model_args, add_plan_args, resolve_model_hw, resolve_plan
+from ._fmt import human, print_json, table
 
 
 def register(sub) -> None:
@@ -42,8 +42,6 @@ def register(sub) -> None:
 def _cost(args) -> int:
     model, hw = resolve_model_hw(args)
     plan = resolve_plan(args, model, hw)
-    for name in ("prefill_tokens", "prefill_offset", "decode_seqs", "kv_len"):
-        positive("--" + name.replace("_", "-"), getattr(args, name), allow_zero=True)
     if args.prefill_tokens == 0 and args.decode_seqs == 0:
         raise InputError("empty batch: give --prefill-tokens > 0 and/or --decode-seqs > 0")
     p, pairs, ctx = chunk_load(args.prefill_tokens, args.prefill_offset) if args.prefill_tokens else (0, 0.0, 0)
@@ -67,17 +65,35 @@ def _cost(args) -> int:
     if args.json:
         print_json(out)
         return 0
-    print(f"{model.name} on {hw.name}, {plan.describe()}; per rank: prefill {p} tokens after {args.prefill_offset}, "
-          f"{args.decode_seqs} decodes at KV {args.kv_len}")
-    print(f"precision: {out['precision']}")
-    print(f"{'op':30s} {'count':>5s} {'FLOPs':>11s} {'bytes':>11s} {'comm bytes':>11s} {'time':>10s}  bound / source")
-    for o in bd["ops"]:
-        print(f"{o.name:30s} {o.count:5d} {human(o.flops):>11s} {human(o.mem_bytes, 'B'):>11s} {human(o.comm_bytes, 'B'):>11s} "
-              f"{o.time_s * 1e3:8.3f}ms  {o.bound}" + (f" / {o.source} (roofline {o.roofline_s * 1e3:.3f}ms)" if o.roofline_s is not None else ""))
-    print(f"{'step overhead':30s} {'':5s} {'':>11s} {'':>11s} {'':>11s} {bd['overhead_s'] * 1e3:8.3f}ms")
-    print(f"step time {bd['step_time_s'] * 1e3:.3f} ms ({tokens} tokens, {out['tokens_per_s_per_gpu']:.1f} tokens/s/GPU); "
-          f"collectives: {out['placement']}")
+    print_cost_table(out, bd, p, args)
     return 0
+
+
+def _placement_text(placement: dict) -> str:
+    """``{'tp_allreduce': 'nvlink', ...}`` as words: 'TP all-reduce over nvlink, ...'."""
+    names = {"tp_allreduce": "TP all-reduce", "ep_alltoall": "EP all-to-all", "pp_p2p": "PP send/recv"}
+    parts = [f"{names.get(k, k)} over {v}" if v != "none" else f"{names.get(k, k)} none"
+             for k, v in placement.items() if k in names]
+    parts += [f"{k.replace('_', ' ')} {v}" for k, v in placement.items() if k not in names]
+    return ", ".join(parts)
+
+
+def print_cost_table(out: dict, bd: dict, prefill_tokens: int, args) -> None:
+    """The readable `lmsim cost` report: a header, one row per op with its share of the step, the total."""
+    step = bd["step_time_s"]
+    print(f"model {out['model']} on {out['hw']}; plan {out['plan']}; precision {out['precision']}")
+    print(f"batch per attention-DP rank: prefill {prefill_tokens} tokens after {args.prefill_offset}, "
+          f"{args.decode_seqs} decodes at KV {args.kv_len}; op times from {out['costs']}")
+    rows = []
+    for o in bd["ops"]:
+        note = o.bound + (f", {o.source} (roofline {o.roofline_s * 1e3:.3f} ms)" if o.roofline_s is not None else "")
+        rows.append((o.name, o.count, human(o.flops), human(o.mem_bytes, "B"), human(o.comm_bytes, "B"),
+                     f"{o.time_s * 1e3:.3f}", f"{o.time_s / step:.1%}", note))
+    rows.append(("step overhead", "", "", "", "", f"{bd['overhead_s'] * 1e3:.3f}", f"{bd['overhead_s'] / step:.1%}", ""))
+    print(table(rows, ("op", "count", "FLOPs", "HBM bytes", "comm bytes", "time ms", "share", "bound / source"),
+                align="lrrrrrrl"))
+    print(f"step time {step * 1e3:.3f} ms: {out['tokens_per_step']} tokens, {out['tokens_per_s_per_gpu']:.1f} tokens/s/GPU")
+    print(f"collectives: {_placement_text(out['placement'])}")
 
 
 def _memory(args) -> int:

@@ -81,6 +81,7 @@ def profile_to_dict(p: HwProfile) -> dict:
         "name": p.name,
         "description": p.description,
         "fields": fields,
+        "scaleup_fabric": {"value": p.scaleup_fabric, "source": p.sources.get("scaleup_fabric", "default (not in the file)")},
         "derived": {"ridge_point_flop_per_byte": {dt: round(v, 1) for dt, v in _ridge_points(p).items()}},
     }
 
@@ -107,7 +108,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
             f"bf16 {p.peak_flops['bf16'] / 1e12:,.0f} TF",
             _best_low_precision(p),
             f"HBM {p.hbm_capacity_bytes / GiB:.1f} GiB @ {p.hbm_bandwidth_bytes_per_s / 1e12:g} TB/s",
-            f"NVLink {p.nvlink_bandwidth_bytes_per_s / 1e9:g} GB/s x{p.nvlink_domain_size}",
+            f"scale-up {p.scaleup_bandwidth_bytes_per_s / 1e9:g} GB/s {p.scaleup_fabric} x{p.scaleup_domain_size}"
+            + (f" ({p.scaleup_peer_bandwidth_bytes_per_s / 1e9:g}/peer)" if p.scaleup_fabric == "full-mesh" else ""),
             f"NIC {p.scaleout_bandwidth_bytes_per_s * 8 / 1e9:g} Gb/s",
             p.description,
         ))
@@ -133,6 +135,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+    print(f"scale-up fabric: {p.scaleup_fabric}" + (f" ({p.sources['scaleup_fabric']})" if "scaleup_fabric" in p.sources else
+                                                  " (default: no scaleup_fabric given)"))
     ridge = ", ".join(f"{dt} {v:,.0f}" for dt, v in data["derived"]["ridge_point_flop_per_byte"].items())
     print(f"ridge point (dense peak / HBM bandwidth), FLOP/byte: {ridge}")
     return 0

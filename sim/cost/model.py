@@ -82,7 +82,7 @@ class CostModel:
         dot = lambda coefs: sum(c * x[f] for f, c in coefs.items())  # noqa: E731
         flops, mem, comm = dot(op.flops), dot(op.mem_bytes), dot(op.comm_bytes)
         if op.link:
-            t, bound = self.roof.comm_time(comm if op.link == "nvlink" else 0.0, comm if op.link == "scaleout" else 0.0)
+            t, bound = self.roof.comm_time(comm if op.link == "nvlink" else 0.0, comm if op.link == "scaleout" else 0.0, op.peers)
         else:
             t, bound = self.roof.compute_time(flops, mem, op.dtype)
         n = op.count
@@ -121,7 +121,7 @@ class CostModel:
             if self.only is not None and is_comm != (self.only == "comm"):
                 continue
             if is_comm:
-                t, bound = self.roof.comm_time(g.nvlink_bytes, g.scaleout_bytes)
+                t, bound = self.roof.comm_time(g.nvlink_bytes, g.scaleout_bytes, g.peers)
             else:
                 t, bound = self.roof.compute_time(g.flops, g.mem_bytes, g.dtype)
             n = g.count

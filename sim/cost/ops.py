@@ -62,6 +62,7 @@ class Op:
     comm_bytes: dict[int, float] = field(default_factory=dict)
     link: str = ""  # "nvlink" | "scaleout" for communication ops
     gate: int = F_T
+    peers: int = 0  # GPUs in the collective's group (a full-mesh fabric's bandwidth depends on it); 0 = n/a
     #: shape for a measured-table lookup (sim/cost/measured.py), or None: ``{"kind": <table kind>, column:
     #: value}`` where a value is a constant, a feature-coefficient dict (linear in the features) or a pair
     #: of such dicts (their ratio, e.g. mean context = decode_kv / decode_seqs)
@@ -107,8 +108,28 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
 
     def allreduce(block, count):
         if tp > 1 and count:
-            ops.append(Op(f"{block}.tp_allreduce", block, count, comm_bytes={F_T: ar_factor * h * ACT_BYTES}, link=link_tp,
+            ops.append(Op(f"{block}.tp_allreduce", block, count, comm_bytes={F_T: ar_factor * h * ACT_BYTES}, link=link_tp, peers=tp,
                           table={"kind": "allreduce", "dtype": "bf16", "domain": link_tp, "ranks": tp, "bytes": {F_T: h * ACT_BYTES}}))
+
+    # layers sharded over the whole tp*dp group under attention DP (plan.dp_sharded): each GPU computes its
+    # 1/G slice of the width for the tokens of all dp ranks (balanced ranks: dp x this rank's tokens)
+    G, dpn, D = plan.gpus_per_stage, plan.dp, hw.nvlink_domain_size
+
+    def group_comm(name, block, count, elems_per_token, feature=F_T, gate=F_T, collectives=2.0):
+        """Ring all-gather of the group's tokens before and reduce-scatter after a group-sharded layer
+        (``collectives`` of them), per GPU: ``(G-1)/G`` of the group's message over NVLink; when the group
+        spans ``N`` NVLink domains, each domain also receives ``(N-1)/N`` of it over its ``D`` NICs, i.e.
+        ``(N-1)/(N D)`` per GPU over scale-out (charged after the NVLink part, not overlapped)."""
+        if G <= 1 or not count:
+            return
+        group_bytes = collectives * dpn * elems_per_token * ACT_BYTES  # per token of this rank
+        if G <= D:
+            ops.append(Op(name, block, count, comm_bytes={feature: (G - 1) / G * group_bytes}, link="nvlink", gate=gate, peers=G))
+            return
+        N = G / D
+        ops.append(Op(name, block, count, comm_bytes={feature: (D - 1) / D * group_bytes}, link="nvlink", gate=gate, peers=D))
+        ops.append(Op(name + ".scaleout", block, count, comm_bytes={feature: (N - 1) / (N * D) * group_bytes}, link="scaleout",
+                      gate=gate, peers=G))
 
     def norm(block, count):
         if count:
@@ -135,15 +156,19 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
                 op.mem_bytes[F_T] += lat * kvb
                 ops.append(op)
             # decode, absorbed: q_nope -> latent query (W_UK), attention over the latent cache, latent -> v (W_UV)
-            ops.append(_gemm("attn.mla_absorb_q", "A", nA, {F_D: Hp}, a.qk_nope_head_dim, a.kv_lora_rank, wb, gemm_dt, gate=F_D,
-                             weight_elems=Hp * a.qk_nope_head_dim * a.kv_lora_rank))
+            op = _gemm("attn.mla_absorb_q", "A", nA, {F_D: Hp}, a.qk_nope_head_dim, a.kv_lora_rank, wb, gemm_dt, gate=F_D,
+                       weight_elems=Hp * a.qk_nope_head_dim * a.kv_lora_rank)
+            op.table = {"kind": "mla_bmm", "dtype": gemm_dt, "phase": "pre", "heads": Hp, "tokens": {F_D: 1.0}}
+            ops.append(op)
             ops.append(Op("attn.mla_decode_core", "A", nA, attn_dt,
                           {F_DK: 2.0 * Hp * (lat + a.kv_lora_rank)},
                           {F_DK: lat * kvb / q, F_D: Hp * (lat + a.kv_lora_rank) * ACT_BYTES}, gate=F_D,
                           table={"kind": "mla_decode", "kv_dtype": prec.kv_cache, "heads": Hp, "batch": {F_D: 1.0},
                                  "context": ({F_DK: 1.0}, {F_D: 1.0})}))
-            ops.append(_gemm("attn.mla_absorb_o", "A", nA, {F_D: Hp}, a.kv_lora_rank, a.v_head_dim, wb, gemm_dt, gate=F_D,
-                             weight_elems=Hp * a.kv_lora_rank * a.v_head_dim))
+            op = _gemm("attn.mla_absorb_o", "A", nA, {F_D: Hp}, a.kv_lora_rank, a.v_head_dim, wb, gemm_dt, gate=F_D,
+                       weight_elems=Hp * a.kv_lora_rank * a.v_head_dim)
+            op.table = {"kind": "mla_bmm", "dtype": gemm_dt, "phase": "post", "heads": Hp, "tokens": {F_D: 1.0}}
+            ops.append(op)
             # prefill: up-project the cached latent of every context token to per-head K_nope and V
             up = Hp * (a.qk_nope_head_dim + a.v_head_dim)
             op = _gemm("attn.mla_prefill_kv_up", "A", nA, {F_CTX: 1.0}, a.kv_lora_rank, up, wb, gemm_dt, gate=F_P)
@@ -172,9 +197,14 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
     if nD:
         norm("dense", nD)
         n = ffn_matrices(model.dense_activation)
-        I = model.dense_ffn / tp
-        ops.append(_gemm("dense.ffn", "D", nD, tokens, h, I * n, wb, gemm_dt, weight_elems=n * h * I))
-        allreduce("dense", nD)
+        if "dense_ffn" in plan.dp_sharded and dpn > 1:
+            I = model.dense_ffn / G
+            ops.append(_gemm("dense.ffn", "D", nD, {F_T: float(dpn)}, h, I * n, wb, gemm_dt, weight_elems=n * h * I))
+            group_comm("dense.dp_gather_scatter", "D", nD, h)
+        else:
+            I = model.dense_ffn / tp
+            ops.append(_gemm("dense.ffn", "D", nD, tokens, h, I * n, wb, gemm_dt, weight_elems=n * h * I))
+            allreduce("dense", nD)
 
     if nE:
         m = model.moe
@@ -187,9 +217,14 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
             ops.append(_gemm("moe.latent_up", "E", nE, u, m.latent_dim, h, wb, gemm_dt))
         if m.num_shared:
             n = ffn_matrices(m.activation)
-            S = m.num_shared * m.shared_ffn / tp
-            ops.append(_gemm("moe.shared_experts", "E", nE, tokens, h, S * n, wb, gemm_dt, weight_elems=n * h * S))
-            allreduce("moe", nE)
+            if "shared_experts" in plan.dp_sharded and dpn > 1:
+                S = m.num_shared * m.shared_ffn / G
+                ops.append(_gemm("moe.shared_experts", "E", nE, {F_T: float(dpn)}, h, S * n, wb, gemm_dt, weight_elems=n * h * S))
+                group_comm("moe.shared_dp_gather_scatter", "E", nE, h)
+            else:
+                S = m.num_shared * m.shared_ffn / tp
+                ops.append(_gemm("moe.shared_experts", "E", nE, tokens, h, S * n, wb, gemm_dt, weight_elems=n * h * S))
+                allreduce("moe", nE)
 
     if nM:
         mb = model.mamba
@@ -207,11 +242,19 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
     # embedding gather (first stage) and LM head on the tokens that sample (decodes), vocab split over TP
     ops.append(Op("embed", "head", 1, "bf16", {}, {F_T: 2.0 * h * BF16}))
     norm("head", 1)
-    ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, dtype_bytes(prec.class_weights("embedding")),
-                     prec.class_compute("embedding"), gate=F_D))
+    if "embedding" in plan.dp_sharded and dpn > 1:  # vocab-parallel lookup, then an all-reduce over the group
+        group_comm("embed.dp_allreduce", "head", 1, h)
+    head_w, head_dt = dtype_bytes(prec.class_weights("embedding")), prec.class_compute("embedding")
+    if "lm_head" in plan.dp_sharded and dpn > 1:
+        # SGLang without --enable-dp-lm-head: gather the group's sampling tokens, each GPU computes its V/G
+        # slice of the logits, then the logits are all-gathered (LogitsProcessor, DP-attention path)
+        ops.append(_gemm("lm_head", "head", 1, {F_D: float(dpn)}, h, model.vocab_size / G, head_w, head_dt, gate=F_D))
+        group_comm("lm_head.dp_gather", "head", 1, h + model.vocab_size, feature=F_D, gate=F_D, collectives=1.0)
+    else:
+        ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, head_w, head_dt, gate=F_D))
     if plan.pp > 1:
         link = "nvlink" if plan.num_gpus <= hw.nvlink_domain_size else "scaleout"
-        ops.append(Op("pp.p2p", "pp", plan.pp - 1, comm_bytes={F_T: h * ACT_BYTES / tp}, link=link))
+        ops.append(Op("pp.p2p", "pp", plan.pp - 1, comm_bytes={F_T: h * ACT_BYTES / tp}, link=link, peers=2))
     return ops
 
 
@@ -228,6 +271,7 @@ class GroupOp:
     scaleout_bytes: float = 0.0
     #: shape for a measured-table lookup (constants only), or None; see :attr:`Op.table`
     table: dict | None = None
+    peers: int = 0  # GPUs in the collective's group (full-mesh fabric); 0 = n/a
 
 
 def remote_copies_per_token(num_experts: int, top_k: int, ep: int, ranks_per_node: int, mode: str) -> tuple[float, float]:
@@ -319,7 +363,7 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
         nvl, so = max(send, recv) * c_nvl * b, max(send, recv) * c_so * b
         if nvl or so:
             # measured all-to-all tables key on the bytes each GPU holds, (ep-1)/ep of which it sends
-            ops.append(GroupOp(name, nE, "", nvlink_bytes=nvl, scaleout_bytes=so,
+            ops.append(GroupOp(name, nE, "", nvlink_bytes=nvl, scaleout_bytes=so, peers=plan.gpus_per_stage,
                                table={"kind": "alltoall", "domain": "scaleout" if so else "nvlink", "ranks": ep,
                                       "bytes": (nvl + so) * ep / (ep - 1)}))
     n = ffn_matrices(m.activation)
@@ -330,10 +374,11 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
         flops=2.0 * pairs_per_slot * n * w * m.expert_ffn / moe_tp,
         mem_bytes=touched * m.expert_params(model.hidden_size) * dtype_bytes(prec.class_weights("experts")) / moe_tp
         + pairs_per_slot * expert_activation_bytes_per_pair(model, moe_tp, conventions.expert_fusion),
-        table=None if moe_tp > 1 else {"kind": "moe", "dtype": prec.gemm_compute_dtype, "distribution": "balanced",
+        table=None if moe_tp > 1 else {"kind": "moe", "dtype": prec.class_compute("experts"), "distribution": "balanced",
                                        "activation": m.activation, "tokens": total_tokens * imbalance, "hidden": w,
                                        "ffn": m.expert_ffn, "topk": K, "num_experts": m.num_experts, "ep": ep},
     ))
     if moe_tp > 1:
-        ops.append(GroupOp("moe.expert_tp_allreduce", nE, "", nvlink_bytes=2.0 * (moe_tp - 1) / moe_tp * pairs_per_slot * w * ACT_BYTES))
+        ops.append(GroupOp("moe.expert_tp_allreduce", nE, "", nvlink_bytes=2.0 * (moe_tp - 1) / moe_tp * pairs_per_slot * w * ACT_BYTES,
+                           peers=moe_tp))
     return [op for op in ops if op.flops or op.mem_bytes or op.nvlink_bytes or op.scaleout_bytes]

@@ -41,7 +41,7 @@ class CompiledStepCost:
         for i, op in enumerate(cost.ops):
             c = op.count
             if op.link:
-                inv = roof.inv_nvl if op.link == "nvlink" else roof.inv_so
+                inv = roof.inv_scaleup(op.peers) if op.link == "nvlink" else roof.inv_so
                 cb[i] = np.array(op.vector(op.comm_bytes)) * inv * c
                 lat[i] = (cost.hw.nvlink_latency_s if op.link == "nvlink" else cost.hw.scaleout_latency_s) * c
             else:

@@ -54,6 +54,7 @@ class Rank:
         "seats",
         "dues",
         "blocked",
+        "seated",
     )
 
     def __init__(self, index: int, capacity_tokens: int, block_size: int, max_tokens: int, seats: int):
@@ -78,6 +79,9 @@ class Rank:
         #: changes on this rank (:meth:`changed`): free blocks only shrink while the decodes run, and seats
         #: and budget stay. A blocked rank with no partial prefill needs no planning while its blocks last.
         self.blocked = False
+        #: requests whose KV was computed elsewhere (disaggregated) seated in the step being planned: the
+        #: instance stamps their first token at the step's start (TTFT includes the wait for a seat)
+        self.seated: list[Request] = []
 
     # -- the decode set ------------------------------------------------------------------------------------
 
@@ -232,6 +236,7 @@ class Rank:
                     self.partial = req
             else:  # KV computed elsewhere: decode from this step on
                 self.start_decode(req, req.input_tokens + req.generated - 1, req.generated, c, heap)
+                self.seated.append(req)
                 budget -= 1
         kv.refresh(self.n_dec)
         return tokens, pairs, ctx

@@ -22,7 +22,7 @@ Rules (see docs/VALIDATION.md, "From a row to a configuration"):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..hwprofile_io import list_hw
 from ..models import list_models
@@ -75,6 +75,8 @@ class Case:
     decode_instances: int = 1
     max_batch_tokens: int = 8192
     max_seqs: int = 1024
+    #: prefill token budget per rank of a prefill pool (disagg, prefill-only)
+    prefill_max_batch_tokens: int = 16384
     #: None: the plan is given; else the GPU budget the plan search may use (see .search)
     search_gpus: int | None = None
     #: MTP / speculative decoding draft tokens per step (0 = off), at the default acceptance
@@ -118,14 +120,39 @@ def precision_of(row: MeasuredRow, assumptions: list[str]) -> dict[str, str]:
     if act is None:
         act = {"fp8": "fp8", "bf16": "bf16", "int4": "bf16", "fp4": "fp4"}[w]
         assumptions.append(f"act_dtype blank: GEMM activations {act} for {w} weights")
-    prec = {"weights": w, "activations": act}
     if w in ("fp4", "int4"):
-        assumptions.append(f"{w} applied to all linear weights (per-class weight precision not modelled yet)")
+        # a 4-bit checkpoint quantises the routed experts only (sim/precision.py cites the NVFP4 ones)
+        prec = {"expert_weights": w, "activations": act}
+        if w == "int4":
+            prec.update(attention_weights=act, dense_weights=act)
+            assumptions.append(f"int4 weight-only routed experts; attention, dense and shared-expert weights in {act} "
+                               "(the activation dtype)")
+        else:
+            assumptions.append("fp4 routed experts; other weights as the catalog entry states (sim/precision.py)")
+    else:
+        prec = {"weights": w, "activations": act}
     if row.kv_dtype:
         prec["kv_cache"] = row.kv_dtype
     if act in ("fp8", "fp4"):
         prec["dispatch"] = act
     return prec
+
+
+def redundant_experts(row: MeasuredRow, ep: int, num_experts: int | None, assumptions: list[str], role: str = "") -> int:
+    """Redundant expert slots for an EP degree: the number the notes state ("32 redundant experts"), else the
+    fewest that make EP divide experts + slots (EPLB, SGLang --ep-num-redundant-experts); 0 when EP divides."""
+    if not num_experts or ep <= 1:
+        return 0
+    m = re.search(r"(\d+) redundant experts( on decode)?", row.notes)
+    if m and m.group(2) and role.startswith("prefill"):
+        m = None  # stated for the decode pool only
+    if m and (num_experts + int(m.group(1))) % ep == 0:
+        return int(m.group(1))
+    if num_experts % ep == 0:
+        return 0
+    r = (-num_experts) % ep
+    assumptions.append(f"{role}EP{ep} does not divide {num_experts} experts: {r} redundant expert slots")
+    return r
 
 
 def _plan(tp, ep, dp, pp, gpus, framework, assumptions, role=""):
@@ -148,6 +175,26 @@ def _plan(tp, ep, dp, pp, gpus, framework, assumptions, role=""):
 
 def configure(row: MeasuredRow, *, default_isl: int = DEFAULT_ISL, default_osl: int = DEFAULT_OSL) -> Case | Unexpressible:
     """The simulated configuration of ``row``, or why it cannot be expressed."""
+    case = _configure(row, default_isl=default_isl, default_osl=default_osl)
+    if not isinstance(case, Case):
+        return case
+    from ..models import load_model
+
+    moe = load_model(row.model).moe
+    experts = moe.num_experts if moe else None
+    notes = list(case.assumptions)
+    changes = {}
+    pool = {"prefill-only": "prefill_", "decode-only": "decode_"}.get(case.mode, "")
+    for name, role in (("plan", pool), ("prefill_plan", "prefill_"), ("decode_plan", "decode_")):
+        plan = getattr(case, name)
+        if plan is not None:
+            r = redundant_experts(row, plan.ep, experts, notes, role)
+            if r != plan.redundant_experts:
+                changes[name] = replace(plan, redundant_experts=r)
+    return replace(case, assumptions=tuple(notes), **changes) if changes else case
+
+
+def _configure(row: MeasuredRow, *, default_isl: int, default_osl: int) -> Case | Unexpressible:
     def no(reason: str) -> Unexpressible:
         return Unexpressible(row.id, reason)
 
@@ -220,8 +267,8 @@ def configure(row: MeasuredRow, *, default_isl: int = DEFAULT_ISL, default_osl: 
         req_out = row.output_tps_per_gpu * row.decode_gpus / row.osl
         if max(req_in, req_out) > 2 * min(req_in, req_out):
             return Unexpressible(row.id, f"pools measured separately: prefill serves {req_in:.0f} req/s, decode "
-                                 f"{req_out:.0f} req/s (one system would serve both equally); give them as two rows, "
-                                 "phase=prefill and phase=decode")
+                                 f"{req_out:.0f} req/s (one system would serve both equally); validated as the two "
+                                 f"pool rows {row.id}:prefill and {row.id}:decode")
     try:
         pplan, pinst = _plan(row.prefill_tp, row.prefill_ep, row.prefill_dp_attn, None, row.prefill_gpus, row.framework,
                              assumptions, "prefill_")
@@ -239,6 +286,23 @@ def configure(row: MeasuredRow, *, default_isl: int = DEFAULT_ISL, default_osl: 
         assumptions.append(f"concurrency = decode_batch_per_gpu x decode_gpus = {concurrency}")
     return Case(mode="disagg", concurrency=concurrency, prefill_plan=pplan, prefill_instances=pinst, decode_plan=dplan,
                 decode_instances=dinst, assumptions=tuple(assumptions), **common)
+
+
+def pool_rows(row: MeasuredRow) -> list[MeasuredRow]:
+    """A ``phase=both`` disaggregated row whose pools were measured separately (see :func:`configure`), as
+    its ``phase=prefill`` row (the input metric) and its ``phase=decode`` row (output and per-user metrics, at
+    the mean decode context ``isl + osl/2``); [] for any other row."""
+    case = _configure(row, default_isl=DEFAULT_ISL, default_osl=DEFAULT_OSL) if row.mode == "disagg" else None
+    if not isinstance(case, Unexpressible) or "pools measured separately" not in case.reason:
+        return []
+    blank = dict.fromkeys(("output_tps_per_gpu", "input_tps_per_gpu", "tps_per_user", "tpot_ms", "ttft_ms"))
+    prefill = replace(row, id=f"{row.id}:prefill", phase="prefill", num_gpus=row.prefill_gpus, osl=None,
+                      concurrency=None, decode_batch_per_gpu=None,
+                      **(blank | {"input_tps_per_gpu": row.input_tps_per_gpu, "ttft_ms": row.ttft_ms}))
+    decode = replace(row, id=f"{row.id}:decode", phase="decode", num_gpus=row.decode_gpus,
+                     isl=row.isl + row.osl // 2, **(blank | {"output_tps_per_gpu": row.output_tps_per_gpu,
+                                                             "tps_per_user": row.tps_per_user, "tpot_ms": row.tpot_ms}))
+    return [prefill, decode]
 
 
 def overlap_stated(notes: str) -> bool:
