@@ -14,7 +14,8 @@ import sys
 from .errors import InputError
 
 #: Command modules, in the order `lmsim --help` lists them.
-COMMAND_MODULES = ("models", "hw", "cost", "memory", "simulate", "epm", "validate", "kernels")
+COMMAND_MODULES = ("models", "hw", "cost", "memory", "simulate", "sweep", "frontier", "compare", "plot", "epm", "validate",
+                   "kernels")
 
 
 class _Parser(argparse.ArgumentParser):
