@@ -96,7 +96,14 @@ def read_rows(root: str | Path) -> pl.DataFrame:
     if not files:
         raise InputError(f"{root}: the sweep has no results yet")
     frame = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+    first = [c for c in LEAD_COLUMNS if c in frame.columns]
+    frame = frame.select(first + sorted(c for c in frame.columns if c not in first))
     return frame.unique("point_id", keep="first", maintain_order=True).sort("point_id")
+
+
+#: the columns read_rows puts first (the rest follow in name order, whatever order the shards hold them in)
+LEAD_COLUMNS = ("point_id", "traffic", "model", "status", "reason", "plan", "concurrency", "rate",
+                "tokens_per_s_per_user_p50", "output_tokens_per_s_per_gpu")
 
 
 def read_spec(root: str | Path):
