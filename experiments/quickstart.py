@@ -2,7 +2,7 @@
 the paper's three Kimi-K2 variants (Kimi-K2-1T, Kimi-K2-1T-LatentMoE, Kimi-K2-1.35T).
 
 Setting (docs/MODELING.md; the paper does not state its Figure 7 setting, see shared facts.md §3.1):
-GB200 NVL72 at FP4 (the paper's §2 system), 16 GPUs as TP1 x DP16 with EP16, aggregated serving with
+GB200 NVL72 at FP4 as NVFP4 checkpoints ship it (routed experts FP4, the rest FP8; the paper's §2 system), 16 GPUs as TP1 x DP16 with EP16, aggregated serving with
 chunked-prefill piggybacking, decode-heavy traffic (ISL 1024, OSL lognormal around 8192), closed-loop
 concurrency swept. Writes ``frontier.csv``, ``frontier.parquet`` and a self-contained ``frontier.html``.
 
@@ -22,10 +22,11 @@ from latentmoe_sim.engine import simulate_aggregated
 from latentmoe_sim.hwprofile_io import load_hw
 from latentmoe_sim.models import load_model
 from latentmoe_sim.parallel import ParallelPlan
+from latentmoe_sim.precision import PRESETS, describe, fp4_warning
 from latentmoe_sim.workloads import make_workload
 
 MODELS = ("kimi-k2-1t", "kimi-k2-1t-latentmoe", "kimi-k2-1.35t")
-FP4 = dict(weights="fp4", activations="fp4", dispatch="fp4", combine="bf16")
+FP4 = PRESETS["fp4"]  # what NVFP4 checkpoints ship: routed experts FP4, the rest as the catalog states
 
 
 def pareto(df: pl.DataFrame) -> pl.DataFrame:
@@ -46,7 +47,11 @@ def main() -> None:
     hw, plan = load_hw(args.hw), ParallelPlan(tp=1, dp=16, ep=16)
     concurrencies = [int(c) for c in args.concurrency.split(",")]
 
-    print(f"1) one decode step, {hw.name} FP4, {plan.describe()}, 64 decodes per rank at 4K context:")
+    ran = describe(load_model(MODELS[0]).with_precision(**FP4).precision, hw)
+    warning = fp4_warning(load_model(MODELS[0]).with_precision(**FP4).precision, hw)
+    if warning:
+        print(warning)
+    print(f"1) one decode step, {hw.name} ({ran}), {plan.describe()}, 64 decodes per rank at 4K context:")
     for name in MODELS:
         cm = CostModel(load_model(name).with_precision(**FP4), hw, plan)
         t = cm.step_time([RankLoad(0, 0.0, 0, 64, 64 * 4096)] * plan.dp)
@@ -84,7 +89,7 @@ def main() -> None:
     fig = px.line(front, x="tokens_per_s_per_user_p50", y="output_tokens_per_s_per_gpu", color="model", markers=True,
                   hover_data=["concurrency", "ttft_p50_s", "tpot_p50_s"],
                   labels={"tokens_per_s_per_user_p50": "tokens/s/user (p50)", "output_tokens_per_s_per_gpu": "output tokens/s/GPU"},
-                  title=f"Kimi-K2 variants, decode-heavy, {hw.name} FP4, {plan.describe()}")
+                  title=f"Kimi-K2 variants, decode-heavy, {hw.name} ({ran}), {plan.describe()}")
     fig.write_html(out / "frontier.html", include_plotlyjs=True)
     print(f"wrote {out / 'frontier.html'}, frontier.csv and frontier.parquet ({time.time() - t_start:.0f} s)")
 

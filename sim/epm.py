@@ -67,6 +67,10 @@ _COUNT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKmMbBgGt
 # =============================================================================================== counts
 
 
+#: Largest parameter count accepted anywhere (family files, --size, --nominal): 1e15, about 1000x Kimi-K2's 1.04e12.
+MAX_PARAMS = 1e15
+
+
 def parse_count(text: str | float, where: str) -> float:
     """A parameter count given as a raw number (``6e8``, ``596049920``) or with a unit suffix (``0.6B``, ``1T``).
 
@@ -81,9 +85,16 @@ def parse_count(text: str | float, where: str) -> float:
             raise InputError(f"{where} = {text!r} is not a parameter count (give a raw count like 6e8, or 0.6B / 1T)")
         value, suffix = float(match.group(1)), match.group(2).lower()
     if not math.isfinite(value) or value <= 0:
-        raise InputError(f"{where} = {text!r} must be a positive parameter count")
+        raise InputError(f"{where} = {str(text)[:40]!r} must be a positive parameter count")
     if suffix:
-        return value * _SUFFIX[suffix]
+        value *= _SUFFIX[suffix]
+        suffix_given = True
+    else:
+        suffix_given = False
+    if value > MAX_PARAMS:
+        raise InputError(f"{where} = {str(text)[:40]!r} is more than {MAX_PARAMS:.0e} parameters")
+    if suffix_given:
+        return value
     if value < 1e4:
         raise InputError(f"{where} = {text!r} looks like billions; give a raw count (0.6B = 6e8) or add a unit suffix (0.6B)")
     return value
@@ -151,10 +162,9 @@ def load_family(path: str | Path | None = None, params: str | None = None) -> Fa
         raise InputError(f"--params = {convention!r} must be one of {', '.join(CONVENTIONS)}")
     file = Path(path) if path is not None else BUNDLED_FAMILY
     where = str(path) if path is not None else "bundled family"
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"--family {where}: cannot read file ({exc.strerror or exc})") from None
+    from .schema import read_text
+
+    text = read_text(file, label=f"--family {where}", what="family CSV")
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     reader = csv.DictReader(io.StringIO("\n".join(lines)))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
@@ -174,8 +184,8 @@ def load_family(path: str | Path | None = None, params: str | None = None) -> Fa
             score = float(raw)
         except ValueError:
             raise InputError(f"{at} ({name}): field score = {raw!r} is not a number") from None
-        if not math.isfinite(score):
-            raise InputError(f"{at} ({name}): field score = {raw!r} must be finite")
+        if not math.isfinite(score) or abs(score) > 1e6:
+            raise InputError(f"{at} ({name}): field score = {raw[:40]!r} must be a finite number in [-1e6, 1e6]")
         names.append(name)
         scores.append(score)
         sources.append((row.get("score_source") or row.get("source") or "").strip())
@@ -326,7 +336,14 @@ def epm_from_scores(B: float | np.ndarray, baseline: float, treated: float) -> f
     From the fit, the baseline-architecture score rises by B per e-fold of N; a gain Δ = S1 − S0 is worth Δ / B
     e-folds, i.e. a factor exp(Δ / B). This is f⁻¹(S1) / f⁻¹(S0): the intercept cancels.
     """
-    return np.exp((treated - baseline) / np.asarray(B, float)) if isinstance(B, np.ndarray) else math.exp((treated - baseline) / B)
+    if isinstance(B, np.ndarray):
+        with np.errstate(over="ignore"):  # an overflowing bootstrap draw is inf, read as "unbounded"
+            return np.exp((treated - baseline) / np.asarray(B, float))
+    e_folds = (treated - baseline) / B
+    if not math.isfinite(e_folds) or e_folds > 700:  # exp(709.8) is the largest finite double
+        raise InputError(f"score gain {treated - baseline:.4g} / B = {B:.4g} is {e_folds:.4g} e-folds: EPM = exp(...) "
+                         "overflows; check the scores and the family")
+    return math.exp(e_folds)
 
 
 def score_gain(B: float | np.ndarray, epm: float) -> float | np.ndarray:
@@ -400,6 +417,11 @@ class Variant:
 
 def _depth_count(base: ModelSpec, unit: tuple[str, ...], target: float) -> tuple[int, int]:
     """Units to append so the total lands nearest ``target`` (may be negative), and params per unit."""
+    sections = {"A": base.attention, "E": base.moe, "M": base.mamba, "D": base.dense_ffn or None}
+    missing = sorted({b for layer in unit for b in layer if sections.get(b) is None})
+    if missing:
+        raise InputError(f"--unit {','.join(unit)}: model {base.name} has no {missing[0]} blocks to repeat "
+                         f"(its layers use {''.join(sorted({b for layer in base.layers for b in layer}))})")
     per_unit = base.with_layers(base.layers + unit).total_params - base.total_params
     if per_unit <= 0:
         raise InputError(f"model {base.name}: repeat unit {list(unit)} adds no parameters")
@@ -443,6 +465,11 @@ def make_variant(base: ModelSpec, epm: float, *, scale: str = "depth", of: str =
             raise InputError(
                 f"--epm {epm:g} x {of} size {size:.4g} = {target:.4g} params is smaller than {base.name}'s "
                 f"{base.total_params:.4g}: adding layers cannot reach it (use --scale width, or --of exact with an EPM >= 1)")
+        from .schema.model import MAX_LAYERS
+
+        if base.num_layers + len(layer_unit) * count > MAX_LAYERS:
+            raise InputError(f"--epm {epm:g}: the variant would have {base.num_layers + len(layer_unit) * count} layers, "
+                             f"more than the {MAX_LAYERS} a model may have")
         spec = base.with_layers(base.layers + layer_unit * count, name=new_name)
         spec = replace(spec, reported=reported)
         return Variant(spec.validate(f"variant {new_name}"), base, epm, of, size, size_source, target, scale,
@@ -451,6 +478,10 @@ def make_variant(base: ModelSpec, epm: float, *, scale: str = "depth", of: str =
     if m < align:
         raise InputError(f"--epm {epm:g} x {of} size {size:.4g} = {target:.4g} params needs a routed-expert width below "
                          f"{align} in {base.name}: not reachable by --scale width")
+    from .schema.model import _WIDTH
+
+    if m > _WIDTH:
+        raise InputError(f"--epm {epm:g}: the variant needs a routed-expert width of {m}, more than the {_WIDTH} allowed")
     spec = replace(base, moe=replace(base.moe, expert_ffn=m), name=new_name, reported=reported)
     return Variant(spec.validate(f"variant {new_name}"), base, epm, of, size, size_source, target, scale, expert_ffn=m,
                    align=align)

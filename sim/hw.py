@@ -46,8 +46,40 @@ class HwProfile:
     runtime_reserve_bytes: float
     #: GPU thermal design power, watts (for energy figures; 0 = unknown)
     tdp_w: float = 0.0
+    #: scale-up fabric: "switch" (NVLink/NVSwitch: every GPU reaches any peer at the full per-GPU bandwidth) or
+    #: "full-mesh" (AMD Infinity Fabric/xGMI: one direct link per peer, so a collective among n GPUs of the
+    #: domain gets (n - 1) links' bandwidth, at most the per-GPU aggregate)
+    scaleup_fabric: str = "switch"
+    #: full-mesh: bandwidth of the link to ONE peer, bytes/s per direction (0 for a switch)
+    scaleup_peer_bandwidth_bytes_per_s: float = 0.0
     #: field name -> source string, for provenance display
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    # fabric-neutral names of the scale-up fields (the attributes keep their historical nvlink_* names)
+    @property
+    def scaleup_bandwidth_bytes_per_s(self) -> float:
+        """Scale-up bandwidth per GPU per direction, all peers together (bytes/s)."""
+        return self.nvlink_bandwidth_bytes_per_s
+
+    @property
+    def scaleup_domain_size(self) -> int:
+        """GPUs in one scale-up domain (NVLink domain, xGMI hive)."""
+        return self.nvlink_domain_size
+
+    @property
+    def scaleup_latency_s(self) -> float:
+        return self.nvlink_latency_s
+
+    def scaleup_bandwidth(self, group: int) -> float:
+        """Bytes/s per direction one GPU gets for a collective among ``group`` GPUs of its scale-up domain.
+
+        A switch gives every GPU its full bandwidth whatever the group; a full mesh has one link per peer, so
+        only ``min(group, domain) - 1`` links carry the collective (a TP2 all-reduce on MI300X uses one
+        xGMI link, an 8-GPU all-to-all all seven)."""
+        if self.scaleup_fabric != "full-mesh" or group <= 0:
+            return self.nvlink_bandwidth_bytes_per_s
+        peers = max(1, min(group, self.nvlink_domain_size) - 1)
+        return min(self.nvlink_bandwidth_bytes_per_s, peers * self.scaleup_peer_bandwidth_bytes_per_s)
 
     def flops(self, dtype: str) -> float:
         """Dense peak FLOP/s for ``dtype``; raises InputError if the GPU has no tensor cores for it."""

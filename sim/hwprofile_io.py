@@ -128,12 +128,17 @@ FIELDS: tuple[FieldSpec, ...] = (
               doc="fixed latency added to every memory-bound op (launch + ramp)"),
     FieldSpec("memory.runtime_reserve_GiB", "runtime_reserve_bytes", "GiB", GiB, "B", lo=0.0, hi=2.0**46,
               doc="HBM kept free by the runtime (CUDA context, buffers, fragmentation); < hbm_capacity_GiB"),
-    FieldSpec("interconnect.nvlink_GBps_per_direction", "nvlink_bandwidth_bytes_per_s", "GB/s", 1e9, "B/s",
-              lo=1e9, hi=1e14, doc="scale-up (NVLink) bandwidth per GPU per direction (1 GB/s = 1e9 B/s)"),
-    FieldSpec("interconnect.nvlink_domain_size", "nvlink_domain_size", "GPUs", 1, "GPUs", lo=1, hi=65536,
-              integer=True, doc="GPUs in one NVLink domain (8 for HGX, 72 for NVL72)"),
-    FieldSpec("interconnect.nvlink_latency_us", "nvlink_latency_s", "us", 1e-6, "s", **_LATENCY,
-              doc="fixed latency of one collective step inside the NVLink domain"),
+    FieldSpec("interconnect.scaleup_GBps_per_direction", "nvlink_bandwidth_bytes_per_s", "GB/s", 1e9, "B/s",
+              lo=1e9, hi=1e14, doc="scale-up (NVLink, Infinity Fabric) bandwidth per GPU per direction, all peers "
+                                   "together (1 GB/s = 1e9 B/s); old files: nvlink_GBps_per_direction"),
+    FieldSpec("interconnect.scaleup_GBps_per_peer", "scaleup_peer_bandwidth_bytes_per_s", "GB/s", 1e9, "B/s",
+              lo=1e9, hi=1e14, required=False,
+              doc="full-mesh fabric: bandwidth of the link to one peer, per direction (required for full-mesh)"),
+    FieldSpec("interconnect.scaleup_domain_size", "nvlink_domain_size", "GPUs", 1, "GPUs", lo=1, hi=65536,
+              integer=True, doc="GPUs in one scale-up domain (8 for HGX and MI300X, 72 for NVL72); old files: "
+                                "nvlink_domain_size"),
+    FieldSpec("interconnect.scaleup_latency_us", "nvlink_latency_s", "us", 1e-6, "s", **_LATENCY,
+              doc="fixed latency of one collective step inside the scale-up domain; old files: nvlink_latency_us"),
     FieldSpec("interconnect.scaleout_Gbps_per_gpu", "scaleout_bandwidth_bytes_per_s", "Gb/s", 1e9 / 8, "B/s",
               lo=1e8, hi=1e13, doc="scale-out NIC bandwidth per GPU per direction, in gigaBITS/s (1 Gb/s = 1.25e8 B/s)"),
     FieldSpec("interconnect.scaleout_latency_us", "scaleout_latency_s", "us", 1e-6, "s", **_LATENCY,
@@ -145,10 +150,20 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("power.tdp_W", "tdp_w", "W", 1.0, "W", lo=0.0, hi=1e5, doc="GPU thermal design power; 0 = unknown"),
 )
 
+def _fabric_type() -> Any:
+    from typing import Literal
+
+    return Literal["switch", "full-mesh"]
+
+
 #: Non-numeric leaves ``{value: <typed value>, source: "..."}``: dotted YAML path -> (HwProfile attribute,
-#: pydantic type of ``value``, required). Empty today; a fabric kind would be e.g.
-#: ``"interconnect.fabric": ("fabric", Literal["switch", "full_mesh"], False)``.
-EXTRA_LEAVES: dict[str, tuple[str, Any, bool]] = {}
+#: pydantic type of ``value``, required). The scale-up fabric: ``switch`` (NVLink/NVSwitch, the default when
+#: absent) or ``full-mesh`` (AMD Infinity Fabric/xGMI, one link per peer: ``scaleup_GBps_per_peer``).
+EXTRA_LEAVES: dict[str, tuple[str, Any, bool]] = {"interconnect.scaleup_fabric": ("scaleup_fabric", _fabric_type(), False)}
+
+#: Field names of older files, still read: old YAML key -> fabric-neutral key (both under ``interconnect``).
+LEGACY_KEYS = {"nvlink_GBps_per_direction": "scaleup_GBps_per_direction", "nvlink_domain_size": "scaleup_domain_size",
+               "nvlink_latency_us": "scaleup_latency_us"}
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _YAML_SUFFIXES = (".yaml", ".yml")
@@ -293,6 +308,22 @@ def profile_schema() -> type:
     return create_model("HwProfileSchema", __base__=sections, name=(name_t, ...), description=(text, ...))
 
 
+def _upgrade_legacy(doc: Any, label: str) -> Any:
+    """Rename the old ``interconnect.nvlink_*`` keys to the fabric-neutral ``scaleup_*`` ones (old files keep
+    loading); giving both spellings of one field is an error."""
+    inter = doc.get("interconnect") if isinstance(doc, dict) else None
+    if not isinstance(inter, dict) or not any(k in inter for k in LEGACY_KEYS):
+        return doc
+    new = dict(inter)
+    for old, key in LEGACY_KEYS.items():
+        if old in new:
+            if key in new:
+                raise InputError(f"{label}: field interconnect.{old}: given together with interconnect.{key}, "
+                                 f"its new name; keep one")
+            new[key] = new.pop(old)
+    return {**doc, "interconnect": new}
+
+
 def _put(tree: dict, path: str, value: Any) -> None:
     *parents, last = path.split(".")
     node = tree
@@ -305,6 +336,7 @@ def _parse_profile(doc: Any, label: str) -> HwProfile:
     """Validate the parsed YAML document and build the SI :class:`HwProfile`, checking ranges in SI."""
     from .schema import short, validate
 
+    doc = _upgrade_legacy(doc, label)
     parsed = validate(profile_schema(), doc, label)
     if not parsed.description.strip():
         raise InputError(f"{label}: field description = {short(parsed.description)}: must be a non-empty string")
@@ -341,6 +373,9 @@ def _parse_profile(doc: Any, label: str) -> HwProfile:
             kwargs[attr] = node.value
             sources[attr] = node.source
 
+    if kwargs.get("scaleup_fabric") == "full-mesh" and not kwargs.get("scaleup_peer_bandwidth_bytes_per_s"):
+        raise InputError(f"{label}: field interconnect.scaleup_GBps_per_peer: required when scaleup_fabric is full-mesh "
+                         f"(the bandwidth of the link to one peer, GB/s per direction)")
     if kwargs["runtime_reserve_bytes"] >= kwargs["hbm_capacity_bytes"]:
         raise InputError(
             f"{label}: field memory.runtime_reserve_GiB.value = {kwargs['runtime_reserve_bytes'] / GiB:g}: out of range, "

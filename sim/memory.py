@@ -1,8 +1,9 @@
 """Memory per GPU under a parallel plan: weights, KV cache, activations, reserve -> KV capacity.
 
 The busiest pipeline stage (ceil(layers / pp) layers plus the embedding or LM head) sets the weights per
-GPU. Weights of linear layers are stored at ``precision.weights``; embeddings, LM head, norms and the router
-stay BF16. Attention projections, dense FFNs, shared experts and Mamba mixers are split over ``tp``; MLA's
+GPU. Weights of linear layers are stored at their class's dtype (``Precision.class_weights``: routed experts,
+attention, dense FFN / shared experts / latent and Mamba projections, embedding and LM head); norms and the
+router stay BF16. Attention projections, dense FFNs, shared experts and Mamba mixers are split over ``tp``; MLA's
 q_a/kv_a down-projections and its latent KV cache are replicated across TP (every TP rank attends over the
 whole 576-wide latent, which is why MLA models are served with attention data parallelism); GQA K/V heads
 are split over ``min(tp, kv_heads)``; routed experts are split over ``ep`` slots of ``moe_tp`` GPUs.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from .errors import InputError
+from .errors import DoesNotFit, InputError
 from .hw import HwProfile
 from .models.spec import ModelSpec, dtype_bytes, ffn_matrices
 from .parallel import ParallelPlan
@@ -54,7 +55,8 @@ class MemoryPlan:
 def weight_bytes_per_gpu(model: ModelSpec, plan: ParallelPlan) -> dict[str, float]:
     """Weight bytes per GPU of the busiest pipeline stage, by tensor class."""
     h, tp = model.hidden_size, plan.tp
-    wb, bf16 = dtype_bytes(model.precision.weights), 2.0
+    prec, bf16 = model.precision, 2.0
+    wb = dtype_bytes(prec.class_weights("attention"))
     frac = math.ceil(model.num_layers / plan.pp) / model.num_layers  # share of layers on the busiest stage
     out: dict[str, float] = {}
 
@@ -77,12 +79,15 @@ def weight_bytes_per_gpu(model: ModelSpec, plan: ParallelPlan) -> dict[str, floa
             d = a.head_dim
             add("attention", nA * ((2 * h * a.num_heads * d) / tp + 2 * h * a.num_kv_heads * d / kv_split), wb)
         add("norms", nA * h, bf16)
+    wb = dtype_bytes(prec.class_weights("dense"))  # dense FFN, shared experts, latent and Mamba projections
     if nD:
         add("dense_ffn", nD * ffn_matrices(model.dense_activation) * h * model.dense_ffn / tp, wb)
         add("norms", nD * h, bf16)
     if nE:
         m = model.moe
-        add("routed_experts", nE * (m.num_experts / plan.ep) * m.expert_params(h) / plan.moe_tp, wb)
+        # every expert slot, redundant copies included (sim/parallel.py), holds a full expert
+        add("routed_experts", nE * (plan.expert_slots(m.num_experts) / plan.ep) * m.expert_params(h) / plan.moe_tp,
+            dtype_bytes(prec.class_weights("experts")))
         add("shared_experts", nE * m.shared_params(h) / tp, wb)
         add("router", nE * m.router_params(h), bf16)
         add("latent_proj", nE * m.latent_proj_params(h), wb)
@@ -95,7 +100,7 @@ def weight_bytes_per_gpu(model: ModelSpec, plan: ParallelPlan) -> dict[str, floa
         add("norms", nM * h, bf16)
     # first stage holds the embedding, last the LM head; with pp = 1 one GPU holds both
     vocab = model.vocab_size * h / tp
-    add("embedding_lm_head", vocab * (1 if plan.pp > 1 or model.tie_embeddings else 2), bf16)
+    add("embedding_lm_head", vocab * (1 if plan.pp > 1 or model.tie_embeddings else 2), dtype_bytes(prec.class_weights("embedding")))
     return out
 
 
@@ -141,10 +146,11 @@ def plan_memory(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, max_batc
 
 
 def require_fit(mem: MemoryPlan, model: ModelSpec, hw: HwProfile, plan: ParallelPlan, min_tokens: int = 1) -> MemoryPlan:
-    """Raise InputError, with the numbers, unless at least ``min_tokens`` of KV fit per rank."""
+    """Raise :class:`DoesNotFit` (an InputError; exit status 3), with the numbers, unless at least
+    ``min_tokens`` of KV fit per rank."""
     gib = 2.0**30
     if mem.kv_bytes <= 0 or (mem.kv_bytes_per_token and mem.kv_capacity_tokens < min_tokens):
-        raise InputError(
+        raise DoesNotFit(
             f"{model.name} on {hw.name} with {plan.describe()} does not fit: weights {mem.weight_bytes / gib:.1f} GiB"
             f" + activations {mem.activation_bytes / gib:.1f} GiB + state {mem.state_bytes / gib:.1f} GiB"
             f" + reserve {mem.reserve_bytes / gib:.1f} GiB of {mem.hbm_bytes / gib:.1f} GiB HBM per GPU leaves"

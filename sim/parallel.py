@@ -5,6 +5,11 @@ An instance has ``dp`` attention-data-parallel ranks, each a tensor-parallel gro
 with ``moe_tp = tp * dp / ep`` GPUs sharing each expert slot (the AIConfigurator constraint
 ``gpus = tp * dp * pp = moe_tp * ep * pp``). GPUs are numbered rank-major and packed into NVLink
 domains, so a collective leaves the domain exactly when its group is larger than the domain.
+
+Redundant experts: the EP group may hold ``E + R`` expert slots, ``R`` of them copies of hot experts, so
+that EP need not divide ``E`` (DeepSeek's EPLB: 32 redundant experts in prefill and decode, open-infra-index
+day-6 overview; SGLang ``--ep-num-redundant-experts``). ``ep`` must divide ``E + R``; every slot holds a full
+expert, so memory and weight traffic count the copies.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ class ParallelPlan:
     dp: int = 1
     ep: int = 1
     pp: int = 1
+    #: redundant expert slots R (copies of hot experts) on top of the model's routed experts
+    redundant_experts: int = 0
 
     @property
     def gpus_per_stage(self) -> int:
@@ -32,6 +39,10 @@ class ParallelPlan:
     def num_gpus(self) -> int:
         """GPUs of one instance."""
         return self.tp * self.dp * self.pp
+
+    def expert_slots(self, num_experts: int) -> int:
+        """Expert slots over the EP group: the model's routed experts plus the redundant copies."""
+        return num_experts + self.redundant_experts
 
     @property
     def moe_tp(self) -> int:
@@ -48,8 +59,15 @@ class ParallelPlan:
                 raise InputError(f"{where}: {f}{name} = {value!r} must be an integer >= 1")
         if self.gpus_per_stage % self.ep:
             raise InputError(f"{where}: {f}ep {self.ep} must divide tp*dp = {self.gpus_per_stage} (EP spans the GPUs of a stage)")
-        if num_experts is not None and num_experts % self.ep:
-            raise InputError(f"{where}: {f}ep {self.ep} does not divide the {num_experts} routed experts")
+        r = self.redundant_experts
+        if not isinstance(r, int) or r < 0:
+            raise InputError(f"{where}: {f}redundant-experts = {r!r} must be an integer >= 0")
+        if num_experts is None and r:
+            raise InputError(f"{where}: {f}redundant-experts {r} given but the model has no MoE layers")
+        if num_experts is not None and (num_experts + r) % self.ep:
+            extra = f" + {r} redundant" if r else ""
+            raise InputError(f"{where}: {f}ep {self.ep} does not divide the {num_experts}{extra} expert slots "
+                             f"(add redundant experts with {f}redundant-experts so that ep divides the slots)")
         if num_experts is None and self.ep != 1:
             raise InputError(f"{where}: {f}ep {self.ep} given but the model has no MoE layers")
         if num_layers is not None and self.pp > num_layers:
@@ -83,4 +101,5 @@ class ParallelPlan:
         s = f"TP{self.tp} x DP{self.dp}"
         if self.pp > 1:
             s += f" x PP{self.pp}"
-        return s + f" (EP{self.ep}, MoE-TP{self.moe_tp}) = {self.num_gpus} GPUs"
+        red = f", +{self.redundant_experts} redundant experts" if self.redundant_experts else ""
+        return s + f" (EP{self.ep}, MoE-TP{self.moe_tp}{red}) = {self.num_gpus} GPUs"

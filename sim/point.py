@@ -67,6 +67,11 @@ class OperatingPoint:
     kv_cache_dtype: str | None = None
     dispatch_dtype: str | None = None
     combine_dtype: str | None = None
+    # per weight class (sim/precision.py): routed experts, attention, dense/shared/latent/Mamba, embedding+LM head
+    expert_weights_dtype: str | None = None
+    attention_weights_dtype: str | None = None
+    dense_weights_dtype: str | None = None
+    embedding_weights_dtype: str | None = None
     expert_imbalance: float = 1.0
     # serving features (docs/MODELING.md, "Serving features"): MTP draft tokens and acceptance, two-batch overlap
     mtp: int | None = None
@@ -74,22 +79,29 @@ class OperatingPoint:
     tbo: bool = False
     #: op times: roofline, measured (the GPU's tables under hwprofiles/measured/) or auto (docs/KERNELS.md)
     costs: str = "roofline"
+    #: hardware-profile fields replaced for this point, sorted (HwProfile attribute, SI value) pairs: a
+    #: calibration layer (sim/validation/calibration.py); empty = the profile as shipped
+    hw_fields: tuple[tuple[str, float], ...] = ()
     # serving mode (agg | disagg | decode-only | prefill-only, the last two from cost/pools.py) and plans
     mode: str = "agg"
     tp: int = 1
     dp: int = 1
     ep: int | None = None
     pp: int = 1
+    #: redundant expert slots (EPLB copies; ep must divide experts + R), per role as the plan fields
+    redundant_experts: int = 0
     instances: int = 1
     prefill_tp: int | None = None
     prefill_dp: int | None = None
     prefill_ep: int | None = None
     prefill_pp: int | None = None
+    prefill_redundant_experts: int | None = None
     prefill_instances: int = 1
     decode_tp: int | None = None
     decode_dp: int | None = None
     decode_ep: int | None = None
     decode_pp: int | None = None
+    decode_redundant_experts: int | None = None
     decode_instances: int = 1
     # workload
     workload: str = "decode-heavy"
@@ -130,6 +142,8 @@ class OperatingPoint:
     def __post_init__(self) -> None:
         if isinstance(self.options, dict):
             object.__setattr__(self, "options", tuple(sorted(self.options.items())))
+        if isinstance(self.hw_fields, dict):
+            object.__setattr__(self, "hw_fields", tuple(sorted(self.hw_fields.items())))
 
     # -- identity -------------------------------------------------------------------------------------------
     def canonical(self) -> dict:
@@ -139,7 +153,7 @@ class OperatingPoint:
         for f in fields(self):
             value = getattr(self, f.name)
             if value != defaults[f.name]:
-                out[f.name] = [list(kv) for kv in value] if f.name == "options" else value
+                out[f.name] = [list(kv) for kv in value] if f.name in ("options", "hw_fields") else value
         return dict(sorted(out.items()))
 
     @property
@@ -159,6 +173,7 @@ class OperatingPoint:
         d = asdict(self)
         opts = d.pop("options")
         d.update({f"opt_{k}": v for k, v in opts})
+        d["hw_fields"] = ", ".join(f"{k}={v:.6g}" for k, v in self.hw_fields) or None
         d["model_spec"] = d.pop("model")
         d["model"] = self.model_label or d["model_spec"]
         d["traffic"] = self.traffic or self.workload
@@ -194,12 +209,32 @@ def _hw(name: str):
     return load_hw(name)
 
 
+def hw_of(point: OperatingPoint):
+    """The point's hardware profile, with its ``hw_fields`` (a calibration layer) replaced."""
+    hw = _hw(point.hw)
+    if point.hw_fields:
+        from .hw import HwProfile
+
+        known = {f.name for f in fields(HwProfile)}
+        bad = [k for k, _ in point.hw_fields if k not in known]
+        if bad:
+            raise InputError(f"hw_fields: {bad[0]!r} is not a hardware-profile field")
+        hw = replace(hw, **dict(point.hw_fields))
+    return hw
+
+
 def resolve_model(point: OperatingPoint):
-    """The model the point names, with its precision overrides applied."""
-    p = point.precision
-    return _model(point.model, point.model_epm, point.model_label).with_precision(
-        weights=point.weights_dtype or p, activations=point.activations_dtype or p, kv_cache=point.kv_cache_dtype,
-        dispatch=point.dispatch_dtype or p, combine=point.combine_dtype)
+    """The model the point names, with its precision overrides applied: the ``precision`` preset
+    (sim/precision.py; ``fp4`` = what NVFP4 checkpoints ship) under the per-tensor and per-class fields."""
+    from .precision import PRESETS
+
+    if point.precision is not None and point.precision not in PRESETS:
+        raise InputError(f"precision = {point.precision!r}: must be one of {', '.join(PRESETS)}")
+    preset = dict(PRESETS[point.precision]) if point.precision else {}
+    names = ("weights", "activations", "kv_cache", "dispatch", "combine", "expert_weights", "attention_weights",
+             "dense_weights", "embedding_weights")
+    given = {n: getattr(point, f"{n}_dtype") for n in names if getattr(point, f"{n}_dtype") is not None}
+    return _model(point.model, point.model_epm, point.model_label).with_precision(**(preset | given))
 
 
 def plan_of(point: OperatingPoint, model, hw, role: str = ""):
@@ -210,11 +245,11 @@ def plan_of(point: OperatingPoint, model, hw, role: str = ""):
         value = getattr(point, f"{role}_{name}") if role else None
         return getattr(point, name) if value is None else value
 
-    tp, dp, pp, ep = get("tp"), get("dp"), get("pp"), get("ep")
+    tp, dp, pp, ep, red = get("tp"), get("dp"), get("pp"), get("ep"), get("redundant_experts")
     if ep is None:
         ep = tp * dp if model.moe else 1
     prefix = f"{role}-" if role else ""
-    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp).validate(
+    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red or 0).validate(
         model.moe.num_experts if model.moe else None, hw, None, model.num_layers,
         where=f"{role} plan" if role else "plan", flag_prefix=prefix)
 
@@ -244,7 +279,10 @@ def _instance_cost(point: OperatingPoint, model, hw, plan, max_batch_tokens: int
 
     prec = tuple(getattr(point, n) for n in ("model", "model_epm", "model_label", "precision", "weights_dtype",
                                              "activations_dtype", "kv_cache_dtype", "dispatch_dtype", "combine_dtype",
-                                             "hw", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance", "tbo", "costs"))
+                                             "expert_weights_dtype", "attention_weights_dtype", "dense_weights_dtype",
+                                             "embedding_weights_dtype",
+                                             "hw", "hw_fields", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance",
+                                             "tbo", "costs"))
     key = (prec, plan, max_batch_tokens, tuple(sorted(cost_kw.items())))
     if key not in _COSTS:
         if len(_COSTS) >= 64:
@@ -381,13 +419,15 @@ def run_point(point: OperatingPoint, *, keep_records: bool = False, raise_input_
 def _run(point: OperatingPoint, row: dict, wall0: float, cpu0: float, keep_records: bool) -> dict:
     from .metrics import requests_in_system
 
-    model, hw = resolve_model(point), _hw(point.hw)
+    model, hw = resolve_model(point), hw_of(point)
     row["model"] = point.model_label or model.name
     row["hw_name"] = hw.name
     dep = _deploy(point, model, hw)
     spec = _serving(point)["spec_decode"]
+    from .precision import describe
+
     row.update(dep.columns, num_gpus=dep.num_gpus, mtp_tokens_per_step=spec.tokens_per_step if spec else 1.0,
-               mtp_describe=spec.describe() if spec else None)
+               mtp_describe=spec.describe() if spec else None, precision_ran=describe(model.precision, hw))
     rule = point.stopping
     n = initial_requests(rule, point.concurrency, point.warmup_fraction, point.cooldown_fraction)
     work = _workload(point, n)

@@ -40,8 +40,13 @@ def test_disagg_json_ttft_includes_transfer(capsys):
     assert res["ttft_p50_s"] > 0
 
 
+def test_plan_that_does_not_fit_exits_3(capsys):
+    rc, out, err = run(capsys, BASE + ["--dp", "1"])
+    assert rc == 3 and out == ""
+    assert err.count("\n") == 1 and "does not fit" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("extra,needle", [
-    (["--dp", "1"], "does not fit"),
     (["--dp", "16", "--rate", "-1"], "rate"),
     (["--dp", "16", "--concurrency", "0"], "concurrency"),
     (["--dp", "16", "--concurrency", "4", "--workload", "chatty"], "preset"),
@@ -55,11 +60,12 @@ def test_bad_input_one_line_exit_2(capsys, extra, needle):
 
 
 def test_precision_shorthand(capsys):
+    """--precision fp4 = NVFP4 checkpoints: routed experts FP4, FP4 activations and dispatch (sim/precision.py)."""
     rc, out, _ = run(capsys, ["cost", "--model", "kimi-k2-1t", "--hw", "gb200_nvl72", "--dp", "8", "--decode-seqs", "8",
                               "--kv-len", "1024", "--precision", "fp4", "--json"])
     fp4 = json.loads(out)["step_time_s"]
     rc2, out2, _ = run(capsys, ["cost", "--model", "kimi-k2-1t", "--hw", "gb200_nvl72", "--dp", "8", "--decode-seqs", "8",
-                                "--kv-len", "1024", "--weights-dtype", "fp4", "--activations-dtype", "fp4",
+                                "--kv-len", "1024", "--expert-weights-dtype", "fp4", "--activations-dtype", "fp4",
                                 "--dispatch-dtype", "fp4", "--json"])
     assert rc == rc2 == 0 and fp4 == json.loads(out2)["step_time_s"]
 
@@ -71,4 +77,4 @@ def test_role_plans_fall_back_to_plain_flags_and_explicit_one_wins(capsys):
     rc, out, _ = run(capsys, args)
     assert rc == 0 and json.loads(out)["num_gpus"] == 32  # both pools take --dp 16
     rc, _, err = run(capsys, args + ["--decode-dp", "1"])
-    assert rc == 2 and "does not fit" in err and "TP1 x DP1" in err  # the explicit 1 was used
+    assert rc == 3 and "does not fit" in err and "TP1 x DP1" in err  # the explicit 1 was used

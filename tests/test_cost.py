@@ -8,7 +8,8 @@ import pytest
 from latentmoe_sim.cli import main
 from latentmoe_sim.cost import CompiledStepCost, CostModel, RankLoad, build_instance_cost, chunk_load
 from latentmoe_sim.cost.analysis import alltoall_to_compute_ratio, expert_compute_bound_tokens, peak_only, ridge_point
-from latentmoe_sim.cost.ops import expected_experts_touched, moe_group_ops
+from latentmoe_sim.cost.conventions import Conventions
+from latentmoe_sim.cost.ops import expected_experts_touched, expert_activation_bytes_per_pair, moe_group_ops
 from latentmoe_sim.errors import InputError
 from latentmoe_sim.hwprofile_io import load_hw
 from latentmoe_sim.models import load_model, to_latentmoe
@@ -46,24 +47,31 @@ def test_alltoall_compute_ratio_about_nine():
     assert alltoall_to_compute_ratio(q, GB200, 64, "fp4") == pytest.approx(per_matrix / 3, rel=1e-9)
 
 
-@pytest.mark.parametrize("base_name", ["qwen3-235b-a22b", "kimi-k2-1t"])
-def test_table1_latentmoe_costs(base_name):
-    """Paper Table 1, with a batch so small that no two (token, expert) pairs share an expert: l-MoE_acc
-    moves the same all-to-all bytes and loads the same expert-weight bytes per GPU as the standard MoE;
-    l-MoE_eff a quarter of each."""
-    base = fp4(load_model(base_name))
+def test_table1_latentmoe_costs():
+    """Paper Table 1, read from ``moe_group_ops``' bytes (GB200, NVFP4 0.5625 B/element, FP4 dispatch):
+    for one token, l-MoE_acc moves the same all-to-all bytes and loads the same expert-weight bytes as the
+    standard MoE; l-MoE_eff a quarter of each. Hand values for Kimi-K2 (d 7168, m 2048, K 8 of 384)."""
+    base = fp4(load_model("kimi-k2-1t"))
     ideal = peak_only(GB200)
-    plan = ParallelPlan(tp=1, dp=64, ep=64)
+    std, acc, eff = base, to_latentmoe(base, 4, "acc"), to_latentmoe(base, 4, "eff")
 
-    def costs(m):
-        ops = {g.name: g for g in moe_group_ops(m, plan, ideal, total_tokens=1, max_rank_tokens=1)}
-        a2a = ops["moe.dispatch"].nvlink_bytes + ops["moe.combine"].nvlink_bytes
-        touched = expected_experts_touched(m.moe.num_experts, m.moe.top_k, 1) / plan.ep
-        return a2a, touched * m.moe.expert_params(m.hidden_size)
+    def ops(m, ep):
+        plan = ParallelPlan(tp=1, dp=ep, ep=ep)
+        return {g.name: g for g in moe_group_ops(m, plan, ideal, total_tokens=1, max_rank_tokens=1)}
 
-    std, acc, eff = costs(base), costs(to_latentmoe(base, 4, "acc")), costs(to_latentmoe(base, 4, "eff"))
-    assert acc[0] == pytest.approx(std[0]) and acc[1] == pytest.approx(std[1])
-    assert eff[0] == pytest.approx(std[0] / 4) and eff[1] == pytest.approx(std[1] / 4)
+    # all-to-all at EP64 (decode: one copy per pair): K * 63/64 copies of d elements at 0.5625 B
+    assert ops(std, 64)["moe.dispatch"].nvlink_bytes == 8 * 63 / 64 * 7168 * 0.5625 == 31752.0
+    assert ops(acc, 64)["moe.dispatch"].nvlink_bytes == 32 * 63 / 64 * 1792 * 0.5625 == 31752.0
+    assert ops(eff, 64)["moe.dispatch"].nvlink_bytes == 31752.0 / 4
+    # expert bytes on one GPU (EP1, one token touches exactly K experts): K * (3 d m * 0.5625 weights
+    # + fused activations d * 0.5625 in + 2 m * 0.5625 intermediate + d * 2 out)
+    w_std, a_std = 8 * 3 * 7168 * 2048 * 0.5625, 8 * (7168 * 0.5625 + 2 * 2048 * 0.5625 + 7168 * 2)
+    w_acc, a_acc = 32 * 3 * 1792 * 2048 * 0.5625, 32 * (1792 * 0.5625 + 2 * 2048 * 0.5625 + 1792 * 2)
+    assert ops(std, 1)["moe.routed_experts"].mem_bytes == pytest.approx(w_std + a_std, rel=1e-12)
+    assert ops(acc, 1)["moe.routed_experts"].mem_bytes == pytest.approx(w_acc + a_acc, rel=1e-12)
+    assert w_acc == w_std == 198_180_864
+    eff_w = ops(eff, 1)["moe.routed_experts"].mem_bytes - 8 * (1792 * 0.5625 + 2 * 2048 * 0.5625 + 1792 * 2)
+    assert eff_w == pytest.approx(w_std / 4, rel=1e-12)
 
 
 def test_expected_experts_touched():
@@ -94,19 +102,92 @@ def test_op_hand_calculation_kimi_decode():
     assert "attn.mla_prefill_core" in ops and ops["attn.mla_prefill_core"].time_s == 0  # gated off
 
 
-def test_prefill_chunk_attends_to_earlier_tokens():
-    """A chunk's attention work grows with its offset (it reads all earlier tokens)."""
+def test_mla_prefill_hand_values():
+    """Kimi-K2 (64 heads, n 128, r 64, v 128, c 512) at TP1: 2 * 64 * (128 + 64 + 128) = 40,960 FLOPs per
+    causal pair per layer; a 512-token chunk after 8,192 tokens has 512 * (8192 + 513/2) pairs and
+    up-projects 8,704 context latents to 64 * (128 + 128) values each (2 * 512 * 16,384 FLOPs per token)."""
     k = load_model("kimi-k2-1t")
-    cm = CostModel(k, load_hw("h200_sxm"), ParallelPlan(tp=8, ep=8))
-    first, later = (cm.step_time([RankLoad(*chunk_load(512, off), 0, 0)]) for off in (0, 8192))
-    assert later > first
-    assert chunk_load(512, 0)[1] == 512 * 513 / 2  # causal pairs inside one chunk
+    cm = CostModel(k, load_hw("h200_sxm"), ParallelPlan(tp=1, dp=8, ep=8))
+    one_pair = {o.name: o for o in cm.rank_breakdown(RankLoad(1, 1.0, 1, 0, 0))}
+    assert one_pair["attn.mla_prefill_core"].flops == 61 * 40_960
+    assert chunk_load(512, 8192) == (512, 512 * (8192 + 513 / 2), 8704)
+    ops = {o.name: o for o in cm.rank_breakdown(RankLoad(*chunk_load(512, 8192), 0, 0))}
+    assert ops["attn.mla_prefill_core"].flops == 61 * 40_960 * 4_325_632
+    assert ops["attn.mla_prefill_kv_up"].flops == 61 * 2 * 8704 * 512 * 16_384
 
 
-def test_tp_allreduce_and_latent_ops_present():
+def test_kv_bytes_kimi_8192_tokens():
+    """61 layers x 576 latent values x 2 B = 70,272 B per token: 575.7 MB for 8,192 tokens."""
+    k = load_model("kimi-k2-1t")
+    assert k.kv_bytes_per_token * 8192 == 575_668_224
+
+
+def test_latent_and_allreduce_hand_values():
+    """Kimi-K2-LatentMoE at TP8, 80 tokens (10 per GPU on the MoE side): W_down is 2 * 10 * 7168 * 1792
+    FLOPs per layer (60 MoE layers); the TP all-reduce of 80 x 7168 BF16 moves 2 * 7/8 of it per GPU on a
+    ring and (1 + 1/8) of it with NVLS (61 attention + 60 MoE + 1 dense all-reduces)."""
     lm = load_model("kimi-k2-1t-latentmoe")
-    names = {op.name for op in CostModel(lm, load_hw("h200_sxm"), ParallelPlan(tp=8, ep=8)).ops}
-    assert {"attn.tp_allreduce", "moe.latent_down", "moe.latent_up", "moe.shared_experts"} <= names
+    hw, plan = load_hw("h200_sxm"), ParallelPlan(tp=8, ep=8)
+    load = RankLoad(0, 0.0, 0, 80, 80 * 100)
+    ring = {o.name: o for o in CostModel(lm, hw, plan).rank_breakdown(load)}
+    assert ring["moe.latent_down"].flops == 60 * 2 * 10 * 7168 * 1792
+    assert ring["moe.latent_up"].flops == 60 * 2 * 10 * 1792 * 7168
+    assert ring["attn.tp_allreduce"].comm_bytes == 61 * 2 * 7 / 8 * 80 * 7168 * 2
+    nvls = {o.name: o for o in CostModel(lm, hw, plan, conventions=Conventions(tp_allreduce="nvls")).rank_breakdown(load)}
+    assert nvls["attn.tp_allreduce"].comm_bytes == pytest.approx(61 * (1 + 1 / 8) * 80 * 7168 * 2, rel=1e-12)
+
+
+def test_dispatch_elements_per_pair_ep8():
+    """Decode (per pair) at EP8, 64 tokens over the group (8 per rank): each GPU sends 8 tokens x 8 experts
+    x 7/8 remote = 56 copies of 7,168 = 401,408 elements per layer; FP8 with one FP32 scale per 128."""
+    k = load_model("kimi-k2-1t")
+    g = {o.name: o for o in moe_group_ops(k, ParallelPlan(tp=1, dp=8, ep=8), load_hw("h200_sxm"), 64, 8)}
+    assert g["moe.dispatch"].nvlink_bytes == 401_408 * (1 + 4 / 128)
+    assert g["moe.combine"].nvlink_bytes == 401_408 * 2  # BF16 combine
+    assert g["moe.dispatch"].count == 60
+
+
+def test_dispatch_per_rank_latentmoe_moves_less():
+    """Prefill (DeepEP normal kernels): one copy per destination rank. At EP8 Kimi-K2 sends 4.620 remote
+    copies of 7,168 per token, LatentMoE 6.907 of 1,792: 2.7x fewer bytes (issue 10's table)."""
+    hw, plan = load_hw("h200_sxm"), ParallelPlan(tp=1, dp=8, ep=8)
+    k, lm = load_model("kimi-k2-1t"), load_model("kimi-k2-1t-latentmoe")
+    dk = {o.name: o for o in moe_group_ops(k, plan, hw, 800, 100, prefill=True)}["moe.dispatch"]
+    dl = {o.name: o for o in moe_group_ops(lm, plan, hw, 800, 100, prefill=True)}["moe.dispatch"]
+    assert dk.nvlink_bytes == pytest.approx(100 * 4.620014 * 7168 * (1 + 4 / 128), rel=1e-6)
+    assert dl.nvlink_bytes == pytest.approx(100 * 6.906884 * 1792 * (1 + 4 / 128), rel=1e-6)
+    assert dk.nvlink_bytes / dl.nvlink_bytes == pytest.approx(2.676, abs=0.001)
+
+
+def test_dispatch_per_node_across_hgx_nodes():
+    """EP16 over two 8-GPU nodes, prefill (DeepEP internode normal kernels): scale-out carries one copy per
+    other node hit, 1 - C(192, 8)/C(384, 8) for Kimi-K2; NVLink the hit ranks of each node but the landing
+    GPU, 2 x 7 x (1 - C(360, 8)/C(384, 8))."""
+    import math
+
+    k = load_model("kimi-k2-1t")
+    d = {o.name: o for o in moe_group_ops(k, ParallelPlan(tp=1, dp=16, ep=16), load_hw("h200_sxm"), 1600, 100,
+                                          prefill=True)}["moe.dispatch"]
+    b = 100 * 7168 * (1 + 4 / 128)
+    assert d.scaleout_bytes == pytest.approx(b * (1 - math.comb(192, 8) / math.comb(384, 8)), rel=1e-12)
+    assert d.nvlink_bytes == pytest.approx(b * 2 * 7 * (1 - math.comb(360, 8) / math.comb(384, 8)), rel=1e-12)
+
+
+@pytest.mark.parametrize("fusion,per_pair", [("fused", 25_952), ("act-kernel", 42_336), ("unfused", 45_056)])
+def test_expert_activation_bytes_per_pair(fusion, per_pair):
+    """Kimi-K2 FP8 (d 7168, m 2048): fused 7168 * 1.03125 + 2 * 2048 * 1.03125 + 7168 * 2; the activation
+    kernel adds BF16 gate+up written and read, 2 * 2 * 2048 * 2; unfused BF16 (2 * 7168 + 4 * 2048) * 2."""
+    assert expert_activation_bytes_per_pair(load_model("kimi-k2-1t"), 1, fusion) == per_pair
+
+
+def test_busiest_rank_sets_expert_weight_bytes():
+    """8 tokens over EP8 (Kimi-K2): the busiest rank touches ~1.47x the mean rank's experts (Monte Carlo:
+    1.49, tests/test_cost_routing.py); the weight bytes follow the busiest rank."""
+    k = load_model("kimi-k2-1t")
+    g = {o.name: o for o in moe_group_ops(k, ParallelPlan(tp=1, dp=8, ep=8), load_hw("h200_sxm"), 8, 1)}
+    weights = g["moe.routed_experts"].mem_bytes - 8 * 8 / 8 * 25_952
+    mean_rank = 384 * (1 - (1 - 8 / 384) ** 8) / 8 * 3 * 7168 * 2048
+    assert weights / mean_rank == pytest.approx(1.49, rel=0.025)
 
 
 def test_alltoall_leaves_nvlink_domain():
@@ -164,15 +245,20 @@ def test_decode_stretch_equals_step_by_step(model, hw, plan):
     assert stretch.steps_within(sum(steps[:123]) + 1e-12, 400) == 123
 
 
-def test_latentmoe_within_few_percent_of_base_and_deeper_model_slower():
-    """Sanity of the comparison the project exists for: decode step of 1.35T ~ 80/61 of 1T's; LatentMoE
-    a little slower than 1T (the paper: within ~9 % across its frontier; at this one point our extra
-    router width, two projection kernels' launch latency and 4x expert intermediates give ~11 %)."""
-    hw, plan = load_hw("gb200_nvl72"), ParallelPlan(tp=1, dp=64, ep=64)
-    loads = [RankLoad(0, 0.0, 0, 64, 64 * 2048)] * 64
-    t = {n: CostModel(fp4(load_model(n)), hw, plan).step_time(loads) for n in ("kimi-k2-1t", "kimi-k2-1t-latentmoe", "kimi-k2-1.35t")}
-    assert 1.0 < t["kimi-k2-1t-latentmoe"] / t["kimi-k2-1t"] < 1.15
-    assert 1.2 < t["kimi-k2-1.35t"] / t["kimi-k2-1t"] < 80 / 61 + 0.01
+def test_latentmoe_routed_experts_equal_compute_at_prefill():
+    """Paper Table 1 at a prefill batch (GB200 FP4, DP16, 8,192 tokens per rank): l-MoE_acc has 4x the pairs
+    at a quarter of the width, so its routed-expert FLOPs equal Kimi-K2's, both are compute-bound and take
+    the same time; the 1.35T model (80 layers, 79 MoE) takes 79/60 of it."""
+    hw, plan = load_hw("gb200_nvl72"), ParallelPlan(tp=1, dp=16, ep=16)
+    loads = [RankLoad(*chunk_load(8192, 0), 0, 0)] * 16
+    ex = {}
+    for n in ("kimi-k2-1t", "kimi-k2-1t-latentmoe", "kimi-k2-1.35t"):
+        ops = {o.name: o for o in CostModel(fp4(load_model(n)), hw, plan).breakdown(loads)["ops"]}
+        ex[n] = ops["moe.routed_experts"]
+    assert ex["kimi-k2-1t"].flops == ex["kimi-k2-1t-latentmoe"].flops == 60 * 2 * 8192 * 8 * 3 * 7168 * 2048
+    assert ex["kimi-k2-1t"].bound == ex["kimi-k2-1t-latentmoe"].bound == "compute"
+    assert ex["kimi-k2-1t-latentmoe"].time_s == pytest.approx(ex["kimi-k2-1t"].time_s, rel=1e-12)
+    assert ex["kimi-k2-1.35t"].time_s == pytest.approx(ex["kimi-k2-1t"].time_s * 79 / 60, rel=1e-12)
 
 
 # ---- memory and plans ------------------------------------------------------------------------------------

@@ -335,7 +335,7 @@ def test_error_non_numeric_score(tmp_path, capsys):
 def test_error_missing_column_and_file(tmp_path, capsys):
     path = write_csv(tmp_path, "name,size,score\na,1e9,50\nb,1e10,60\n")
     assert_one_line_error(capsys, "epm", "fit", "--family", path, contains="missing column")
-    assert_one_line_error(capsys, "epm", "fit", "--family", str(tmp_path / "nope.csv"), contains="cannot read")
+    assert_one_line_error(capsys, "epm", "fit", "--family", str(tmp_path / "nope.csv"), contains="not found")
 
 
 @pytest.mark.parametrize("argv", [
@@ -352,8 +352,12 @@ def test_error_variant_below_base(capsys):
     err = assert_one_line_error(capsys, "epm", "variant", "kimi-k2-1t", "--baseline-score", "62", "--treated-score", "60")
     assert "smaller than" in err and "adding layers cannot reach" in err
     assert_one_line_error(capsys, "epm", "variant", "kimi-k2-1t", "--epm", "0.9", contains="adding layers cannot reach")
-    assert_one_line_error(capsys, "epm", "variant", "kimi-k2-1t", "--epm", "0.001", "--scale", "width",
-                          contains="not reachable")
+    # --epm is bounded to [0.01, 100] on the command line; the library still refuses an unreachable width
+    from latentmoe_sim.models import load_model
+
+    with pytest.raises(InputError, match="not reachable"):
+        E.make_variant(load_model("kimi-k2-1t"), 0.001, scale="width")
+    assert_one_line_error(capsys, "epm", "variant", "kimi-k2-1t", "--epm", "0.001", contains="allowed [0.01, 100]")
 
 
 def test_error_unknown_model(capsys):
@@ -365,9 +369,9 @@ def test_error_score_arguments(capsys):
     assert_one_line_error(capsys, "epm", "multiplier", "--baseline-score", "50", contains="together")
     assert_one_line_error(capsys, "epm", "multiplier", "--baseline-score", "50", "--treated-score", "51",
                           "--epm", "1.2", contains="not both")
-    with pytest.raises(SystemExit) as exc:  # argparse usage error: one line, exit 2
-        main(["epm", "multiplier", "--baseline-score", "abc", "--treated-score", "51"])
-    assert exc.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+    # argparse usage error: one line, exit 2 (main returns the status rather than raising SystemExit)
+    assert main(["epm", "multiplier", "--baseline-score", "abc", "--treated-score", "51"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 def test_error_bad_unit_and_write_path(tmp_path, capsys):

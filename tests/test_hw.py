@@ -13,7 +13,7 @@ from latentmoe_sim.errors import InputError
 from latentmoe_sim.hw import HwProfile
 from latentmoe_sim.hwprofile_io import FIELDS, bundled_dir, list_hw, load_hw, validate_hw_file
 
-BUNDLED = ["b200", "b300", "gb200_nvl72", "gb300_nvl72", "h100_sxm", "h200_sxm"]
+BUNDLED = ["b200", "b300", "gb200_nvl72", "gb300_nvl72", "h100_sxm", "h200_sxm", "h800", "mi300x", "mi325x", "mi355x"]
 
 
 def _h100_doc() -> dict:
@@ -38,7 +38,7 @@ def _error(path: Path) -> str:
 # ------------------------------------------------------------------------------------------ bundled files
 
 
-def test_list_hw_has_the_six_bundled_profiles():
+def test_list_hw_has_the_bundled_profiles():
     assert list_hw() == BUNDLED
 
 
@@ -146,9 +146,9 @@ def test_zero_or_negative_efficiency(tmp_path, value):
 
 def test_negative_bandwidth(tmp_path):
     doc = _h100_doc()
-    doc["interconnect"]["nvlink_GBps_per_direction"]["value"] = -450
+    doc["interconnect"]["scaleup_GBps_per_direction"]["value"] = -450
     msg = _error(_write(tmp_path, doc))
-    assert "interconnect.nvlink_GBps_per_direction.value = -450.0: out of range, allowed [1, 100000] GB/s" in msg
+    assert "interconnect.scaleup_GBps_per_direction.value = -450.0: out of range, allowed [1, 100000] GB/s" in msg
 
 
 def test_missing_field(tmp_path):
@@ -200,9 +200,9 @@ def test_missing_source(tmp_path):
 @pytest.mark.parametrize("value", [8.5, 0, True])
 def test_domain_size_must_be_positive_integer(tmp_path, value):
     doc = _h100_doc()
-    doc["interconnect"]["nvlink_domain_size"]["value"] = value
+    doc["interconnect"]["scaleup_domain_size"]["value"] = value
     msg = _error(_write(tmp_path, doc))
-    assert "interconnect.nvlink_domain_size" in msg and "integer in [1, 65536]" in msg
+    assert "interconnect.scaleup_domain_size" in msg and "integer in [1, 65536]" in msg
 
 
 def test_negative_latency(tmp_path):
@@ -274,7 +274,7 @@ def test_cli_list(capsys):
 def test_cli_show_text_and_json(capsys):
     assert main(["hw", "show", "gb200_nvl72"]) == 0
     out = capsys.readouterr().out
-    assert "interconnect.nvlink_GBps_per_direction" in out and "LatentMoE paper" in out and "1,250" in out
+    assert "interconnect.scaleup_GBps_per_direction" in out and "LatentMoE paper" in out and "1,250" in out
     assert main(["hw", "show", "h100_sxm", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["name"] == "h100_sxm"

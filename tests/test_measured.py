@@ -197,3 +197,60 @@ def test_site_interp_blends_nearest_sites_by_inverse_square_log_distance():
     # at 2: sites 1 and 4 are 1 log2-unit away, 64 is 5 away: weights 1, 1, 1/25 on log values
     w = (math.log(2.0) + math.log(8.0) + math.log(1000.0) / 25) / (2 + 1 / 25)
     assert f([2.0, 8.0]) == pytest.approx(math.exp(w))
+
+
+# ---- the AIConfigurator converter on a synthetic data tree (no aiconfigurator-core needed) ------------------
+def _fake_aic(root):
+    import polars as pl
+
+    d = root / "h200_sxm"
+    common = {"framework": "TRTLLM", "version": "1.3.0rc20", "device": "NVIDIA H200"}
+
+    def put(rel, rows):
+        p = d / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        pl.DataFrame([{**common, **r} for r in rows]).write_parquet(p)
+
+    put("gemm/trtllm/1.3.0rc20/gemm_perf.parquet", [
+        {"op_name": "gemm", "kernel_source": "torch_flow", "gemm_dtype": "fp8_block", "m": 128, "n": 7168, "k": 2048, "latency": 0.0088},
+        {"op_name": "gemm", "kernel_source": "torch_flow", "gemm_dtype": "fp8", "m": 128, "n": 7168, "k": 2048, "latency": 0.005},
+        {"op_name": "gemm", "kernel_source": "torch_flow", "gemm_dtype": "bfloat16", "m": 129, "n": 7168, "k": 2048, "latency": 0.01}])
+    put("moe/trtllm/1.3.0rc20/moe_perf.parquet", [
+        {"op_name": "moe", "kernel_source": k, "moe_dtype": "fp8_block", "num_tokens": 1024, "hidden_size": 7168, "inter_size": 2048,
+         "topk": 8, "num_experts": 384, "moe_tp_size": 1, "moe_ep_size": 8, "distribution": "balanced", "latency": lat}
+        for k, lat in (("moe_torch_flow", 0.9), ("moe_torch_flow_cutlass", 0.75))])
+    put("mla/trtllm/1.3.0rc20/generation_mla_perf.parquet", [
+        {"op_name": "mla_generation", "kernel_source": "default", "mla_dtype": "bfloat16", "kv_cache_dtype": "fp8", "num_heads": 8,
+         "batch_size": 32, "isl": 1, "tp_size": 8, "step": 4095, "latency": 0.05}])
+    put("comm/nccl/2.29.2/nccl_perf.parquet", [
+        {"op_name": op, "kernel_source": "NCCL", "nccl_dtype": dt, "num_gpus": 8, "message_size": 1024, "latency": lat}
+        for op, dt, lat in (("all_reduce", "half", 0.016), ("alltoall", "half", 0.02), ("all_reduce", "int8", 0.015))])
+    put("comm/trtllm/1.3.0rc20/custom_allreduce_perf.parquet", [
+        {"op_name": "all_reduce", "kernel_source": "TRTLLM", "allreduce_dtype": "bfloat16", "num_gpus": 8, "message_size": 1024,
+         "latency": 0.004, "implementation": "trtllm"}])
+    return root
+
+
+def test_import_aic_converts_units_and_semantics(tmp_path, capsys):
+    src = _fake_aic(tmp_path / "aic")
+    out = tmp_path / "out"
+    assert main(["kernels", "import-aic", "--system", "h200_sxm", "--framework", "trtllm", "--version", "1.3.0rc20",
+                 "--aic-data", str(src), "--out", str(out)]) == 0
+    g = read_table(out / "h200_sxm" / "gemm.csv")
+    # fp8_block -> fp8 (per-tensor fp8 dropped), ms -> us; m = 129 is off the kept grid
+    assert [(r["dtype"], r["m"], r["latency_us"]) for r in g.rows] == [("fp8", 128.0, 8.8)]
+    assert "Apache-2.0" in g.provenance["license"] and "import-aic" in g.provenance["command"]
+    m = read_table(out / "h200_sxm" / "moe.csv").rows
+    assert len(m) == 1 and m[0]["latency_us"] == 750.0 and m[0]["activation"] == "swiglu"  # the faster kernel
+    d = read_table(out / "h200_sxm" / "mla_decode.csv").rows
+    assert d[0]["context"] == 4096.0 and d[0]["kv_dtype"] == "fp8" and d[0]["heads"] == 8.0
+    ar = read_table(out / "h200_sxm" / "allreduce.csv").rows
+    # 1024 half elements = 2048 bytes; the custom all-reduce (4 us) beats NCCL (16 us)
+    assert [(r["bytes"], r["latency_us"]) for r in ar] == [(2048.0, 4.0)]
+    a2a = read_table(out / "h200_sxm" / "alltoall.csv").rows
+    assert [(r["bytes"], r["latency_us"]) for r in a2a] == [(2048.0, 20.0)]
+
+
+def test_import_aic_bad_system_is_one_line(tmp_path, capsys):
+    assert main(["kernels", "import-aic", "--system", "tpu_v9", "--version", "x", "--aic-data", str(tmp_path)]) == 2
+    assert "--system" in capsys.readouterr().err

@@ -122,7 +122,7 @@ def test_bad_inputs(tmp_path):
         load_model("gpt-5")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nhidden_size: [1,\n")
-    with pytest.raises(InputError, match=r"bad.yaml:.*line"):
+    with pytest.raises(InputError, match=r"bad.yaml:\d+: malformed YAML"):
         load_model(str(bad))
     neg = tmp_path / "neg.yaml"
     neg.write_text("name: x\nhidden_size: -5\nvocab_size: 10\nlayers: [[AD, 1]]\ndense_ffn: 4\n")

@@ -11,6 +11,7 @@ import pytest
 
 from latentmoe_sim.cli import main
 from latentmoe_sim.errors import InputError
+from latentmoe_sim.hwprofile_io import load_hw
 from latentmoe_sim.parallel import ParallelPlan
 from latentmoe_sim.validation.configure import Case, Unexpressible, configure
 from latentmoe_sim.validation.rows import COLUMNS, MTP_ON, parse_measured, read_measured
@@ -87,7 +88,9 @@ def test_table5_row_maps_to_tp2_fp8_with_every_default_stated():
 
 def test_unexpressible_rows_say_why():
     rows = {r.id: r for r in read_measured(DEFAULT_FILE)}
-    assert configure(rows["ds_prod_decode"]).reason == "no hardware profile for h800"
+    assert "includes prefix/KV-cache hits" in configure(rows["ds_prod_prefill"]).reason
+    assert isinstance(configure(rows["ds_profile_prefill"]), Case)  # its notes say "excluding cache hits"
+    assert "pool sizes unpublished" in configure(rows["ix_dsr1_1k1k_h100"]).reason
     # the Kimi-K2 blog's pools: prefill 7000 tok/s x 32 GPUs / ISL 2000 = 112 req/s; decode 3000 x 96 / OSL 100
     # = 2880 req/s: not one balanced system
     reason = configure(rows["sglang_kimik2_h200"]).reason
@@ -137,7 +140,7 @@ def test_disaggregated_rates_are_per_pool_gpu():
                decode_gpus="4", decode_tp="2", concurrency="32", isl="1000", osl="100", output_tps_per_gpu="1")
     case = configure(row)
     assert case.prefill_instances == 1 and case.decode_instances == 2
-    sim = simulate_case(case)
+    sim = simulate_case(case)  # run_point's stopping rule: a steady window with a 2% throughput CI
     assert sim["output_tps_per_gpu"] * 4 / 100 == pytest.approx(sim["input_tps_per_gpu"] * 2 / 1000, rel=0.05)
 
 
@@ -148,8 +151,8 @@ def test_cli_on_a_user_file(tmp_path, capsys):
     f.write_text(_csv(
         {"id": "t5", "model": "hybrid-73bt-8ba", "hw": "h100_sxm", "num_gpus": "2", "concurrency": "4", "isl": "256",
          "osl": "32", "output_tps_per_gpu": "300", "tpot_ms": "5"},
-        {"id": "h800", "model": "deepseek-v3", "hw": "h800", "concurrency": "4", "isl": "256", "osl": "32",
-         "output_tps_per_gpu": "300"},
+        {"id": "nopools", "model": "deepseek-v3", "hw": "h100_sxm", "mode": "disagg", "concurrency": "4", "isl": "256",
+         "osl": "32", "output_tps_per_gpu": "300"},
     ))
     assert main(["validate", "--file", str(f), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -157,11 +160,11 @@ def test_cli_on_a_user_file(tmp_path, capsys):
     assert row["id"] == "t5" and set(row["measured"]) == {"output_tps_per_gpu", "tpot_ms"}
     assert row["error"] == pytest.approx(row["simulated"]["output_tps_per_gpu"] / 300 - 1)
     assert row["config"]["plan"].startswith("TP2 x DP1")
-    assert out["unexpressible"] == [{"id": "h800", "reason": "no hardware profile for h800"}]
+    assert out["unexpressible"] == [{"id": "nopools", "reason": "disaggregated row without prefill_gpus/decode_gpus (pool sizes unpublished)"}]
     assert out["median_abs_error"]["output_tps_per_gpu"] == pytest.approx(abs(row["error"]))
     assert main(["validate", "--file", str(f)]) == 0
     text = capsys.readouterr().out
-    assert "t5" in text and "not expressible" in text and "h800: no hardware profile" in text
+    assert "t5" in text and "not expressible" in text and "nopools: disaggregated row" in text
 
 
 def test_cli_bad_file_is_one_line_exit_2(tmp_path, capsys):
@@ -171,3 +174,105 @@ def test_cli_bad_file_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "bad.csv:2: column hw = 'tpu'" in err
     assert main(["validate", "--file", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_pool_rows_map_to_single_pool_modes():
+    rows = {r.id: r for r in read_measured(DEFAULT_FILE)}
+    dec = configure(rows["ds_profile_decode"])
+    # 128 decode GPUs at 128 sequences each; context 4096 = prompt 3968 + half of the 256 outputs
+    assert dec.mode == "decode-only" and dec.concurrency == 128 * 128 and (dec.isl, dec.osl) == (3968, 256)
+    assert dec.plan == ParallelPlan(tp=1, dp=128, ep=128, pp=1)
+    pre = configure(rows["sglang_h100_prefill_4096"])
+    assert pre.mode == "prefill-only" and pre.osl == 1 and pre.plan == ParallelPlan(tp=1, dp=32, ep=32, pp=1)
+    assert pre.tbo  # its notes: "DeepEP + EPLB + two-batch overlap (TBO)"
+    mtp = configure(rows["ix_dsr1_8k1k_h200"])
+    assert mtp.mtp == 1 and any("depth not stated" in a for a in mtp.assumptions)
+
+
+def test_decode_pool_throughput_is_batch_times_user_rate():
+    """Decode-only keeps every seat full: output tok/s per GPU = batch per GPU x tokens/s per user."""
+    case = configure(_row(id="d", model="hybrid-73bt-8ba", hw="h100_sxm", mode="disagg", phase="decode",
+                          decode_gpus="2", decode_tp="2", decode_batch_per_gpu="8", isl="2048", output_tps_per_gpu="1"))
+    assert case.mode == "decode-only" and case.concurrency == 16
+    sim = simulate_case(case)
+    assert sim["output_tps_per_gpu"] == pytest.approx(8 * sim["tps_per_user"], rel=0.03)
+    assert sim["ttft_ms"] is None and sim["input_tps_per_gpu"] is None  # the ideal prefill side is not measured
+
+
+# ---- calibration ------------------------------------------------------------------------------------
+
+from latentmoe_sim.validation.calibration import parse_calibration  # noqa: E402
+
+CAL = {"name": "t", "fitted_on": ["a"], "held_out": ["b"],
+       "layers": [{"match": {"hw": ["h100_sxm"]}, "fields": {"step_overhead_us": 100, "memory_efficiency": 0.9}},
+                  {"match": {"hw": ["h100_sxm"], "framework": ["vllm"]}, "fields": {"step_overhead_us": 2500}}]}
+
+
+def test_calibration_layers_apply_in_order_in_si():
+    cal = parse_calibration(CAL, "c.yaml")
+    assert cal.hw_fields("h100_sxm", "vllm") == {"step_overhead_s": pytest.approx(2.5e-3), "memory_efficiency": 0.9}
+    assert cal.hw_fields("h100_sxm", "sglang") == {"step_overhead_s": pytest.approx(1e-4), "memory_efficiency": 0.9}
+    assert cal.hw_fields("h200_sxm", "vllm") == {}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"layers": [{"fields": {"hbm_bandwidth_TBps": 5}}]}, "hbm_bandwidth_TBps: not calibratable"),
+    ({"layers": [{"fields": {"memory_efficiency": 1.5}}]}, "memory_efficiency = 1.5: allowed [0.01, 1]"),
+    ({"held_out": ["a"]}, "row 'a' is both in fitted_on and held_out"),
+    ({"per_row": {}}, "unknown key 'per_row'"),
+])
+def test_calibration_file_errors(change, message):
+    with pytest.raises(InputError) as exc:
+        parse_calibration(CAL | change, "c.yaml")
+    assert message in str(exc.value)
+
+
+def test_step_overhead_calibration_moves_tpot_by_exactly_its_change():
+    """A decode pool at a fixed batch: every step is pure decode, so TPOT = step time, and a calibration layer
+    that adds 2 ms of step overhead adds exactly 2 ms to TPOT."""
+    case = configure(_row(id="d", model="hybrid-73bt-8ba", hw="h100_sxm", mode="disagg", phase="decode",
+                          decode_gpus="2", decode_tp="2", decode_batch_per_gpu="4", isl="1024", output_tps_per_gpu="1"))
+    raw = simulate_case(case)
+    cal = parse_calibration({"name": "t", "fitted_on": [], "held_out": [],
+                             "layers": [{"fields": {"step_overhead_us": 2500}}]}, "c.yaml")
+    base_overhead_s = load_hw("h100_sxm").step_overhead_s
+    shifted = simulate_case(case, hw_fields=cal.hw_fields("h100_sxm", "vllm"))
+    assert shifted["tpot_ms"] - raw["tpot_ms"] == pytest.approx((2.5e-3 - base_overhead_s) * 1e3, rel=1e-6)
+
+
+def test_cli_uncalibrated_and_calibration_file(tmp_path, capsys):
+    f = tmp_path / "c.yaml"
+    f.write_text("name: slow\nfitted_on: []\nheld_out: [latentmoe_h100_c1_base]\n"
+                 "layers:\n  - match: {framework: [vllm]}\n    fields: {step_overhead_us: 5000}\n")
+    assert main(["validate", "--rows", "latentmoe_h100_c1_base", "--calibration", str(f), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (row,) = out["rows"]
+    assert out["calibration"]["name"] == "slow" and row["group"]["calibration"] == "held-out"
+    raw_error = out["uncalibrated"]["errors"]["latentmoe_h100_c1_base"]["output_tps_per_gpu"]
+    assert row["error"] < raw_error  # 5 ms per step instead of 0.5 ms: slower than the raw model
+    assert main(["validate", "--rows", "latentmoe_h100_c1_base", "--uncalibrated", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["calibration"] is None and out["rows"][0]["error"] == pytest.approx(raw_error)
+
+
+def test_redundant_experts_from_notes_or_fewest_that_divide():
+    from latentmoe_sim.validation.configure import redundant_experts
+
+    row = _row(id="a", model="deepseek-v3", hw="h100_sxm", output_tps_per_gpu="1", notes="x; 32 redundant experts")
+    assert redundant_experts(row, 144, 256, []) == 32  # DeepSeek's EP144 decode unit: 288 slots, 2 per GPU
+    odd = _row(id="b", model="deepseek-v3", hw="h100_sxm", output_tps_per_gpu="1", notes="96 redundant experts")
+    notes = []
+    assert redundant_experts(odd, 72, 256, notes) == 32 and "32 redundant expert slots" in notes[0]  # 352 % 72 != 0
+    assert redundant_experts(odd, 8, 256, []) == 96  # stated, and 352 slots divide over 8
+    plain = _row(id="c", model="deepseek-v3", hw="h100_sxm", output_tps_per_gpu="1")
+    assert redundant_experts(plain, 8, 256, []) == 0 and redundant_experts(plain, 96, 384, []) == 0
+
+
+def test_calibration_travels_in_the_operating_point():
+    from latentmoe_sim.point import OperatingPoint, run_point
+
+    base = OperatingPoint(model="hybrid-73bt-8ba", hw="h100_sxm", tp=2, concurrency=1, num_requests=8)
+    cal = OperatingPoint(model="hybrid-73bt-8ba", hw="h100_sxm", tp=2, concurrency=1, num_requests=8,
+                         hw_fields={"step_overhead_s": 5e-3})
+    assert base.point_id != cal.point_id and cal.hw_fields == (("step_overhead_s", 5e-3),)
+    assert run_point(OperatingPoint(hw_fields={"no_such_field": 1.0}, concurrency=1))["status"] == "infeasible"

@@ -26,7 +26,7 @@ import numpy as np
 
 from latentmoe_sim.errors import InputError
 
-from ._util import check_float, check_int, csv_rows, existing_file, to_token_array
+from ._util import MAX_TOKENS, check_float, check_int, csv_rows, existing_file, to_token_array
 
 __all__ = ["LengthDist", "Fixed", "Uniform", "LogNormal", "Empirical", "parse_length", "as_length"]
 
@@ -54,7 +54,7 @@ class Fixed(LengthDist):
     n: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "n", check_int(self.n, "fixed length"))
+        object.__setattr__(self, "n", check_int(self.n, "fixed length", maximum=MAX_TOKENS))
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.full(_count(n), self.n, dtype=np.int64)
@@ -74,8 +74,8 @@ class Uniform(LengthDist):
     hi: int
 
     def __post_init__(self) -> None:
-        lo = check_int(self.lo, "uniform length lo")
-        hi = check_int(self.hi, "uniform length hi", minimum=lo)
+        lo = check_int(self.lo, "uniform length lo", maximum=MAX_TOKENS)
+        hi = check_int(self.hi, "uniform length hi", minimum=lo, maximum=MAX_TOKENS)
         object.__setattr__(self, "lo", lo)
         object.__setattr__(self, "hi", hi)
 
@@ -110,27 +110,31 @@ class LogNormal(LengthDist):
     hi: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "median", check_float(self.median, "lognormal length median"))
-        object.__setattr__(self, "sigma", check_float(self.sigma, "lognormal length sigma", inclusive=True))
-        lo = check_int(self.lo, "lognormal length lo")
+        object.__setattr__(self, "median", check_float(self.median, "lognormal length median", maximum=MAX_TOKENS))
+        # sigma 5 spreads the middle two thirds of lengths over a factor e^10 = 22,000; beyond that the
+        # distribution is all clipping.
+        object.__setattr__(self, "sigma", check_float(self.sigma, "lognormal length sigma", inclusive=True, maximum=5.0))
+        lo = check_int(self.lo, "lognormal length lo", maximum=MAX_TOKENS)
         object.__setattr__(self, "lo", lo)
         if self.hi is not None:
-            object.__setattr__(self, "hi", check_int(self.hi, "lognormal length hi", minimum=lo))
+            object.__setattr__(self, "hi", check_int(self.hi, "lognormal length hi", minimum=lo, maximum=MAX_TOKENS))
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raw = rng.lognormal(math.log(self.median), self.sigma, size=_count(n))
-        return np.clip(np.rint(raw), self.lo, self.hi).astype(np.int64)
+        return np.clip(np.rint(raw), self.lo, self.hi if self.hi is not None else MAX_TOKENS).astype(np.int64)
 
     def mean(self) -> float:
-        mu, s, lo, hi = math.log(self.median), self.sigma, self.lo, self.hi
+        # ``hi=None`` still clips at MAX_TOKENS in sample(); the mean follows the same clip.
+        mu, s, lo = math.log(self.median), self.sigma, self.lo
+        hi = self.hi if self.hi is not None else MAX_TOKENS
         if s == 0.0:
-            return float(min(max(self.median, lo), hi if hi is not None else math.inf))
+            return float(min(max(self.median, lo), hi))
         z_lo = (math.log(lo) - mu) / s
-        z_hi = math.inf if hi is None else (math.log(hi) - mu) / s
+        z_hi = (math.log(hi) - mu) / s
         # E[clip(X, lo, hi)] = lo P(X<lo) + E[X; lo<=X<=hi] + hi P(X>hi), with
         # E[X; X<=c] = exp(mu + s^2/2) Phi((ln c - mu)/s - s).
         body = math.exp(mu + s * s / 2) * (_phi(z_hi - s) - _phi(z_lo - s))
-        upper = 0.0 if hi is None else hi * _phi(-z_hi)
+        upper = hi * _phi(-z_hi)
         return lo * _phi(z_lo) + body + upper
 
     def __str__(self) -> str:
@@ -161,10 +165,10 @@ class Empirical(LengthDist):
             raise InputError(f"{label}: values must be numbers") from None
         if array.ndim != 1 or array.size == 0:
             raise InputError(f"{label}: need a non-empty list of token counts")
-        bad = ~np.isfinite(array) | (array < 1) | (array != np.floor(array))
+        bad = ~np.isfinite(array) | (array < 1) | (array != np.floor(array)) | (array > MAX_TOKENS)
         if bad.any():
             i = int(np.argmax(bad))
-            raise InputError(f"{label}: value {i + 1} must be a whole number of tokens >= 1, got {array[i]:g}")
+            raise InputError(f"{label}: value {i + 1} must be a whole number of tokens >= 1 and <= {MAX_TOKENS}, got {array[i]:g}")
         array = array.astype(np.int64)
         array.setflags(write=False)
         object.__setattr__(self, "values", tuple(array.tolist()))
@@ -220,6 +224,8 @@ class Empirical(LengthDist):
 
 def _int_arg(text: str, what: str, spec: str, name: str) -> int:
     try:
+        if len(text.strip()) > 30:  # int() of thousands of digits is slow and refused anyway
+            raise ValueError
         return int(text)
     except ValueError:
         raise InputError(f"{what} {spec!r}: {name} must be an integer, got {text!r}") from None

@@ -62,10 +62,11 @@ def list_presets() -> tuple[Preset, ...]:
 
 def get_preset(name: str) -> Preset:
     """The preset called ``name``; InputError listing the known names otherwise."""
-    try:
+    if isinstance(name, str) and name in PRESETS:
         return PRESETS[name]
-    except (KeyError, TypeError):
-        raise InputError(f"unknown workload preset {name!r}; known: {', '.join(PRESETS)}") from None
+    from latentmoe_sim.errors import unknown_name
+
+    raise unknown_name("workload preset", str(name), PRESETS, "--trace FILE replays a trace instead")
 
 
 def make_workload(

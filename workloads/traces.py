@@ -18,7 +18,6 @@ whole numbers >= 1.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from latentmoe_sim.errors import InputError
+from latentmoe_sim.schema.loader import parse_json
 
 from ._util import csv_rows, existing_file, to_float_array, to_token_array
 
@@ -100,14 +100,14 @@ def _read_jsonl(path: Path) -> tuple[dict[str, list[str]], list[str], dict[str, 
     columns: dict[str, str] | None = None
     values: dict[str, list[str]] = {field: [] for field in COLUMN_ALIASES}
     where: list[str] = []
-    with path.open(encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    with path.open(encoding="utf-8-sig", errors="strict") as handle:
+        for line_number, line in _lines(handle, path):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{line_number}: not valid JSON ({exc.msg})") from None
+                record = parse_json(line, f"{path}:{line_number}")  # no NaN, duplicate keys or deep nesting
+            except InputError as exc:
+                raise InputError(f"{exc} (not a valid JSON object line)") from None
             if not isinstance(record, dict):
                 raise InputError(f"{path}:{line_number}: expected a JSON object per line")
             if columns is None:
@@ -123,6 +123,14 @@ def _read_jsonl(path: Path) -> tuple[dict[str, list[str]], list[str], dict[str, 
     return values, where, columns
 
 
+def _lines(handle, path: Path):
+    """``(line_number, line)`` of a text file, a decoding error as one InputError line."""
+    try:
+        yield from enumerate(handle, start=1)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
 def _timestamps_s(texts: list[str], where: list[str], column: str) -> np.ndarray:
     """Timestamps -> float64 seconds since the first one (naive times taken as UTC)."""
     stamps = []
@@ -132,7 +140,7 @@ def _timestamps_s(texts: list[str], where: list[str], column: str) -> np.ndarray
         except ValueError:
             raise InputError(
                 f"{where[i]}: {column} must be seconds or an ISO timestamp (YYYY-MM-DD HH:MM:SS.ffffff), "
-                f"got {text!r}"
+                f"got {text[:60]!r}"
             ) from None
         if stamp.tzinfo is not None:
             stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None)

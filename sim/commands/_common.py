@@ -9,6 +9,7 @@ from ..hwprofile_io import load_hw
 from ..models import load_model
 from ..models.spec import BYTES_PER_ELEMENT
 from ..parallel import ParallelPlan
+from ..schema import bounds as B
 
 DEFAULT_MODEL = "kimi-k2-1t"
 DEFAULT_HW = "h200_sxm"
@@ -20,13 +21,19 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     dtypes = sorted(BYTES_PER_ELEMENT)
     g = p.add_argument_group("precision overrides (default: the catalog entry's)")
     g.add_argument("--precision", choices=("bf16", "fp8", "fp4"),
-                   help="shorthand: weights, GEMM activations and EP dispatch in this dtype (combine stays BF16, "
-                        "as in the LatentMoE paper's FP4 setting); the per-tensor flags below override it")
+                   help="shorthand: fp4 = what NVFP4 checkpoints ship (routed experts FP4, the rest as the catalog "
+                        "entry states, FP4 dispatch); fp8/bf16 = every linear layer, GEMM activations and dispatch "
+                        "in that dtype (combine stays BF16); the per-tensor flags below override it")
     for name in ("weights", "activations", "kv_cache", "dispatch", "combine"):
         g.add_argument(f"--{name.replace('_', '-')}-dtype", dest=f"{name}_dtype", choices=dtypes, metavar="DTYPE",
                        help=f"{name.replace('_', ' ')} dtype: {', '.join(dtypes)}")
-    p.add_argument("--expert-imbalance", type=float, default=1.0,
-                   help="busiest expert slot's pairs / the mean (>= 1; default 1.0 = perfectly balanced)")
+    for name, what in (("expert_weights", "routed experts"), ("attention_weights", "attention projections"),
+                       ("dense_weights", "dense FFN, shared experts, latent and Mamba projections"),
+                       ("embedding_weights", "embedding and LM head")):
+        g.add_argument(f"--{name.replace('_', '-')}-dtype", dest=f"{name}_dtype", choices=dtypes, metavar="DTYPE",
+                       help=f"weights of the {what} (default: --weights-dtype, embedding BF16)")
+    p.add_argument("--expert-imbalance", type=B.IMBALANCE, default=1.0, metavar="X",
+                   help=f"busiest expert slot's pairs / the mean, {B.IMBALANCE.text} (default 1.0 = perfectly balanced)")
 
 
 def add_costs_arg(p: argparse.ArgumentParser) -> None:
@@ -46,14 +53,18 @@ def add_plan_args(p: argparse.ArgumentParser, prefix: str = "", label: str = "")
     for name, help_ in (("tp", "tensor parallel"), ("dp", "attention data-parallel ranks"), ("ep", "expert parallel"),
                         ("pp", "pipeline stages")):
         default = "tp*dp" if name == "ep" else ("--" + name if prefix else "1")
-        g.add_argument(f"--{prefix}{name}", type=int, default=None, metavar="N", help=f"{help_} (default {default})")
+        g.add_argument(f"--{prefix}{name}", type=B.PLAN_DEGREE, default=None, metavar="N",
+                       help=f"{help_}, {B.PLAN_DEGREE.text} (default {default})")
+    g.add_argument(f"--{prefix}redundant-experts", type=B.REDUNDANT, default=None, metavar="R",
+                   help=f"redundant expert slots, {B.REDUNDANT.text} (EPLB copies; EP must divide experts + R; default "
+                        + ("--redundant-experts)" if prefix else "0)"))
 
 
 def add_serving_args(p: argparse.ArgumentParser) -> None:
     """Instance options that change the step cost: speculative decoding / MTP and two-batch overlap."""
     g = p.add_argument_group('serving features (docs/MODELING.md, "Serving features")')
-    g.add_argument("--mtp", type=int, default=None, metavar="K",
-                   help="MTP / speculative decoding: K draft tokens per step, one draft layer each (default off)")
+    g.add_argument("--mtp", type=B.MTP, default=None, metavar="K",
+                   help=f"MTP / speculative decoding: K draft tokens per step, one draft layer each, {B.MTP.text} (default off)")
     g.add_argument("--mtp-acceptance", default=None, metavar="A",
                    help="acceptance: a rate per draft position (0.85, the DeepSeek-V3 default), rates per position "
                         "(0.9,0.7,0.5), or a mean accepted length including the bonus token (len:2.4)")
@@ -77,15 +88,24 @@ def resolve_serving(args) -> dict:
 
 
 def resolve_model_hw(args):
-    """The model (with any precision overrides) and the hardware profile the flags name."""
-    preset = args.precision
-    model = load_model(args.model).with_precision(
-        weights=args.weights_dtype or preset, activations=args.activations_dtype or preset,
-        kv_cache=args.kv_cache_dtype, dispatch=args.dispatch_dtype or preset, combine=args.combine_dtype,
-    )
+    """The model (with any precision overrides) and the hardware profile the flags name. Prints the one
+    warning line (stderr) when FP4 weights meet a GPU without FP4 tensor cores."""
+    import sys
+
+    from ..precision import PRESETS, fp4_warning
+
+    preset = dict(PRESETS[args.precision]) if args.precision else {}
+    flags = {name: getattr(args, f"{name}_dtype") for name in
+             ("weights", "activations", "kv_cache", "dispatch", "combine", "expert_weights", "attention_weights",
+              "dense_weights", "embedding_weights")}
+    model = load_model(args.model).with_precision(**(preset | {k: v for k, v in flags.items() if v is not None}))
     if args.expert_imbalance < 1.0:
         raise InputError(f"--expert-imbalance = {args.expert_imbalance} must be >= 1")
-    return model, load_hw(args.hw)
+    hw = load_hw(args.hw)
+    warning = fp4_warning(model.precision, hw)
+    if warning:
+        print(warning, file=sys.stderr)
+    return model, hw
 
 
 def resolve_plan(args, model, hw, prefix: str = "") -> ParallelPlan:
@@ -93,14 +113,14 @@ def resolve_plan(args, model, hw, prefix: str = "") -> ParallelPlan:
     the plain ones; validated, with errors naming the flag given."""
     def get(name):
         value = getattr(args, f"{prefix}{name}".replace("-", "_"))
-        return getattr(args, name) if value is None and prefix else value
+        return getattr(args, name.replace("-", "_")) if value is None and prefix else value
 
-    tp, dp, pp, ep = (get(n) for n in ("tp", "dp", "pp", "ep"))
-    tp, dp, pp = tp or 1, dp or 1, pp or 1
+    tp, dp, pp, ep, red = (get(n) for n in ("tp", "dp", "pp", "ep", "redundant-experts"))
+    tp, dp, pp, red = tp or 1, dp or 1, pp or 1, red or 0
     if ep is None:
         ep = tp * dp if model.moe else 1
     role = prefix.rstrip("-")
-    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp).validate(
+    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red).validate(
         model.moe.num_experts if model.moe else None, hw, None, model.num_layers,
         where=f"{role} plan" if role else "plan", flag_prefix=prefix)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ..cost import CompiledStepCost, CostModel, RankLoad, chunk_load
-from ..errors import InputError
+from ..errors import DoesNotFit, InputError
+from ..schema import bounds as B
 from ..memory import plan_memory
 from ..cost.measured import resolve_costs
-from ._common import add_costs_arg, add_model_args, add_plan_args, positive, resolve_model_hw, resolve_plan
-from ._fmt import human, print_json
+from ._common import add_costs_arg, add_model_args, add_plan_args, resolve_model_hw, resolve_plan
+from ._fmt import human, print_json, table
 
 
 def register(sub) -> None:
@@ -15,10 +16,14 @@ def register(sub) -> None:
     add_model_args(p)
     add_plan_args(p)
     g = p.add_argument_group("batch of EVERY attention-DP rank")
-    g.add_argument("--prefill-tokens", type=int, default=0, help="prefill chunk length, tokens (default 0)")
-    g.add_argument("--prefill-offset", type=int, default=0, help="tokens of the prompt computed before this chunk (default 0)")
-    g.add_argument("--decode-seqs", type=int, default=0, help="decoding sequences (default 0)")
-    g.add_argument("--kv-len", type=int, default=0, help="context length each decode attends, tokens (default 0)")
+    g.add_argument("--prefill-tokens", type=B.TOKENS_OR_ZERO, default=0, metavar="N",
+                   help=f"prefill chunk length, tokens, {B.TOKENS_OR_ZERO.text} (default 0)")
+    g.add_argument("--prefill-offset", type=B.TOKENS_OR_ZERO, default=0, metavar="N",
+                   help=f"tokens of the prompt computed before this chunk, {B.TOKENS_OR_ZERO.text} (default 0)")
+    g.add_argument("--decode-seqs", type=B.SEQS_OR_ZERO, default=0, metavar="N",
+                   help=f"decoding sequences, {B.SEQS_OR_ZERO.text} (default 0)")
+    g.add_argument("--kv-len", type=B.TOKENS_OR_ZERO, default=0, metavar="N",
+                   help=f"context length each decode attends, tokens, {B.TOKENS_OR_ZERO.text} (default 0)")
     add_costs_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cost)
@@ -26,8 +31,10 @@ def register(sub) -> None:
     m = sub.add_parser("memory", help="weights, activations, reserve and KV capacity per GPU under a plan")
     add_model_args(m)
     add_plan_args(m)
-    m.add_argument("--max-batch-tokens", type=int, default=2048, help="token budget per step (default 2048)")
-    m.add_argument("--max-seqs", type=int, default=128, help="running sequences per rank (default 128)")
+    m.add_argument("--max-batch-tokens", type=B.BATCH_TOKENS, default=2048, metavar="N",
+                   help=f"token budget per step, {B.BATCH_TOKENS.text} (default 2048)")
+    m.add_argument("--max-seqs", type=B.SEQS, default=128, metavar="N",
+                   help=f"running sequences per rank, {B.SEQS.text} (default 128)")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_memory)
 
@@ -35,8 +42,6 @@ def register(sub) -> None:
 def _cost(args) -> int:
     model, hw = resolve_model_hw(args)
     plan = resolve_plan(args, model, hw)
-    for name in ("prefill_tokens", "prefill_offset", "decode_seqs", "kv_len"):
-        positive("--" + name.replace("_", "-"), getattr(args, name), allow_zero=True)
     if args.prefill_tokens == 0 and args.decode_seqs == 0:
         raise InputError("empty batch: give --prefill-tokens > 0 and/or --decode-seqs > 0")
     p, pairs, ctx = chunk_load(args.prefill_tokens, args.prefill_offset) if args.prefill_tokens else (0, 0.0, 0)
@@ -47,8 +52,11 @@ def _cost(args) -> int:
     bd = cm.breakdown(loads)
     compiled = CompiledStepCost(cm).step_time(loads)
     tokens = (p + args.decode_seqs) * plan.dp
+    from ..precision import describe
+
     out = {
-        "model": model.name, "hw": hw.name, "plan": plan.describe(), "placement": plan.placement(hw),
+        "model": model.name, "hw": hw.name, "plan": plan.describe(), "precision": describe(model.precision, hw),
+        "placement": plan.placement(hw),
         "step_time_s": bd["step_time_s"], "compiled_step_time_s": compiled, "overhead_s": bd["overhead_s"],
         "tokens_per_step": tokens, "tokens_per_s_per_gpu": tokens / bd["step_time_s"] / plan.num_gpus,
         "costs": args.costs, "measured_tables": measured.where if measured else None,
@@ -57,27 +65,48 @@ def _cost(args) -> int:
     if args.json:
         print_json(out)
         return 0
-    print(f"{model.name} on {hw.name}, {plan.describe()}; per rank: prefill {p} tokens after {args.prefill_offset}, "
-          f"{args.decode_seqs} decodes at KV {args.kv_len}")
-    print(f"{'op':30s} {'count':>5s} {'FLOPs':>11s} {'bytes':>11s} {'comm bytes':>11s} {'time':>10s}  bound / source")
-    for o in bd["ops"]:
-        print(f"{o.name:30s} {o.count:5d} {human(o.flops):>11s} {human(o.mem_bytes, 'B'):>11s} {human(o.comm_bytes, 'B'):>11s} "
-              f"{o.time_s * 1e3:8.3f}ms  {o.bound}" + (f" / {o.source} (roofline {o.roofline_s * 1e3:.3f}ms)" if o.roofline_s is not None else ""))
-    print(f"{'step overhead':30s} {'':5s} {'':>11s} {'':>11s} {'':>11s} {bd['overhead_s'] * 1e3:8.3f}ms")
-    print(f"step time {bd['step_time_s'] * 1e3:.3f} ms ({tokens} tokens, {out['tokens_per_s_per_gpu']:.1f} tokens/s/GPU); "
-          f"collectives: {out['placement']}")
+    print_cost_table(out, bd, p, args)
     return 0
+
+
+def _placement_text(placement: dict) -> str:
+    """``{'tp_allreduce': 'nvlink', ...}`` as words: 'TP all-reduce over nvlink, ...'."""
+    names = {"tp_allreduce": "TP all-reduce", "ep_alltoall": "EP all-to-all", "pp_p2p": "PP send/recv"}
+    parts = [f"{names.get(k, k)} over {v}" if v != "none" else f"{names.get(k, k)} none"
+             for k, v in placement.items() if k in names]
+    parts += [f"{k.replace('_', ' ')} {v}" for k, v in placement.items() if k not in names]
+    return ", ".join(parts)
+
+
+def print_cost_table(out: dict, bd: dict, prefill_tokens: int, args) -> None:
+    """The readable `lmsim cost` report: a header, one row per op with its share of the step, the total."""
+    step = bd["step_time_s"]
+    print(f"model {out['model']} on {out['hw']}; plan {out['plan']}; precision {out['precision']}")
+    print(f"batch per attention-DP rank: prefill {prefill_tokens} tokens after {args.prefill_offset}, "
+          f"{args.decode_seqs} decodes at KV {args.kv_len}; op times from {out['costs']}")
+    rows = []
+    for o in bd["ops"]:
+        note = o.bound + (f", {o.source} (roofline {o.roofline_s * 1e3:.3f} ms)" if o.roofline_s is not None else "")
+        rows.append((o.name, o.count, human(o.flops), human(o.mem_bytes, "B"), human(o.comm_bytes, "B"),
+                     f"{o.time_s * 1e3:.3f}", f"{o.time_s / step:.1%}", note))
+    rows.append(("step overhead", "", "", "", "", f"{bd['overhead_s'] * 1e3:.3f}", f"{bd['overhead_s'] / step:.1%}", ""))
+    print(table(rows, ("op", "count", "FLOPs", "HBM bytes", "comm bytes", "time ms", "share", "bound / source"),
+                align="lrrrrrrl"))
+    print(f"step time {step * 1e3:.3f} ms: {out['tokens_per_step']} tokens, {out['tokens_per_s_per_gpu']:.1f} tokens/s/GPU")
+    print(f"collectives: {_placement_text(out['placement'])}")
 
 
 def _memory(args) -> int:
     model, hw = resolve_model_hw(args)
     plan = resolve_plan(args, model, hw)
-    positive("--max-batch-tokens", args.max_batch_tokens)
-    positive("--max-seqs", args.max_seqs)
     mem = plan_memory(model, hw, plan, max_batch_tokens=args.max_batch_tokens, max_seqs=args.max_seqs)
     out = {"model": model.name, "hw": hw.name, "plan": plan.describe(), **mem.as_dict()}
+    not_fit = (f"{model.name} on {hw.name} with {plan.describe()} does not fit: no room for the KV cache "
+               f"({mem.kv_bytes / 2**30:.2f} GiB left per GPU); use more GPUs or lower precision")
     if args.json:
         print_json(out)
+        if not mem.fits:
+            raise DoesNotFit(not_fit)
         return 0
     gib = 2.0**30
     print(f"{model.name} on {hw.name}, {plan.describe()}: per GPU of {mem.hbm_bytes / gib:.1f} GiB HBM")
@@ -92,5 +121,5 @@ def _memory(args) -> int:
         print(f"  KV capacity: {mem.kv_capacity_tokens:,} tokens per attention-DP rank")
     else:
         print("  does not fit: no room for the KV cache")
-        return 2
+        raise DoesNotFit(not_fit)
     return 0

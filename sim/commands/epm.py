@@ -14,14 +14,15 @@ The method, its conventions and its sensitivity are in docs/EPM.md; the library 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 from pathlib import Path
 
 from .. import epm as E
 from ..errors import InputError
+from ..schema import bounds as B
 from ..models.spec import compress_layers
+from ._fmt import print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "reported nominal_params, else the exact count rounded to 2 significant digits")
     p.add_argument("--unit", default="auto", help="depth: layers to repeat: auto (shortest repeating suffix; default), "
                    "last, or comma-separated layers such as AE or M,E")
-    p.add_argument("--align", type=int, default=1, help="width: m is a multiple of this (default 1)")
+    p.add_argument("--align", type=B.ALIGN, default=1, metavar="N", help=f"width: m is a multiple of this, {B.ALIGN.text} (default 1)")
     p.add_argument("--name", help="name of the new model (default BASE-epmE)")
     p.add_argument("--write", metavar="PATH.yaml", help="write the variant as a catalog-format YAML entry")
     _fit_options(p)
@@ -76,15 +77,16 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
 
 
 def _bootstrap_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap draws over the family points (0: off)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--level", type=float, default=0.9, help="central interval level (default 0.9)")
+    p.add_argument("--bootstrap", type=B.BOOTSTRAP, default=0, metavar="N",
+                   help=f"bootstrap draws over the family points, {B.BOOTSTRAP.text} (0: off)")
+    p.add_argument("--seed", type=B.SEED, default=0, metavar="N", help=f"bootstrap seed, {B.SEED.text} (default 0)")
+    p.add_argument("--level", type=B.LEVEL, default=0.9, metavar="P", help=f"central interval level, {B.LEVEL.text} (default 0.9)")
 
 
 def _score_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--baseline-score", type=float, metavar="S0", help="score of the baseline-architecture model")
-    p.add_argument("--treated-score", type=float, metavar="S1", help="score of the treated (e.g. LatentMoE) model")
-    p.add_argument("--epm", type=float, metavar="E", help="the multiplier itself (instead of the two scores)")
+    p.add_argument("--baseline-score", type=B.SCORE, metavar="S0", help=f"score of the baseline-architecture model, {B.SCORE.text}")
+    p.add_argument("--treated-score", type=B.SCORE, metavar="S1", help=f"score of the treated (e.g. LatentMoE) model, {B.SCORE.text}")
+    p.add_argument("--epm", type=B.EPM, metavar="E", help=f"the multiplier itself (instead of the two scores), {B.EPM.text}")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -140,7 +142,7 @@ def _iv(pair: tuple[float, float], fmt: str = ".3f") -> str:
 
 
 def _print_json(obj: dict) -> None:
-    print(json.dumps(obj, indent=2))
+    print_json(obj)
 
 
 # ------------------------------------------------------------------------------------------------ commands

@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..hw import HwProfile
 from ..hwprofile_io import FIELDS, FieldSpec, list_hw, load_hw, validate_hw_file
+from ._fmt import print_json
 
 GiB = 2**30
 
@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
 
     p = sub.add_parser("list", help="bundled profiles with key numbers")
+    p.add_argument("--json", action="store_true", help="print JSON: every profile as `hw show --json` gives it")
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("show", help="every field of one profile, with unit and source")
@@ -33,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("validate", help="check a profile file; prints 'ok: <name>' or the error (exit 2)")
     p.add_argument("file", metavar="FILE", help="a hardware profile .yaml file")
-    p.set_defaults(func=_cmd_validate)
+    p.add_argument("--json", action="store_true", help='print {"ok": true, "name": ...} (errors still exit 2)')
+    p.set_defaults(func=_cmd_validate, version_footer=False)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -79,6 +81,7 @@ def profile_to_dict(p: HwProfile) -> dict:
         "name": p.name,
         "description": p.description,
         "fields": fields,
+        "scaleup_fabric": {"value": p.scaleup_fabric, "source": p.sources.get("scaleup_fabric", "default (not in the file)")},
         "derived": {"ridge_point_flop_per_byte": {dt: round(v, 1) for dt, v in _ridge_points(p).items()}},
     }
 
@@ -94,6 +97,9 @@ def _best_low_precision(p: HwProfile) -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    if args.json:
+        print_json({"profiles": [profile_to_dict(load_hw(name)) for name in list_hw()]})
+        return 0
     rows = []
     for name in list_hw():
         p = load_hw(name)
@@ -102,7 +108,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
             f"bf16 {p.peak_flops['bf16'] / 1e12:,.0f} TF",
             _best_low_precision(p),
             f"HBM {p.hbm_capacity_bytes / GiB:.1f} GiB @ {p.hbm_bandwidth_bytes_per_s / 1e12:g} TB/s",
-            f"NVLink {p.nvlink_bandwidth_bytes_per_s / 1e9:g} GB/s x{p.nvlink_domain_size}",
+            f"scale-up {p.scaleup_bandwidth_bytes_per_s / 1e9:g} GB/s {p.scaleup_fabric} x{p.scaleup_domain_size}"
+            + (f" ({p.scaleup_peer_bandwidth_bytes_per_s / 1e9:g}/peer)" if p.scaleup_fabric == "full-mesh" else ""),
             f"NIC {p.scaleout_bandwidth_bytes_per_s * 8 / 1e9:g} Gb/s",
             p.description,
         ))
@@ -116,7 +123,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     p = load_hw(args.name_or_path)
     data = profile_to_dict(p)
     if args.json:
-        print(json.dumps(data, indent=2))
+        print_json(data)
         return 0
     print(f"{p.name}: {p.description}")
     rows = [
@@ -128,6 +135,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+    print(f"scale-up fabric: {p.scaleup_fabric}" + (f" ({p.sources['scaleup_fabric']})" if "scaleup_fabric" in p.sources else
+                                                  " (default: no scaleup_fabric given)"))
     ridge = ", ".join(f"{dt} {v:,.0f}" for dt, v in data["derived"]["ridge_point_flop_per_byte"].items())
     print(f"ridge point (dense peak / HBM bandwidth), FLOP/byte: {ridge}")
     return 0
@@ -135,5 +144,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     p = validate_hw_file(args.file)
+    if args.json:
+        print_json({"ok": True, "file": str(args.file), "name": p.name})
+        return 0
     print(f"ok: {p.name}")
     return 0

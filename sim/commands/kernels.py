@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..schema import bounds as B
 from ._fmt import print_json
 
 
@@ -29,15 +29,20 @@ def register(sub) -> None:
     b = ks.add_parser("bench", help="time our kernels over the shape grid on this machine's GPU (CUDA events)")
     b.add_argument("--out", required=True, help="folder to write the tables to, e.g. hwprofiles/measured/h200_sxm/")
     b.add_argument("--gpu", help="hardware-profile name written in the provenance header (default: from the folder name)")
-    b.add_argument("--repeats", type=int, default=20, help="timed repeats per shape; the median is kept (default 20)")
-    b.add_argument("--warmup", type=int, default=5, help="untimed launches per shape first (default 5)")
-    b.add_argument("--budget-s", type=float, default=420.0, help="stop adding shapes after this many seconds (default 420)")
+    b.add_argument("--repeats", type=B.Count(1, 10_000), default=20, metavar="N",
+                   help="timed repeats per shape; the median is kept, integer in [1, 10000] (default 20)")
+    b.add_argument("--warmup", type=B.Count(0, 10_000), default=5, metavar="N",
+                   help="untimed launches per shape first, integer in [0, 10000] (default 5)")
+    b.add_argument("--budget-s", type=B.SECONDS, default=420.0, metavar="S",
+                   help=f"stop adding shapes after this many seconds, {B.SECONDS.text} (default 420)")
     b.add_argument("--quick", action="store_true", help="a few shapes per op (smoke test)")
     b.set_defaults(func=_bench)
 
 
-def _command_line() -> str:
-    return "lmsim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command_line(action: str, args, names: tuple[str, ...]) -> str:
+    """The command that made a table, for its provenance header (the flags that shape the output)."""
+    flags = [f"--{n.replace('_', '-')} {shlex.quote(str(getattr(args, n)))}" for n in names if getattr(args, n) not in (None, False)]
+    return " ".join(["lmsim kernels", action] + flags)
 
 
 def _import_aic(args) -> int:
@@ -46,7 +51,8 @@ def _import_aic(args) -> int:
 
     out = Path(args.out) if args.out else measured_root()
     written = convert(args.system, args.framework, args.version, out, nccl_version=args.nccl_version,
-                      data_root=args.aic_data, command=_command_line())
+                      data_root=args.aic_data,
+                      command=_command_line("import-aic", args, ("system", "framework", "version", "nccl_version")))
     folder = out / SYSTEMS[args.system]
     if args.json:
         print_json({"folder": str(folder), "rows": written})
@@ -64,6 +70,6 @@ def _bench(args) -> int:
     out = Path(args.out)
     gpu = args.gpu or out.resolve().name
     written = bench.run(out, gpu=gpu, repeats=args.repeats, warmup=args.warmup, budget_s=args.budget_s, quick=args.quick,
-                        command=_command_line())
+                        command=_command_line("bench", args, ("out", "gpu", "repeats", "warmup", "budget_s", "quick")))
     print(f"wrote {out}: " + ", ".join(f"{k} {v} rows" for k, v in written.items()))
     return 0

@@ -11,7 +11,9 @@ def register(sub) -> None:
     p = sub.add_parser("models", help="list, show and import model architectures")
     s = p.add_subparsers(dest="models_cmd", metavar="ACTION")
     s.required = True
-    s.add_parser("list", help="the bundled catalog").set_defaults(func=_list)
+    ls = s.add_parser("list", help="the bundled catalog")
+    ls.add_argument("--json", action="store_true", help="print JSON: name, layers, total/active params, KV bytes/token")
+    ls.set_defaults(func=_list)
     show = s.add_parser("show", help="one model: parameters, KV bytes, blocks")
     show.add_argument("name", help="catalog name, a model YAML path or a HF config.json")
     show.add_argument("--json", action="store_true")
@@ -25,6 +27,15 @@ def register(sub) -> None:
 
 
 def _list(args) -> int:
+    if args.json:
+        rows = []
+        for name in list_models():
+            m = load_model(name)
+            rows.append({"name": name, "num_layers": m.num_layers, "total_params": m.total_params,
+                         "active_params": m.active_params, "kv_bytes_per_token": m.kv_bytes_per_token,
+                         "description": m.description})
+        print_json({"models": rows})
+        return 0
     print(f"{'name':28s} {'layers':>6s} {'total':>10s} {'active':>10s} {'KV/token':>11s}  description")
     for name in list_models():
         m = load_model(name)
@@ -58,6 +69,9 @@ def _show(args) -> int:
 
 
 def _import(args) -> int:
+    from ..schema.outputs import check_output_path
+
+    check_output_path("--write", args.write, (".yaml", ".yml"))  # before any work
     spec = spec_from_hf_config(args.config, name=args.name)
     rc = _print_spec(spec, args.json)
     if args.write:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import sys
 
 from ..errors import InputError
+from ..schema import bounds as B
 from ..point import OperatingPoint, run_point
-from ._common import add_costs_arg, add_model_args, add_plan_args, add_serving_args, positive
+from ._common import add_costs_arg, add_model_args, add_plan_args, add_serving_args
 from ._fmt import print_json
 
 #: The keys `--json` always carries (the issue's contract), in print order.
@@ -36,62 +37,97 @@ def register(sub) -> None:
     add_plan_args(p)
     add_serving_args(p)
     add_costs_arg(p)
-    p.add_argument("--instances", type=int, default=1, help="aggregated instances behind the router (default 1)")
+    p.add_argument("--instances", type=B.INSTANCES, default=1, metavar="N",
+                   help=f"aggregated instances behind the router, {B.INSTANCES.text} (default 1)")
     for role in ("prefill", "decode"):
         add_plan_args(p, prefix=f"{role}-", label=f"{role} pool plan (--mode disagg; default: the plain plan flags)")
-        p.add_argument(f"--{role}-instances", type=int, default=1, help=f"{role} instances (default 1)")
+        p.add_argument(f"--{role}-instances", type=B.INSTANCES, default=1, metavar="N",
+                       help=f"{role} instances, {B.INSTANCES.text} (default 1)")
     w = p.add_argument_group("workload")
     w.add_argument("--workload", default="decode-heavy", help="preset: decode-heavy (ISL 1024, OSL 8192) or prefill-heavy (8192, 1024)")
     w.add_argument("--input-len", help="override ISL: N, uniform:LO:HI, lognormal:MEDIAN:SIGMA, empirical:FILE[:COL]")
     w.add_argument("--output-len", help="override OSL (same forms)")
     src = w.add_mutually_exclusive_group()
-    src.add_argument("--concurrency", type=int, help="closed loop: requests kept in the system (the default, 64)")
-    src.add_argument("--rate", type=float, help="open loop: mean arrivals per second")
+    src.add_argument("--concurrency", type=B.CONCURRENCY, metavar="N",
+                     help=f"closed loop: requests kept in the system, {B.CONCURRENCY.text} (the default, 64)")
+    src.add_argument("--rate", type=B.RATE, metavar="R", help=f"open loop: mean arrivals per second, {B.RATE.text}")
     src.add_argument("--trace", help="replay a CSV/JSONL trace (arrival, input and output tokens)")
-    w.add_argument("--burstiness", type=float, help="coefficient of variation of gamma inter-arrivals (1 = Poisson)")
-    w.add_argument("--ramp-s", type=float, help="closed loop: spread the clients' first requests over this many "
+    w.add_argument("--burstiness", type=B.BURSTINESS, metavar="CV",
+                   help=f"coefficient of variation of gamma inter-arrivals, {B.BURSTINESS.text} (1 = Poisson)")
+    w.add_argument("--ramp-s", type=B.SECONDS, metavar="S", help=f"{B.SECONDS.text}; closed loop: spread the clients' first requests over this many "
                    "seconds (default: one measured request lifetime, which breaks lock-step; 0 = all at once)")
-    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--seed", type=B.SEED, default=0, metavar="N", help=f"workload seed, {B.SEED.text} (default 0)")
     st = p.add_argument_group("stopping rule (default: adaptive request count, docs/SWEEP.md)")
-    st.add_argument("--num-requests", type=int, help="simulate exactly N requests (overrides the adaptive rule)")
-    st.add_argument("--ci-target", type=float, default=_DEFAULTS.ci_target,
-                    help=f"95%% CI half-width of tokens/s/GPU, as a fraction of it (default {_DEFAULTS.ci_target})")
-    st.add_argument("--max-requests", type=int, default=_DEFAULTS.max_requests,
-                    help=f"cap of the adaptive rule (default {_DEFAULTS.max_requests})")
+    st.add_argument("--num-requests", type=B.REQUESTS, metavar="N",
+                    help=f"simulate exactly N requests (overrides the adaptive rule), {B.REQUESTS.text}")
+    st.add_argument("--ci-target", type=B.CI_TARGET, default=_DEFAULTS.ci_target, metavar="F",
+                    help=f"95%% CI half-width of tokens/s/GPU, as a fraction of it, {B.CI_TARGET.text} (default {_DEFAULTS.ci_target})")
+    st.add_argument("--max-requests", type=B.REQUESTS, default=_DEFAULTS.max_requests, metavar="N",
+                    help=f"cap of the adaptive rule, {B.REQUESTS.text} (default {_DEFAULTS.max_requests})")
     s = p.add_argument_group("scheduler")
-    s.add_argument("--max-batch-tokens", type=int, default=2048, help="token budget per step (vLLM default 2048)")
-    s.add_argument("--max-seqs", type=int, default=128, help="running sequences per rank (vLLM default 128)")
-    s.add_argument("--block-size", type=int, default=16, help="KV block size, tokens (vLLM default 16)")
-    s.add_argument("--prefill-max-batch-tokens", type=int, default=16384, help="disagg prefill token budget per step")
+    s.add_argument("--max-batch-tokens", type=B.BATCH_TOKENS, default=2048, metavar="N",
+                   help=f"token budget per step, {B.BATCH_TOKENS.text} (vLLM default 2048)")
+    s.add_argument("--max-seqs", type=B.SEQS, default=128, metavar="N",
+                   help=f"running sequences per rank, {B.SEQS.text} (vLLM default 128)")
+    s.add_argument("--block-size", type=B.BLOCK, default=16, metavar="N",
+                   help=f"KV block size, tokens, {B.BLOCK.text} (vLLM default 16)")
+    s.add_argument("--prefill-max-batch-tokens", type=B.BATCH_TOKENS, default=16384, metavar="N",
+                   help=f"disagg prefill token budget per step, {B.BATCH_TOKENS.text} (default 16384)")
     s.add_argument("--step-by-step", action="store_true", help="one event per engine step (slow; for checking)")
     m = p.add_argument_group("metrics")
-    m.add_argument("--warmup-fraction", type=float, default=0.1)
-    m.add_argument("--cooldown-fraction", type=float, default=0.1)
-    m.add_argument("--sla-ttft-s", type=float, help="goodput: TTFT bound, seconds")
-    m.add_argument("--sla-tpot-s", type=float, help="goodput: TPOT bound, seconds")
+    m.add_argument("--warmup-fraction", type=B.WINDOW_FRACTION, default=0.1, metavar="F",
+                   help=f"share of requests dropped from the start of the window, {B.WINDOW_FRACTION.text} (default 0.1)")
+    m.add_argument("--cooldown-fraction", type=B.WINDOW_FRACTION, default=0.1, metavar="F",
+                   help=f"share of requests dropped from the end, {B.WINDOW_FRACTION.text}; warmup + cooldown < 1 (default 0.1)")
+    m.add_argument("--sla-ttft-s", type=B.SLA_S, metavar="S", help=f"goodput: TTFT bound, seconds, {B.SLA_S.text}")
+    m.add_argument("--sla-tpot-s", type=B.SLA_S, metavar="S", help=f"goodput: TPOT bound, seconds, {B.SLA_S.text}")
     p.add_argument("--records", help="write per-request records to this .parquet or .csv file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_simulate)
 
 
 def point_from_args(args) -> OperatingPoint:
-    """The operating point the flags describe (names match :class:`OperatingPoint` fields)."""
-    for name in ("instances", "prefill_instances", "decode_instances", "max_batch_tokens", "max_seqs", "block_size",
-                 "prefill_max_batch_tokens", "max_requests"):
-        positive("--" + name.replace("_", "-"), getattr(args, name))
-    positive("--ci-target", args.ci_target)
-    positive("--ramp-s", args.ramp_s, allow_zero=True)
+    """The operating point the flags describe (names match :class:`OperatingPoint` fields). Every number was
+    bounded by its flag's type (schema/bounds.py); here the rules across flags and the output path are
+    checked, all before any simulation."""
+    from ..schema.outputs import check_output_path
+
+    check_output_path("--records", args.records, (".parquet", ".csv"))
+    if args.warmup_fraction + args.cooldown_fraction >= 0.95:
+        raise InputError(f"--warmup-fraction {args.warmup_fraction:g} + --cooldown-fraction {args.cooldown_fraction:g} "
+                         "must be < 0.95 (they leave the steady window)")
+    for role in ("", "prefill_", "decode_"):
+        dp = getattr(args, f"{role}dp") or args.dp or 1
+        instances = args.instances if not role else getattr(args, f"{role}instances")
+        if dp * instances > B.RANKS.hi:
+            flag = f"--{role.replace('_', '-')}dp x --{role.replace('_', '-')}instances"
+            raise InputError(f"{flag} = {dp} x {instances} attention-DP ranks, allowed at most {B.RANKS.hi} in one pool")
     if args.tbo is False:
         args.tbo = None  # the field's default
     if args.concurrency is None and args.rate is None and args.trace is None:
         args.concurrency = 64
     names = set(OperatingPoint.field_names())
     kw = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if args.trace and not kw.get("traffic"):
+        from pathlib import Path
+
+        kw["traffic"] = f"trace {Path(args.trace).name}"  # not the unused --workload preset's name
     return OperatingPoint(**kw)
+
+
+def _warn_precision(point: OperatingPoint) -> None:
+    """The one warning line when FP4 weights meet a GPU without FP4 tensor cores (sim/precision.py)."""
+    from ..point import _hw, resolve_model
+    from ..precision import fp4_warning
+
+    warning = fp4_warning(resolve_model(point).precision, _hw(point.hw))
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 def _simulate(args) -> int:
     point = point_from_args(args)
+    _warn_precision(point)
     row = run_point(point, keep_records=bool(args.records), raise_input_errors=True)
     if row["status"] == "error":
         print(f"lmsim: simulation failed: {row['reason']}", file=sys.stderr)
@@ -99,31 +135,74 @@ def _simulate(args) -> int:
     records = row.pop("_records", None)
     if args.records:
         path = str(args.records)
-        if path.endswith(".parquet"):
-            records.write_parquet(path)
-        elif path.endswith(".csv"):
-            records.write_csv(path)
-        else:
-            raise InputError(f"--records {path}: must end in .parquet or .csv")
+        try:
+            if path.lower().endswith(".parquet"):
+                records.write_parquet(path)
+            else:
+                records.write_csv(path)
+        except OSError as exc:
+            raise InputError(f"--records {path}: cannot write ({exc.strerror or exc})") from None
     if row["status"] != "ok":
         print(f"lmsim: warning: point is {row['status']}: {row['reason']}", file=sys.stderr)
     if args.json:
         print_json({**{k: row.get(k) for k in KEY_METRICS}, **row})
         return 0
-    extras = [x for x in (f"MTP {point.mtp}" if point.mtp else None, "two-batch overlap" if point.tbo else None) if x]
-    print(f"{row['model']} on {row['hw_name']}, {point.mode}: {row['plan']}" +
-          (f" x{point.instances}" if point.mode != "disagg" and point.instances > 1 else "") + "".join(f"; {x}" for x in extras))
-    print(f"workload {row['traffic']}: {row['completed_requests']} requests simulated, {row['measured_requests']} "
-          f"in the steady window [{row['window_start_s']:.1f}, {row['window_end_s']:.1f}] s; status {row['status']}")
-    if point.mode == "prefill-only":
-        print(f"  input tokens/s/GPU    {row['input_tokens_per_s_per_gpu']:10.1f}  (per prefill GPU)")
-        print(f"  TTFT p50 / p99        {row['ttft_p50_s']:10.3f} / {row['ttft_p99_s']:.3f} s")
+    print_text(point, row)
+    return 0
+
+
+def _workload_label(point: OperatingPoint) -> str:
+    """What was served: the preset (or trace) with any length overrides and the arrival process."""
+    from ..workloads.presets import PRESETS
+
+    preset = PRESETS.get(point.workload)
+    if point.trace:
+        head = f"trace {point.trace}"
+        isl, osl = point.input_len or "from trace", point.output_len or "from trace"
     else:
-        print(f"  output tokens/s/GPU   {row['output_tokens_per_s_per_gpu']:10.1f}  (95% CI +/- {row['output_tokens_per_s_per_gpu_ci95']:.1f})")
-        print(f"  tokens/s/user p50     {row['tokens_per_s_per_user_p50']:10.2f}  (p10 {row['tokens_per_s_per_user_p10']:.2f})")
-        print(f"  TTFT p50 / p99        {row['ttft_p50_s']:10.3f} / {row['ttft_p99_s']:.3f} s")
-        print(f"  TPOT p50 / p99        {row['tpot_p50_s'] * 1e3:10.2f} / {row['tpot_p99_s'] * 1e3:.2f} ms")
-    print(f"  preemptions           {row['preemptions']:10d}   GPUs {row['num_gpus']}")
+        head = point.workload
+        isl = point.input_len or (preset.input_len if preset else "?")
+        osl = point.output_len or (preset.output_len if preset else "?")
+    lengths = [f"ISL {isl}", f"OSL {osl}"]
+    if point.concurrency is not None:
+        arrivals = f"closed loop, concurrency {point.concurrency}"
+    elif point.rate is not None:
+        arrivals = f"open loop, {point.rate:g} req/s" + (f", burstiness {point.burstiness:g}" if point.burstiness else "")
+    else:
+        arrivals = "trace arrival times"
+    return f"{head} ({', '.join(lengths)}); {arrivals}"
+
+
+def print_text(point: OperatingPoint, row: dict) -> None:
+    """The text report: a header naming everything that decides the numbers, then the figures."""
+    extras = [x for x in (f"MTP {point.mtp}" if point.mtp else None, "two-batch overlap" if point.tbo else None) if x]
+    print(f"model {row['model']} on {row['hw_name']}; precision {row['precision_ran']}")
+    print(f"plan {point.mode}: {row['plan']}" + (f" x{point.instances}" if point.mode != "disagg" and point.instances > 1 else "")
+          + "".join(f"; {x}" for x in extras) + ("" if "GPUs" in str(row["plan"]) else f"; {row['num_gpus']} GPUs"))
+    print(f"workload {_workload_label(point)}; seed {point.seed}")
+    print(f"requests {row['completed_requests']} simulated, {row['measured_requests']} in the steady window "
+          f"[{row['window_start_s']:.1f}, {row['window_end_s']:.1f}] s; status {row['status']}")
+
+    def num(key: str, fmt: str, scale: float = 1.0) -> str:
+        value = row.get(key)
+        return "-" if value is None or value != value else format(value * scale, fmt)
+
+    if point.mode == "prefill-only":
+        print(f"  input tokens/s/GPU    {num('input_tokens_per_s_per_gpu', '10.1f')}  (per prefill GPU)")
+        print(f"  TTFT p50 / p99        {num('ttft_p50_s', '10.3f')} / {num('ttft_p99_s', '.3f')} s")
+    else:
+        print(f"  output tokens/s/GPU   {num('output_tokens_per_s_per_gpu', '10.1f')}  "
+              f"(95% CI +/- {num('output_tokens_per_s_per_gpu_ci95', '.1f')})")
+        print(f"  tokens/s/user p50     {num('tokens_per_s_per_user_p50', '10.2f')}  (p10 {num('tokens_per_s_per_user_p10', '.2f')})")
+        print(f"  TTFT p50 / p99        {num('ttft_p50_s', '10.3f')} / {num('ttft_p99_s', '.3f')} s")
+        print(f"  TPOT p50 / p99        {num('tpot_p50_s', '10.2f', 1e3)} / {num('tpot_p99_s', '.2f', 1e3)} ms")
+    if point.sla_ttft_s is not None or point.sla_tpot_s is not None:
+        sla = ", ".join(x for x in (f"TTFT <= {point.sla_ttft_s:g} s" if point.sla_ttft_s is not None else None,
+                                    f"TPOT <= {point.sla_tpot_s:g} s" if point.sla_tpot_s is not None else None) if x)
+        frac = row.get("sla_attained_fraction")
+        print(f"  goodput               {num('goodput_output_tokens_per_s_per_gpu', '10.1f')}  tokens/s/GPU within SLA "
+              f"({sla}; {num('goodput_requests_per_s', '.3g')} req/s, "
+              f"{'-' if frac is None else f'{frac:.0%}'} of requests attain it)")
+    print(f"  preemptions           {row['preemptions']:10d}")
     print(f"  engine: {row['engine_steps']} steps in {row['engine_events']} events over {row['runs']} run(s), "
           f"{row['simulate_cpu_s']:.3f} s CPU")
-    return 0

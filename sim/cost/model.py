@@ -18,6 +18,7 @@ from ..hw import HwProfile
 from ..models.spec import ModelSpec
 from ..parallel import ParallelPlan
 from .base import RankLoad
+from .conventions import DEFAULT_CONVENTIONS, Conventions
 from .measured import MeasuredTables, op_time
 from .ops import Op, moe_group_ops, rank_ops
 from .roofline import Roofline
@@ -55,19 +56,22 @@ class CostModel:
     """Costs of one (model, hardware, plan)."""
 
     def __init__(self, model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, expert_imbalance: float = 1.0,
-                 decode_query_tokens: int = 1, only: str | None = None, measured: MeasuredTables | None = None):
+                 decode_query_tokens: int = 1, only: str | None = None, measured: MeasuredTables | None = None,
+                 conventions: Conventions = DEFAULT_CONVENTIONS):
         """``decode_query_tokens``: tokens verified per decoding sequence (1 + draft tokens, :mod:`.spec_decode`);
         ``only``: ``"compute"`` or ``"comm"`` keeps just that kind of op (the two streams of two-batch
         overlap, :mod:`.overlap`); None keeps all.
-        ``measured``: the GPU's measured tables (``resolve_costs``); None prices every op on the roofline."""
+        ``measured``: the GPU's measured tables (``resolve_costs``); None prices every op on the roofline.
+        ``conventions``: kernel and communication conventions (:mod:`.conventions`)."""
         if only not in (None, "compute", "comm"):
             raise ValueError(f"only must be None, 'compute' or 'comm', not {only!r}")
         self.model, self.hw, self.plan = model, hw, plan
         self.expert_imbalance = expert_imbalance
         self.only = only
+        self.conventions = conventions
         self.roof = Roofline(hw)
         self.measured = measured
-        ops = rank_ops(model, plan, hw, decode_query_tokens)
+        ops = rank_ops(model, plan, hw, decode_query_tokens, conventions)
         self.ops: list[Op] = ops if only is None else [op for op in ops if bool(op.link) == (only == "comm")]
         self._ratio_memo: dict[tuple, list[float]] = {}
 
@@ -78,7 +82,7 @@ class CostModel:
         dot = lambda coefs: sum(c * x[f] for f, c in coefs.items())  # noqa: E731
         flops, mem, comm = dot(op.flops), dot(op.mem_bytes), dot(op.comm_bytes)
         if op.link:
-            t, bound = self.roof.comm_time(comm if op.link == "nvlink" else 0.0, comm if op.link == "scaleout" else 0.0)
+            t, bound = self.roof.comm_time(comm if op.link == "nvlink" else 0.0, comm if op.link == "scaleout" else 0.0, op.peers)
         else:
             t, bound = self.roof.compute_time(flops, mem, op.dtype)
         n = op.count
@@ -107,15 +111,17 @@ class CostModel:
         x = features(load)
         return [self.op_cost(op, x) for op in self.ops]
 
-    def group_breakdown(self, total: float, busiest: float) -> list[OpCost]:
-        """EP-group ops for ``total`` tokens over all ranks, ``busiest`` on the busiest rank."""
+    def group_breakdown(self, total: float, busiest: float, prefill: bool = False) -> list[OpCost]:
+        """EP-group ops for ``total`` tokens over all ranks, ``busiest`` on the busiest rank; ``prefill``: some
+        rank runs a prefill chunk (selects the all-to-all dispatch mode)."""
         out = []
-        for g in moe_group_ops(self.model, self.plan, self.hw, total, busiest, self.expert_imbalance):
+        for g in moe_group_ops(self.model, self.plan, self.hw, total, busiest, self.expert_imbalance, prefill=prefill,
+                               conventions=self.conventions):
             is_comm = bool(g.nvlink_bytes or g.scaleout_bytes)
             if self.only is not None and is_comm != (self.only == "comm"):
                 continue
             if is_comm:
-                t, bound = self.roof.comm_time(g.nvlink_bytes, g.scaleout_bytes)
+                t, bound = self.roof.comm_time(g.nvlink_bytes, g.scaleout_bytes, g.peers)
             else:
                 t, bound = self.roof.compute_time(g.flops, g.mem_bytes, g.dtype)
             n = g.count
@@ -134,7 +140,7 @@ class CostModel:
         rank_times = [sum(o.time_s for o in r) for r in ranks]
         slowest = max(range(len(loads)), key=lambda i: rank_times[i])
         tokens = [l[0] + l[3] for l in loads]
-        group = self.group_breakdown(sum(tokens), max(tokens))
+        group = self.group_breakdown(sum(tokens), max(tokens), any(l[0] for l in loads))
         step = self.hw.step_overhead_s + rank_times[slowest] + sum(o.time_s for o in group)
         return {
             "step_time_s": step,

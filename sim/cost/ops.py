@@ -21,12 +21,13 @@ Conventions (docs/MODELING.md gives each formula with its source):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from ..hw import HwProfile
 from ..models.spec import ModelSpec, dtype_bytes, ffn_matrices
 from ..parallel import ParallelPlan
+from .conventions import DEFAULT_CONVENTIONS, Conventions, activation_bytes
+from .routing import expected_experts_touched, expected_max_experts_touched, miss_probability  # noqa: F401 (re-export)
 
 #: Features of one rank's batch; an op's FLOPs and bytes are linear in these.
 FEATURES = ("one", "tokens", "prefill_tokens", "prefill_pairs", "prefill_ctx", "decode_seqs", "decode_kv")
@@ -61,6 +62,7 @@ class Op:
     comm_bytes: dict[int, float] = field(default_factory=dict)
     link: str = ""  # "nvlink" | "scaleout" for communication ops
     gate: int = F_T
+    peers: int = 0  # GPUs in the collective's group (a full-mesh fabric's bandwidth depends on it); 0 = n/a
     #: shape for a measured-table lookup (sim/cost/measured.py), or None: ``{"kind": <table kind>, column:
     #: value}`` where a value is a constant, a feature-coefficient dict (linear in the features) or a pair
     #: of such dicts (their ratio, e.g. mean context = decode_kv / decode_seqs)
@@ -82,7 +84,8 @@ def _gemm(name, block, count, M: dict, K: float, N: float, w_bytes: float, dtype
     return Op(name, block, count, dtype, flops, mem, gate=gate, table={"kind": "gemm", "dtype": dtype, "m": dict(M), "n": N, "k": K})
 
 
-def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_tokens: int = 1) -> list[Op]:
+def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_tokens: int = 1,
+             conventions: Conventions = DEFAULT_CONVENTIONS) -> list[Op]:
     """The rank-local ops of one full forward step (all layers), per GPU of the rank.
 
     ``decode_query_tokens`` q > 1 is a speculative-decoding verify step (:mod:`.spec_decode`): the decode
@@ -100,15 +103,20 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
     tokens = {F_T: 1.0}
     link_tp = "nvlink"
 
+    # bytes per GPU per direction of an all-reduce of T x h BF16: ring 2(tp-1)/tp, NVLS (1 + 1/tp)
+    ar_factor = 2.0 * (tp - 1) / tp if conventions.tp_allreduce == "ring" else 1.0 + 1.0 / tp
+
     def allreduce(block, count):
         if tp > 1 and count:
-            ops.append(Op(f"{block}.tp_allreduce", block, count, comm_bytes={F_T: 2.0 * (tp - 1) / tp * h * ACT_BYTES}, link=link_tp,
+            ops.append(Op(f"{block}.tp_allreduce", block, count, comm_bytes={F_T: ar_factor * h * ACT_BYTES}, link=link_tp, peers=tp,
                           table={"kind": "allreduce", "dtype": "bf16", "domain": link_tp, "ranks": tp, "bytes": {F_T: h * ACT_BYTES}}))
 
     def norm(block, count):
         if count:
             ops.append(Op(f"{block}.norm", block, count, "bf16", {F_T: NORM_FLOPS_PER_ELEMENT * h}, {F_T: 3.0 * h * ACT_BYTES}))
 
+    # each weight class at its own dtype (Precision.class_weights / class_compute)
+    wb, gemm_dt = dtype_bytes(prec.class_weights("attention")), prec.class_compute("attention")
     if nA:
         a = model.attention
         norm("attn", nA)
@@ -161,6 +169,7 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
             ops.append(_gemm("attn.o_proj", "A", nA, tokens, Hp * d, h, wb, gemm_dt))
         allreduce("attn", nA)
 
+    wb, gemm_dt = dtype_bytes(prec.class_weights("dense")), prec.class_compute("dense")  # dense, shared, latent, Mamba
     if nD:
         norm("dense", nD)
         n = ffn_matrices(model.dense_activation)
@@ -199,10 +208,11 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
     # embedding gather (first stage) and LM head on the tokens that sample (decodes), vocab split over TP
     ops.append(Op("embed", "head", 1, "bf16", {}, {F_T: 2.0 * h * BF16}))
     norm("head", 1)
-    ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, BF16, "bf16", gate=F_D))
+    ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, dtype_bytes(prec.class_weights("embedding")),
+                     prec.class_compute("embedding"), gate=F_D))
     if plan.pp > 1:
         link = "nvlink" if plan.num_gpus <= hw.nvlink_domain_size else "scaleout"
-        ops.append(Op("pp.p2p", "pp", plan.pp - 1, comm_bytes={F_T: h * ACT_BYTES / tp}, link=link))
+        ops.append(Op("pp.p2p", "pp", plan.pp - 1, comm_bytes={F_T: h * ACT_BYTES / tp}, link=link, peers=2))
     return ops
 
 
@@ -219,22 +229,73 @@ class GroupOp:
     scaleout_bytes: float = 0.0
     #: shape for a measured-table lookup (constants only), or None; see :attr:`Op.table`
     table: dict | None = None
+    peers: int = 0  # GPUs in the collective's group (full-mesh fabric); 0 = n/a
 
 
-def expected_experts_touched(num_experts: int, top_k: int, tokens: float) -> float:
-    """Expected distinct experts hit when ``tokens`` tokens each pick ``top_k`` of ``num_experts`` uniformly:
-    ``E * (1 - (1 - k/E)^t)`` (a given expert is missed by one token with probability 1 - k/E)."""
-    if tokens <= 0:
-        return 0.0
-    return num_experts * -math.expm1(tokens * math.log1p(-top_k / num_experts)) if top_k < num_experts else float(num_experts)
+def remote_copies_per_token(num_experts: int, top_k: int, ep: int, ranks_per_node: int, mode: str) -> tuple[float, float]:
+    """Expected copies of one token the all-to-all sends off its GPU, as ``(nvlink, scale-out)`` copies per
+    EP rank of ``moe_tp`` GPUs (multiply by ``moe_tp`` for GPUs), for a group of ``ep`` ranks packed into
+    nodes (NVLink domains) of ``ranks_per_node`` ranks. Uniform routing; docs/MODELING.md §4a.
+
+    * ``per-pair``: ``K (ep-1)/ep`` copies, a fraction ``(ep - R)/(ep - 1)`` of the peers across nodes;
+    * ``per-rank``: ``(ep-1) (1 - C(E-n, K)/C(E, K))`` copies (ranks holding any of the token's experts),
+      split the same way;
+    * ``per-node``: within the own node ``(R-1) p_rank``; one copy per other node hit,
+      ``(N-1) (1 - C(E-Rn, K)/C(E, K))``, over scale-out, then forwarded over NVLink to the other ``R-1``
+      ranks of that node that are hit, ``(N-1) (R-1) p_rank`` (each GPU forwards as much as it receives,
+      so it is charged to the sender by symmetry).
+    """
+    if ep <= 1:
+        return 0.0, 0.0
+    n = num_experts // ep
+    R = min(ranks_per_node, ep)
+    remote = (ep - R) / (ep - 1)
+    if mode == "per-pair":
+        c = top_k * (ep - 1) / ep
+        return c * (1 - remote), c * remote
+    p_rank = 1.0 - miss_probability(num_experts, top_k, n)
+    if mode == "per-rank" or R >= ep:
+        c = (ep - 1) * p_rank
+        return c * (1 - remote), c * remote
+    nodes = ep // R
+    p_node = 1.0 - miss_probability(num_experts, top_k, R * n)
+    return nodes * (R - 1) * p_rank, (nodes - 1) * p_node
+
+
+def expert_activation_bytes_per_pair(model: ModelSpec, moe_tp: int, fusion: str) -> float:
+    """Activation bytes one (token, expert) pair moves through HBM in the routed experts, per GPU of the
+    slot (the intermediate is split over ``moe_tp``); ``fusion`` a :data:`~.conventions.EXPERT_FUSIONS`
+    name. ``d`` = expert input width, ``m`` = FFN width / moe_tp, ``g`` = up-projection matrices (2 gated):
+
+    * fused:      ``d b_disp + 2 m b_act + d * 2`` (input at the dispatch dtype, intermediate written and
+      read once at the activation dtype, output BF16);
+    * act-kernel: ``d b_disp + 2 g m * 2 + 2 m b_act + d * 2`` (BF16 gate/up written and read by the
+      activation kernel, which writes the quantised intermediate);
+    * unfused:    ``(2 d + (f + 1) m) * 2`` (BF16 throughout, f = matrices per expert).
+    """
+    m = model.moe
+    prec = model.precision
+    d = m.expert_in_dim(model.hidden_size)
+    f = ffn_matrices(m.activation)
+    mi = m.expert_ffn / moe_tp
+    if fusion == "unfused":
+        return (2 * d + (f + 1) * mi) * ACT_BYTES
+    b_disp = activation_bytes(dtype_bytes(prec.dispatch), prec.dispatch)
+    b_act = activation_bytes(dtype_bytes(prec.activations), prec.activations)
+    out = d * b_disp + 2 * mi * b_act + d * ACT_BYTES
+    if fusion == "act-kernel":
+        out += 2 * (f - 1) * mi * ACT_BYTES
+    return out
 
 
 def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tokens: float, max_rank_tokens: float,
-                  imbalance: float = 1.0) -> list[GroupOp]:
+                  imbalance: float = 1.0, *, prefill: bool = False,
+                  conventions: Conventions = DEFAULT_CONVENTIONS) -> list[GroupOp]:
     """Dispatch, routed experts and combine of one step, per GPU, for all MoE blocks.
 
     ``total_tokens``: tokens of all attention-DP ranks (the EP group); ``max_rank_tokens``: tokens of the
     busiest rank (its GPUs send the most). ``imbalance`` >= 1 scales the pairs of the busiest expert slot.
+    ``prefill``: the step runs a prefill chunk on some rank (selects the dispatch mode of ``conventions``).
     """
     nE = model.block_count("E")
     if not nE or total_tokens <= 0:
@@ -245,30 +306,37 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
     ep, moe_tp = plan.ep, plan.moe_tp
     K = m.top_k
     pairs_per_slot = total_tokens * K / ep * imbalance
-    # all-to-all: bytes a GPU sends (its token slice x K, to moe_tp GPUs per slot) or receives, whichever is
-    # larger; the local slot's share (1/ep) stays on the GPU
-    u_max = max_rank_tokens / plan.tp
-    off_gpu = (ep - 1) / ep if ep > 1 else 0.0
-    elems = max(u_max * K * moe_tp, pairs_per_slot) * w * off_gpu
-    rf = ParallelPlan.remote_fraction(plan.gpus_per_stage, hw.nvlink_domain_size)
+    # all-to-all: copies a GPU sends (its token slice) or receives (the tokens of the other ranks that hit
+    # its slot), whichever is larger; copies to the GPU's own slot stay on the GPU
+    mode = conventions.dispatch(prefill)
+    ranks_per_node = max(1, hw.nvlink_domain_size // moe_tp)
+    slots = plan.expert_slots(m.num_experts)
+    c_nvl, c_so = remote_copies_per_token(slots, K, ep, ranks_per_node, mode)
+    send = max_rank_tokens / plan.tp * moe_tp
+    # receive: by symmetry a slot receives what an average rank sends, scaled by the busiest slot's imbalance
+    recv = total_tokens / ep * imbalance
     ops = []
     for name, dt in (("moe.dispatch", prec.dispatch), ("moe.combine", prec.combine)):
-        b = elems * dtype_bytes(dt)
-        if b:
-            ops.append(GroupOp(name, nE, "", nvlink_bytes=b * (1 - rf), scaleout_bytes=b * rf,
-                               table={"kind": "alltoall", "domain": "scaleout" if rf else "nvlink", "ranks": ep,
-                                      "bytes": b / off_gpu}))
+        b = w * activation_bytes(dtype_bytes(dt), dt)
+        nvl, so = max(send, recv) * c_nvl * b, max(send, recv) * c_so * b
+        if nvl or so:
+            # measured all-to-all tables key on the bytes each GPU holds, (ep-1)/ep of which it sends
+            ops.append(GroupOp(name, nE, "", nvlink_bytes=nvl, scaleout_bytes=so, peers=plan.gpus_per_stage,
+                               table={"kind": "alltoall", "domain": "scaleout" if so else "nvlink", "ranks": ep,
+                                      "bytes": (nvl + so) * ep / (ep - 1)}))
     n = ffn_matrices(m.activation)
-    touched = expected_experts_touched(m.num_experts, K, total_tokens) / ep
+    # redundant copies split their expert's tokens: treat the E + R slots as equally likely destinations
+    touched = expected_max_experts_touched(slots, K, ep, total_tokens)
     ops.append(GroupOp(
-        "moe.routed_experts", nE, prec.gemm_compute_dtype,
+        "moe.routed_experts", nE, prec.class_compute("experts"),
         flops=2.0 * pairs_per_slot * n * w * m.expert_ffn / moe_tp,
-        mem_bytes=touched * m.expert_params(model.hidden_size) * dtype_bytes(prec.weights) / moe_tp
-        + pairs_per_slot * (2 * w + (n + 1) * m.expert_ffn / moe_tp) * ACT_BYTES,
+        mem_bytes=touched * m.expert_params(model.hidden_size) * dtype_bytes(prec.class_weights("experts")) / moe_tp
+        + pairs_per_slot * expert_activation_bytes_per_pair(model, moe_tp, conventions.expert_fusion),
         table=None if moe_tp > 1 else {"kind": "moe", "dtype": prec.gemm_compute_dtype, "distribution": "balanced",
                                        "activation": m.activation, "tokens": total_tokens * imbalance, "hidden": w,
                                        "ffn": m.expert_ffn, "topk": K, "num_experts": m.num_experts, "ep": ep},
     ))
     if moe_tp > 1:
-        ops.append(GroupOp("moe.expert_tp_allreduce", nE, "", nvlink_bytes=2.0 * (moe_tp - 1) / moe_tp * pairs_per_slot * w * ACT_BYTES))
+        ops.append(GroupOp("moe.expert_tp_allreduce", nE, "", nvlink_bytes=2.0 * (moe_tp - 1) / moe_tp * pairs_per_slot * w * ACT_BYTES,
+                           peers=moe_tp))
     return [op for op in ops if op.flops or op.mem_bytes or op.nvlink_bytes or op.scaleout_bytes]

@@ -34,9 +34,18 @@ class Roofline:
         tc, tm = flops * self.inv_flops(dtype), mem_bytes * self.inv_mem
         return (max(tc, tm) + self.op_latency, "compute" if tc >= tm else "memory")
 
-    def comm_time(self, nvlink_bytes: float, scaleout_bytes: float) -> tuple[float, str]:
-        """(seconds, bound) of a collective whose per-GPU traffic splits over NVLink and scale-out."""
-        tn, ts = nvlink_bytes * self.inv_nvl, scaleout_bytes * self.inv_so
+    def inv_scaleup(self, group: int = 0) -> float:
+        """Seconds per byte over the scale-up fabric for a collective among ``group`` GPUs (0: unknown, the
+        full per-GPU bandwidth). On a full mesh only the links to the group's peers carry it
+        (:meth:`~latentmoe_sim.hw.HwProfile.scaleup_bandwidth`)."""
+        if not group or self.hw.scaleup_fabric != "full-mesh":
+            return self.inv_nvl
+        return 1.0 / (self.hw.scaleup_bandwidth(group) * self.hw.comm_efficiency)
+
+    def comm_time(self, nvlink_bytes: float, scaleout_bytes: float, group: int = 0) -> tuple[float, str]:
+        """(seconds, bound) of a collective among ``group`` GPUs whose per-GPU traffic splits over the scale-up
+        fabric (NVLink, Infinity Fabric) and scale-out."""
+        tn, ts = nvlink_bytes * self.inv_scaleup(group), scaleout_bytes * self.inv_so
         if ts > 0.0:
             return (max(tn, ts) + self.hw.scaleout_latency_s, "comm:scale-out" if ts >= tn else "comm:nvlink")
         return (tn + self.hw.nvlink_latency_s, "comm:nvlink")

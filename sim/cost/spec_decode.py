@@ -139,7 +139,8 @@ def draft_eh_proj_op(model, plan):
 
     h = model.hidden_size
     prec = model.precision
-    return _gemm("mtp.eh_proj", "mtp", 1, {F_D: 1.0}, 2 * h, h, dtype_bytes(prec.weights), prec.gemm_compute_dtype, gate=F_D)
+    return _gemm("mtp.eh_proj", "mtp", 1, {F_D: 1.0}, 2 * h, h, dtype_bytes(prec.class_weights("dense")),
+                 prec.class_compute("dense"), gate=F_D)
 
 
 class SpecDecodeStepCost:

@@ -22,7 +22,7 @@ import numpy as np
 from .base import RankLoad
 from .model import CostModel, features
 from .ops import F_DK
-from .stretch import DecodeStretch
+from .stretch import DecodeStretch, upper_envelope
 
 
 class CompiledStepCost:
@@ -38,7 +38,7 @@ class CompiledStepCost:
         for i, op in enumerate(cost.ops):
             c = op.count
             if op.link:
-                inv = roof.inv_nvl if op.link == "nvlink" else roof.inv_so
+                inv = roof.inv_scaleup(op.peers) if op.link == "nvlink" else roof.inv_so
                 cb[i] = np.array(op.vector(op.comm_bytes)) * inv * c
                 lat[i] = (cost.hw.nvlink_latency_s if op.link == "nvlink" else cost.hw.scaleout_latency_s) * c
             else:
@@ -52,17 +52,21 @@ class CompiledStepCost:
         self._vary = np.flatnonzero(varying)
         self._fixed = np.flatnonzero(~varying)
         self._overhead = cost.hw.step_overhead_s
-        self._group_memo: dict[tuple[float, float], float] = {}
+        self._group_memo: dict[tuple[float, float, bool], float] = {}
         self._terms_memo: dict[int, tuple] = {}
-        self._step_memo: dict[tuple, float] = {}
+        self._pieces_memo: dict[int, tuple] = {}
+        self._step_memo: dict[tuple, float] = {}  # rank-local seconds of a rank with prefill, by its load
+        self._measured = cost.measured is not None
+        self._idle_s = float(self.rank_times([RankLoad()])[0])  # an idle rank's (0 unless an op needs no work)
 
     # ---- pieces ----------------------------------------------------------------------------------
-    def group_time(self, total_tokens: float, busiest_tokens: float) -> float:
-        """Seconds of the EP-group ops (all MoE layers) for these token totals, memoised."""
-        key = (total_tokens, busiest_tokens)
+    def group_time(self, total_tokens: float, busiest_tokens: float, prefill: bool = False) -> float:
+        """Seconds of the EP-group ops (all MoE layers) for these token totals, memoised; ``prefill``: some
+        rank runs a prefill chunk (the all-to-all's dispatch mode)."""
+        key = (total_tokens, busiest_tokens, prefill)
         t = self._group_memo.get(key)
         if t is None:
-            t = sum(o.time_s for o in self.cost.group_breakdown(total_tokens, busiest_tokens)) if total_tokens > 0 else 0.0
+            t = sum(o.time_s for o in self.cost.group_breakdown(total_tokens, busiest_tokens, prefill)) if total_tokens > 0 else 0.0
             if len(self._group_memo) >= 65536:
                 self._group_memo.clear()
             self._group_memo[key] = t
@@ -79,17 +83,59 @@ class CompiledStepCost:
 
     # ---- the engine's interface ------------------------------------------------------------------
     def step_time(self, loads: Sequence[RankLoad]) -> float:
-        """Seconds of one engine step; ``loads`` has one entry per attention-DP rank. Memoised on the loads:
-        prefill steps of equal chunks repeat exactly (bounded memo, cleared when full)."""
-        key = tuple(loads)
-        t = self._step_memo.get(key)
-        if t is None:
-            tokens = [l[0] + l[3] for l in loads]
-            t = self._overhead + float(self.rank_times(loads).max()) + self.group_time(sum(tokens), max(tokens))
-            if len(self._step_memo) >= 4096:
-                self._step_memo.clear()
-            self._step_memo[key] = t
-        return t
+        """Seconds of one engine step; ``loads`` has one entry per attention-DP rank.
+
+        The slowest rank paces the step. A decode-only rank's time is a function of its decode count and
+        attended KV (:meth:`_decode_pieces`), which grows with the KV, so per decode count only the rank
+        with the most KV is evaluated, in O(1); ranks with prefill chunks go through the matrices (memoised
+        on the load: prefill steps of equal chunks repeat exactly; bounded memo, cleared when full).
+        """
+        if self._measured:  # the measured/roofline ratios depend on every feature: the matrices, per rank
+            key = tuple(loads)
+            t = self._step_memo.get(key)
+            if t is None:
+                tokens = [l[0] + l[3] for l in loads]
+                prefill = any(l[0] for l in loads)
+                t = self._overhead + float(self.rank_times(loads).max()) + self.group_time(sum(tokens), max(tokens), prefill)
+                if len(self._step_memo) >= 4096:
+                    self._step_memo.clear()
+                self._step_memo[key] = t
+            return t
+        most: dict[int, int] = {}
+        prefill = []
+        total = busiest = 0
+        idle = False
+        for load in loads:
+            p, d = load[0], load[3]
+            tokens = p + d
+            total += tokens
+            if tokens > busiest:
+                busiest = tokens
+            if p:
+                prefill.append(load)
+            elif d:
+                if load[4] > most.get(d, -1):
+                    most[d] = load[4]
+            else:
+                idle = True
+        slowest = self._idle_s if idle else 0.0
+        for d, kv in most.items():
+            base, pieces = self._decode_pieces(d)
+            t = base + max(a + b * kv for a, b in pieces)
+            if t > slowest:
+                slowest = t
+        if prefill:
+            memo = self._step_memo
+            for load in prefill:
+                t = memo.get(load)
+                if t is None:
+                    t = float(self.rank_times([load])[0])
+                    if len(memo) >= 65536:
+                        memo.clear()
+                    memo[load] = t
+                if t > slowest:
+                    slowest = t
+        return self._overhead + slowest + self.group_time(total, busiest, bool(prefill))
 
     def _decode_terms(self, d: int, kv: int = 0) -> tuple:
         """For ``d`` decodes on a rank: the fixed ops' seconds and, per KV-dependent op, its compute and
@@ -114,18 +160,51 @@ class CompiledStepCost:
             terms = self._terms_memo[key] = (base, options)
         return terms
 
+    def _decode_pieces(self, d: int) -> tuple[float, tuple[tuple[float, float], ...]]:
+        """One rank's step time with ``d`` decodes as a function of its attended KV ``x``: the fixed ops'
+        seconds and the pieces ``(seconds at x = 0, seconds per KV token)`` of the envelope that gives the
+        KV-dependent ops' seconds, ``max_i(a_i + b_i * x)`` for ``x >= 0``. Memoised on ``d``.
+
+        Every KV-dependent op costs the larger of a compute and a memory line in ``x``; a sum of maxima of
+        lines is the maximum over every choice of one line per op, and only the choices on the upper
+        envelope for ``x >= 0`` can ever be the maximum, so only those are kept. Roofline costs only (with
+        measured costs the ratios depend on the KV too).
+        """
+        pieces = self._pieces_memo.get(d)
+        if pieces is None:
+            base, options = self._decode_terms(d)
+            combos = [(sum(a for a, _ in combo), sum(b for _, b in combo)) for combo in product(*options)]
+            env = upper_envelope(combos) if combos else [(0.0, 0.0, 0.0)]
+            pieces = self._pieces_memo[d] = (base, tuple((a, b) for _, a, b in env))
+        return pieces
+
     def decode_stretch(self, decode_seqs: Sequence[int], decode_kv_tokens: Sequence[int]) -> DecodeStretch:
-        """Step times of pure-decode steps j = 0, 1, ...: rank r attends ``kv_r + j * d_r`` tokens at step j."""
+        """Step times of pure-decode steps j = 0, 1, ...: rank r attends ``kv_r + j * d_r`` tokens at step j.
+
+        The step time is the slowest rank's. Ranks with the same decode count ``d`` have the same time
+        function of their KV, which grows with the KV, and their KV grows equally fast (``d`` per step); so
+        of those only the one with the most KV can be the slowest, at every step. Each remaining rank
+        contributes the lines ``base + a + b * (kv + j * d)`` of its pieces.
+        """
         lines: list[tuple[float, float]] = []
-        for d, kv in set(zip(decode_seqs, decode_kv_tokens)):
-            if d <= 0:
-                continue
-            base, options = self._decode_terms(d, kv)
-            # every term is affine in the KV length: at step j a line is a + b * (kv + j * d).
-            # A sum of maxima of lines is the maximum over every choice of one line per term.
-            for combo in product(*options) if options else [()]:
-                a = base + sum(a0 + b * kv for a0, b in combo)
-                lines.append((a, sum(b for _, b in combo) * d))
+        if self._measured:
+            # measured/roofline ratios are taken at each rank's own first-step KV: no two ranks share a function
+            for d, kv in set(zip(decode_seqs, decode_kv_tokens)):
+                if d <= 0:
+                    continue
+                base, options = self._decode_terms(d, kv)
+                for combo in product(*options) if options else [()]:
+                    a = base + sum(a0 + b * kv for a0, b in combo)
+                    lines.append((a, sum(b for _, b in combo) * d))
+        else:
+            most: dict[int, int] = {}
+            for d, kv in zip(decode_seqs, decode_kv_tokens):
+                if d > 0 and kv >= most.get(d, -1):
+                    most[d] = kv
+            for d, kv in most.items():
+                base, pieces = self._decode_pieces(d)
+                for a, b in pieces:
+                    lines.append((base + a + b * kv, b * d))
         if not lines:
             lines.append((0.0, 0.0))
         const = self._overhead + self.group_time(float(sum(decode_seqs)), float(max(decode_seqs)))

@@ -14,6 +14,35 @@ import math
 from typing import Sequence
 
 
+def upper_envelope(lines: Sequence[tuple[float, float]]) -> list[tuple[float, float, float]]:
+    """The pieces ``(start x, a, b)`` of ``max_i(a_i + b_i * x)`` over ``x >= 0``, in order of ``x``.
+
+    The first piece starts at 0 with the line that is highest there (of equals, the steepest); each later
+    line is on the envelope from where it overtakes the one before. The slopes ``b_i`` must be ``>= 0``.
+    A line no higher at 0 and no steeper than the first can never be on top for ``x >= 0``; the rest are
+    taken in order of slope, and a line is dropped when its successor overtakes its predecessor no later
+    than it does itself (the classic convex-hull walk, O(n log n)).
+    """
+    first = max(lines, key=lambda ab: (ab[0], ab[1]))
+    a0, b0 = first
+    steeper: dict[float, float] = {}  # of lines of equal slope only the highest can be on the envelope
+    for a, b in lines:
+        if b > b0 and a > steeper.get(b, -math.inf):
+            steeper[b] = a
+    hull: list[tuple[float, float, float]] = [(0.0, a0, b0)]
+    for b in sorted(steeper):
+        a = steeper[b]
+        while True:
+            _, pa, pb = hull[-1]
+            x = (pa - a) / (b - pb)  # where (a, b) overtakes the last piece's line (> 0: a < pa, b > pb)
+            if len(hull) > 1 and x <= hull[-1][0]:
+                hull.pop()  # overtaken before it got on top: never on the envelope
+                continue
+            hull.append((x, a, b))
+            break
+    return hull
+
+
 class DecodeStretch:
     """Step times ``t(j) = const + max_i(a_i + b_i * j)`` for ``j = 0, 1, 2, ...``.
 
@@ -24,28 +53,7 @@ class DecodeStretch:
     __slots__ = ("_segs",)
 
     def __init__(self, const: float, lines: Sequence[tuple[float, float]]):
-        # Upper envelope for j >= 0: walk from j = 0 taking the line that is highest there and, on leaving,
-        # the one that overtakes it first. Few lines (one or two per rank), so O(n^2) is fine and simple.
-        top: dict[float, float] = {}  # of lines with equal slope only the highest can be on the envelope
-        for a, b in lines:
-            if a > top.get(b, -math.inf):
-                top[b] = a
-        lines = [(a, b) for b, a in top.items()]
-        segs: list[tuple[float, float, float]] = []  # (start_j real, a, b) of each envelope piece
-        j0 = 0.0
-        cur = max(lines, key=lambda ab: (ab[0], ab[1]))
-        while True:
-            segs.append((j0, const + cur[0], cur[1]))
-            best_x, best = math.inf, None
-            for a, b in lines:
-                if b > cur[1]:
-                    x = (cur[0] - a) / (b - cur[1])
-                    if x > j0 and (x < best_x or (x == best_x and b > best[1])):
-                        best_x, best = x, (a, b)
-            if best is None:
-                break
-            j0, cur = best_x, best
-        self._segs = segs
+        self._segs = [(start, const + a, b) for start, a, b in upper_envelope(lines)]
 
     @property
     def lines(self) -> list[tuple[float, float]]:

@@ -17,7 +17,7 @@ import polars as pl
 import simpy
 
 from latentmoe_sim.cost.base import InstanceCost
-from latentmoe_sim.errors import InputError, require
+from latentmoe_sim.errors import DoesNotFit, InputError, require
 
 from .clock import Deferred, run_until_done
 from .instance import Instance
@@ -130,7 +130,7 @@ def check_fits(tokens: np.ndarray, cost: InstanceCost, block_size: int, what: st
     blocks = -(-tokens // block_size)
     if blocks.size and int(blocks.max()) > num_blocks:
         i = int(np.argmax(blocks > num_blocks))
-        raise InputError(
+        raise DoesNotFit(
             f"request {i}: its {held} ({int(tokens[i])} tokens, {int(blocks[i])} KV blocks of {block_size}) "
             f"exceeds the KV capacity of one attention-DP rank of the {what} ({cost.kv_capacity_tokens} "
             f"tokens = {num_blocks} blocks); it could never run"

@@ -31,6 +31,7 @@ step-by-step loop (``step_by_step=True``) would run, and its duration is their e
 
 from __future__ import annotations
 
+import math
 from heapq import heappop
 from operator import attrgetter, itemgetter
 
@@ -48,6 +49,7 @@ from .scheduler import Rank
 IDLE, STEP, STRETCH, BETWEEN = range(4)
 
 _EMPTY = RankLoad()
+_UNKNOWN = -math.inf  # KVPool.runs_out not known
 _by_count = attrgetter("count")
 _by_time_then_id = itemgetter(0, 1)
 
@@ -116,6 +118,7 @@ class Instance:
     def release(self, rank: Rank, blocks: int) -> None:
         """Free ``blocks`` KV blocks that a finished prefill held on ``rank`` (its KV has left)."""
         rank.kv.free += blocks
+        rank.kv.invalidate()
         if self._state == IDLE and rank.waiting:
             self._wake_up()
 
@@ -180,10 +183,18 @@ class Instance:
         chunks = self._chunks = []
         loads = []
         busy = False
+        eager = self.step_by_step  # the reference: every busy rank plans every step and takes its blocks now
         for rank in ranks:
-            if not rank.running and not rank.waiting:
-                loads.append(_EMPTY)
-                continue
+            nd = rank.n_dec
+            if rank.partial is None and not rank.waiting:
+                if not nd:
+                    loads.append(_EMPTY)
+                    continue
+                if c < rank.kv.runs_out and not eager:  # decodes only, and their blocks are there (taken
+                    # lazily; an unknown runs_out, -inf, sends the rank through plan_step, which recomputes it)
+                    busy = True
+                    loads.append(RankLoad(0, 0.0, 0, nd, rank.kv_off + nd * (c + 1)))
+                    continue
             tokens, pairs, ctx = rank.plan_step(c, self._seq, self._heap, chunks)
             nd = rank.n_dec
             if nd:
@@ -228,20 +239,30 @@ class Instance:
         if n < 2:
             return 0
         seqs, kvs = self._seqs, self._kvs = [], []  # fresh lists: the step cost may keep them
-        bs = self.block_size
         for rank in self.ranks:
+            nd = rank.n_dec
             if rank.partial is not None:
                 return 0
-            kv, nd = rank.kv, rank.n_dec
-            need = kv.due[c % bs] if nd else 0
-            if need > kv.free or (rank.waiting and rank.head_fits(kv.free - need)):
-                return 0
-            if nd and nd * (n // bs + 1) > kv.free:  # near capacity: (b) steps before the pool runs out
-                n = kv.steps_fitting(c, n, nd)
-                if n < 2:
+            if nd:
+                kv = rank.kv
+                if kv.runs_out == _UNKNOWN:
+                    kv.refresh(nd)
+                fit = kv.runs_out - c  # (b) steps before the pool runs out
+                if fit < n:
+                    if fit < 2:
+                        return 0
+                    n = fit
+                if rank.waiting:
+                    kv.sync(c, nd)
+                    if rank.head_fits(kv.free - kv.due[c % kv.block_size]):
+                        return 0
+                seqs.append(nd)
+                kvs.append(rank.kv_off + nd * (c + 1))
+            else:
+                if rank.waiting and rank.head_fits(rank.kv.free):
                     return 0
-            seqs.append(nd)
-            kvs.append(rank.kv_off + nd * (c + 1) if nd else 0)
+                seqs.append(0)
+                kvs.append(0)
         return n
 
     # -- applying a step or a stretch --------------------------------------------------------------------------
@@ -258,10 +279,7 @@ class Instance:
         self._pop_finishes(now, c)
 
     def _end_stretch(self) -> None:
-        n, c = self._n, self.c
-        for rank in self.ranks:
-            if rank.n_dec:
-                rank.kv.free -= rank.kv.blocks_over(c, n, rank.n_dec)
+        n, c = self._n, self.c  # the ranks take the decode blocks of these steps lazily (KVPool.sync)
         self.c = c + n
         self.steps += n
         self._stretch = None
@@ -273,6 +291,7 @@ class Instance:
             req.first_token_s = now
         if g >= req.output_tokens:
             rank.kv.free += req.blocks
+            rank.kv.invalidate()
             self._finish(rank, req, now)
         elif self.prefill_only:
             del rank.running[req]
@@ -282,6 +301,7 @@ class Instance:
             self.sim.prefilled(req, self, rank)
         else:
             rank.start_decode(req, req.prefill_target, g, c, self._heap)
+            rank.kv.invalidate()
 
     def _pop_finishes(self, now: float, c: int) -> None:
         heap, bs = self._heap, self.block_size
@@ -290,7 +310,9 @@ class Instance:
             if req.phase != DECODE or req.admit_seq != seq:
                 continue  # stale entry of a preempted request
             rank = req.rank
-            rank.kv.free += blocks_for(rank.stop_decode(req, c), bs)
+            kv = rank.stop_decode(req, c)  # first: it takes the blocks owed up to c from kv.free
+            rank.kv.free += blocks_for(kv, bs)
+            rank.kv.invalidate()
             self._finish(rank, req, now)
 
     def _finish(self, rank: Rank, req: Request, now: float) -> None:

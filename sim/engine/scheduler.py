@@ -30,9 +30,12 @@ from __future__ import annotations
 
 from collections import deque
 from heapq import heappush
+from operator import attrgetter
 
 from .kvcache import KVPool, blocks_for
 from .request import DECODE, PREFILL, WAITING, Request
+
+_by_admission = attrgetter("admit_seq")
 
 
 class Rank:
@@ -49,6 +52,7 @@ class Rank:
         "count",
         "max_tokens",
         "seats",
+        "dues",
     )
 
     def __init__(self, index: int, capacity_tokens: int, block_size: int, max_tokens: int, seats: int):
@@ -66,25 +70,42 @@ class Rank:
         self.count = 0
         self.max_tokens = max_tokens
         self.seats = seats
+        #: dues[r]: the decoding requests that take a block at the steps with c % block_size == r
+        #: (a dict used as a set), so that a preemption step visits only the decodes due a block
+        self.dues: list[dict[Request, None]] = [{} for _ in range(block_size)]
 
     # -- the decode set ------------------------------------------------------------------------------------
 
     def start_decode(self, req: Request, kv: int, generated: int, c: int, heap: list) -> None:
-        """``req`` decodes from counter ``c`` on, holding ``kv`` tokens of KV with ``generated`` tokens out."""
+        """``req`` decodes from counter ``c`` on, holding ``kv`` tokens of KV with ``generated`` tokens out.
+
+        The caller then refreshes or invalidates :attr:`KVPool.runs_out`.
+        """
+        pool = self.kv
+        pool.sync(c, self.n_dec)
         req.phase = DECODE
         req.kv_base, req.g_base, req.c_base = kv, generated, c
         self.n_dec += 1
         self.kv_off += kv - c
-        self.kv.due[(c - kv) % self.kv.block_size] += 1
+        r = (c - kv) % pool.block_size
+        pool.due[r] += 1
+        self.dues[r][req] = None
         heappush(heap, (c + req.output_tokens - generated, req.admit_seq, req))
 
     def stop_decode(self, req: Request, c: int) -> int:
-        """Take ``req`` out of the decode set at counter ``c``; bring ``generated`` up to date; return its KV."""
+        """Take ``req`` out of the decode set at counter ``c``; bring ``generated`` up to date; return its KV.
+
+        The caller frees its blocks and refreshes or invalidates :attr:`KVPool.runs_out`.
+        """
+        pool = self.kv
+        pool.sync(c, self.n_dec)
         steps = c - req.c_base
         req.generated = req.g_base + steps
         self.n_dec -= 1
         self.kv_off -= req.kv_base - req.c_base
-        self.kv.due[(req.c_base - req.kv_base) % self.kv.block_size] -= 1
+        r = (req.c_base - req.kv_base) % pool.block_size
+        pool.due[r] -= 1
+        del self.dues[r][req]
         return req.kv_base + steps
 
     # -- admission and preemption --------------------------------------------------------------------------
@@ -99,7 +120,8 @@ class Rank:
     def evict(self, req: Request, c: int) -> None:
         """Preempt ``req`` by recompute: free its blocks and put it at the front of the waiting queue."""
         if req.phase == DECODE:
-            self.kv.free += blocks_for(self.stop_decode(req, c), self.kv.block_size)
+            kv = self.stop_decode(req, c)  # first: it takes the blocks owed up to c from kv.free
+            self.kv.free += blocks_for(kv, self.kv.block_size)
         else:
             self.kv.free += req.blocks
             if self.partial is req:
@@ -115,16 +137,17 @@ class Rank:
     def _allocate_with_preemption(self, c: int) -> bool:
         """Give every decode due a block at counter ``c`` one, preempting the newest requests as needed.
 
-        Returns whether any request was preempted.
+        The decodes due a block are taken in admission order (older requests first); the others need
+        nothing at this step. Returns whether any request was preempted.
         """
         kv = self.kv
         preempted = False
-        bs = kv.block_size
-        for req in list(self.running):
-            if req.phase != DECODE or (c + req.kv_base - req.c_base) % bs:
-                continue  # prefilling, already preempted by an older request, or not due a block
+        running = self.running
+        for req in sorted(self.dues[c % kv.block_size], key=_by_admission):
+            if req.phase != DECODE:
+                continue  # already preempted by an older request
             while kv.free == 0:
-                victim = next(reversed(self.running))
+                victim = next(reversed(running))
                 self.evict(victim, c)
                 preempted = True
                 if victim is req:
@@ -145,12 +168,14 @@ class Rank:
         kv = self.kv
         preempted = False
         if self.n_dec:
+            kv.sync(c, self.n_dec)
             need = kv.due[c % kv.block_size]
             if need <= kv.free:
                 kv.free -= need
             else:
                 # no admissions after a preemption, unless nothing is left to run
                 preempted = self._allocate_with_preemption(c) and bool(self.running)
+        kv.synced = c + 1  # this step's decode blocks are taken
         budget = self.max_tokens - self.n_dec
         tokens, pairs, ctx = 0, 0.0, 0
         req = self.partial
@@ -165,6 +190,7 @@ class Rank:
             if off + chunk == req.prefill_target:
                 self.partial = None
         if preempted:
+            kv.refresh(self.n_dec)
             return tokens, pairs, ctx
         waiting, running, bs = self.waiting, self.running, kv.block_size
         while waiting and budget > 0 and len(running) < self.seats:
@@ -192,4 +218,5 @@ class Rank:
             else:  # KV computed elsewhere: decode from this step on
                 self.start_decode(req, req.input_tokens + req.generated - 1, req.generated, c, heap)
                 budget -= 1
+        kv.refresh(self.n_dec)
         return tokens, pairs, ctx

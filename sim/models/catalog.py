@@ -9,19 +9,18 @@ given as runs (``layers: [[AD, 1], [AE, 60]]``) or as a Nemotron-H pattern strin
 from __future__ import annotations
 
 import functools
-from dataclasses import fields, replace
+import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-import yaml
-
-from ..errors import InputError
+from ..errors import InputError, unknown_name
 from .spec import Attention, Mamba, ModelSpec, MoE, Precision, to_latentmoe
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 _NEMOTRON_BLOCKS = {"M": "M", "E": "E", "*": "A", "-": "D"}
-_TOP_KEYS = {f.name for f in fields(ModelSpec)} - {"layers", "attention", "moe", "mamba", "precision"}
-_SECTIONS = {"attention": Attention, "moe": MoE, "mamba": Mamba, "precision": Precision}
-_DERIVE_KEYS = {"base", "latentmoe", "layers", "hybrid_pattern"}
+_SECTIONS = ("attention", "moe", "mamba", "precision")
+_MAX_BASE_DEPTH = 8  # base chains in the catalog are 1 deep; a longer one is a cycle or a mistake
 
 
 def list_models() -> list[str]:
@@ -30,36 +29,47 @@ def list_models() -> list[str]:
 
 
 def load_model(name_or_path: str) -> ModelSpec:
-    """A bundled entry by name, or a YAML file by path (``.yaml``/``.yml``) or a HF ``config.json``."""
-    if name_or_path.endswith((".yaml", ".yml", ".json")) or "/" in name_or_path:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise InputError(f"{name_or_path}: no such model file")
-        if path.suffix == ".json":
+    """A bundled entry by name, or a YAML file by path (``.yaml``/``.yml``, or anything with a ``/``) or a
+    HF ``config.json`` (a path ending in ``.json``). Files are cached by path and modification time."""
+    text = str(name_or_path)
+    if text.lower().endswith((".yaml", ".yml", ".json")) or "/" in text or os.sep in text:
+        if text.lower().endswith(".json"):
             from .hf_import import spec_from_hf_config
 
-            return spec_from_hf_config(path)
-        return _load_path(str(path.resolve()))
-    if name_or_path not in list_models():
-        raise InputError(f"unknown model {name_or_path!r} (known: {', '.join(list_models())})")
-    return _load_path(str(CATALOG_DIR / f"{name_or_path}.yaml"))
+            return spec_from_hf_config(text)
+        path = Path(text).expanduser()
+        try:
+            st = path.stat()
+            resolved = str(path.resolve())
+        except FileNotFoundError:
+            raise InputError(f"{text}: model file not found") from None
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{text}: cannot read model file ({getattr(exc, 'strerror', None) or exc})") from None
+        return _load_path(resolved, text, st.st_mtime_ns, st.st_size)
+    if text not in list_models():
+        raise unknown_name("model", text, list_models(), "or pass a model .yaml or a HF config.json path")
+    return _load_bundled(text)
 
 
 @functools.lru_cache(maxsize=None)
-def _load_path(path: str) -> ModelSpec:
-    return spec_from_dict(_read_yaml(path), path)
+def _load_bundled(name: str) -> ModelSpec:
+    return spec_from_dict(_read_entry(CATALOG_DIR / f"{name}.yaml", f"catalog/{name}.yaml"), f"catalog/{name}.yaml")
 
 
-def _read_yaml(path: str) -> dict:
-    try:
-        with open(path) as fh:
-            data = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise InputError(f"{path}:{line} malformed YAML ({getattr(exc, 'problem', exc)})") from None
+@functools.lru_cache(maxsize=64)
+def _load_path(resolved: str, label: str, mtime_ns: int, size: int) -> ModelSpec:
+    # mtime_ns and size are part of the cache key only: an edited file is read again.
+    return spec_from_dict(_read_entry(Path(resolved), label), label)
+
+
+def _read_entry(path: Path, label: str) -> dict:
+    from ..schema import load_file
+
+    data = load_file(path, label=label, what="model file")
     if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping of model fields at the top level")
+        from ..schema import short
+
+        raise InputError(f"{label}: top level must be a mapping of model fields, not {short(data)}")
     return data
 
 
@@ -68,11 +78,12 @@ def _resolve(data: dict, where: str, depth: int = 0) -> dict:
     base_name = data.get("base")
     if base_name is None:
         return dict(data)
-    if depth > 8:
-        raise InputError(f"{where}: field base: chain too deep (cycle?)")
-    if base_name not in list_models():
-        raise InputError(f"{where}: field base = {base_name!r} is not a catalog model (known: {', '.join(list_models())})")
-    base = _resolve(_read_yaml(str(CATALOG_DIR / f"{base_name}.yaml")), base_name, depth + 1)
+    if depth >= _MAX_BASE_DEPTH:
+        raise InputError(f"{where}: field base: chain longer than {_MAX_BASE_DEPTH} entries (a cycle?)")
+    if not isinstance(base_name, str) or base_name not in list_models():
+        raise InputError(str(unknown_name("base model", base_name if isinstance(base_name, str) else repr(base_name),
+                                          list_models())).replace("unknown", f"{where}: field base: unknown", 1))
+    base = _resolve(_read_entry(CATALOG_DIR / f"{base_name}.yaml", f"catalog/{base_name}.yaml"), base_name, depth + 1)
     base.pop("latentmoe", None)
     if "layers" in data or "hybrid_pattern" in data:
         base.pop("layers", None)
@@ -87,75 +98,48 @@ def _resolve(data: dict, where: str, depth: int = 0) -> dict:
     return merged
 
 
-def _section(cls, value, where: str, key: str):
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InputError(f"{where}: field {key} must be a mapping")
-    allowed = {f.name for f in fields(cls)}
-    unknown = set(value) - allowed
-    if unknown:
-        raise InputError(f"{where}: unknown field {key}.{sorted(unknown)[0]} (allowed: {', '.join(sorted(allowed))})")
-    for k, v in value.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
-            raise InputError(f"{where}: field {key}.{k} = {v} must be >= 0")
-    try:
-        return cls(**value)
-    except TypeError as exc:
-        raise InputError(f"{where}: field {key}: {exc}") from None
-
-
 def parse_layers(data: dict, where: str) -> tuple[str, ...]:
-    if "hybrid_pattern" in data:
-        pattern = str(data["hybrid_pattern"])
-        bad = set(pattern) - set(_NEMOTRON_BLOCKS)
-        if bad:
-            raise InputError(f"{where}: field hybrid_pattern has {sorted(bad)[0]!r}; allowed characters: M E * -")
-        return tuple(_NEMOTRON_BLOCKS[c] for c in pattern)
-    runs = data.get("layers")
-    if not isinstance(runs, list) or not runs:
-        raise InputError(f"{where}: field layers must be a non-empty list of [layer, count] runs (or give hybrid_pattern)")
-    layers: list[str] = []
-    for run in runs:
-        if not (isinstance(run, list) and len(run) == 2 and isinstance(run[1], int) and run[1] >= 1):
-            raise InputError(f"{where}: field layers entry {run!r} must be [LAYER, COUNT >= 1]")
-        layers.extend([str(run[0])] * run[1])
-    return tuple(layers)
+    """The layers of ``{"hybrid_pattern": ...}`` or ``{"layers": [[BLOCKS, COUNT], ...]}``, validated with the
+    catalog schema's layer fields (:class:`~latentmoe_sim.schema.model.LayerFields`)."""
+    from ..schema import validate
+    from ..schema.model import LayerFields
+
+    fields = {k: data[k] for k in ("layers", "hybrid_pattern") if k in data}
+    return validate(LayerFields, fields, where).layer_tuple()
 
 
-def spec_from_dict(data: dict, where: str) -> ModelSpec:
-    """Build and validate a ModelSpec from an entry's raw mapping (``where`` names it in errors)."""
-    data = _resolve(data, where)
-    unknown = set(data) - _TOP_KEYS - set(_SECTIONS) - _DERIVE_KEYS
-    if unknown:
-        raise InputError(f"{where}: unknown field {sorted(unknown)[0]} (allowed: {', '.join(sorted(_TOP_KEYS | set(_SECTIONS) | _DERIVE_KEYS))})")
-    for key in ("name", "hidden_size", "vocab_size"):
-        if key not in data:
-            raise InputError(f"{where}: missing field {key}")
-    for key in ("hidden_size", "vocab_size", "dense_ffn", "max_context"):
-        value = data.get(key, 1)
-        low = 0 if key == "dense_ffn" else 1  # dense_ffn 0: no dense FFN blocks (checked by validate)
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise InputError(f"{where}: field {key} = {value!r} must be an integer >= {low}")
-    kwargs = {k: data[k] for k in _TOP_KEYS if k in data}
-    kwargs["name"] = str(kwargs["name"])
-    kwargs["reported"] = {str(k): float(v) for k, v in (data.get("reported") or {}).items()}
+def spec_from_dict(data: Any, where: str) -> ModelSpec:
+    """Build and validate a ModelSpec from an entry's raw mapping (``where`` names it in errors).
+
+    The entry is merged over its ``base``, then validated by the catalog schema
+    (:class:`~latentmoe_sim.schema.model.ModelEntry`: types, ranges, unknown keys, cross-field rules)."""
+    from ..schema import short, validate
+    from ..schema.model import ModelEntry
+
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: top level must be a mapping of model fields, not {short(data)}")
+    entry = validate(ModelEntry, _resolve(data, where), where)
+    reported = dict(entry.reported)
     spec = ModelSpec(
-        layers=parse_layers(data, where),
-        attention=_section(Attention, data.get("attention"), where, "attention"),
-        moe=_section(MoE, data.get("moe"), where, "moe"),
-        mamba=_section(Mamba, data.get("mamba"), where, "mamba"),
-        precision=_section(Precision, data.get("precision") or {}, where, "precision"),
-        **kwargs,
+        name=entry.name,
+        hidden_size=entry.hidden_size,
+        vocab_size=entry.vocab_size,
+        layers=entry.layer_tuple(),
+        attention=Attention(**entry.attention.model_dump()) if entry.attention else None,
+        moe=MoE(**entry.moe.model_dump()) if entry.moe else None,
+        mamba=Mamba(**entry.mamba.model_dump()) if entry.mamba else None,
+        dense_ffn=entry.dense_ffn,
+        dense_activation=entry.dense_activation,
+        tie_embeddings=entry.tie_embeddings,
+        max_context=entry.max_context,
+        precision=Precision(**entry.precision.model_dump()),
+        description=" ".join(entry.description.split()),
+        source=" ".join(entry.source.split()),
+        reported=reported,
     )
-    lm = data.get("latentmoe")
-    if lm is not None:
-        if not isinstance(lm, dict) or set(lm) - {"alpha", "variant"}:
-            raise InputError(f"{where}: field latentmoe must be {{alpha: INT, variant: acc|eff}}")
-        alpha, variant = lm.get("alpha", 4), lm.get("variant", "acc")
-        if not isinstance(alpha, int) or alpha < 1 or variant not in ("acc", "eff"):
-            raise InputError(f"{where}: field latentmoe: alpha must be an integer >= 1 and variant acc or eff")
-        spec = replace(to_latentmoe(spec, alpha, variant, name=spec.name), reported=kwargs["reported"])
+    if entry.latentmoe is not None:
+        lm = entry.latentmoe
+        spec = replace(to_latentmoe(spec, lm.alpha, lm.variant, name=spec.name), reported=reported)
     return spec.validate(where)
 
 
@@ -179,11 +163,12 @@ def spec_to_entry(spec: ModelSpec) -> dict:
     return entry
 
 
-def write_entry(spec: ModelSpec, path: str | Path, comment: str = "") -> Path:
+def write_entry(spec: ModelSpec, path: str | Path, comment: str = "", flag: str = "--write") -> Path:
     """Write ``spec`` as a catalog YAML entry at ``path`` (usable as ``--model path``)."""
-    path = Path(path)
-    if path.suffix not in (".yaml", ".yml"):
-        raise InputError(f"{path}: a catalog entry must end in .yaml or .yml")
+    import yaml
+
+    from ..schema.outputs import check_output_path, write_text
+
+    checked = check_output_path(flag, path, (".yaml", ".yml"))
     head = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""
-    path.write_text(head + yaml.safe_dump(spec_to_entry(spec), sort_keys=False, default_flow_style=None, width=120))
-    return path
+    return write_text(flag, checked, head + yaml.safe_dump(spec_to_entry(spec), sort_keys=False, default_flow_style=None, width=120))

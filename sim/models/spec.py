@@ -173,15 +173,30 @@ class Mamba:
         return self.num_heads * self.head_dim * self.state_size + self.conv_dim * (self.conv_kernel - 1)
 
 
+#: Weight classes with their own storage dtype (``Precision.class_weights``).
+WEIGHT_CLASSES = ("experts", "attention", "dense", "embedding")
+
+#: Tensor-core dtypes from narrowest to widest: a GEMM runs at the wider of its weights' and activations'.
+_WIDTH = {"fp4": 0, "fp8": 1, "bf16": 2}
+
+
 @dataclass(frozen=True)
 class Precision:
     """Storage dtype of each tensor class.
 
     ``weights`` applies to the linear layers (attention projections, FFNs, experts, latent projections,
     Mamba projections); embeddings, LM head, norms and the router stay BF16 (as in the DeepSeek-V3 and
-    Kimi-K2 FP8 checkpoints). ``activations`` sets the GEMM input dtype and hence the tensor-core peak
-    used (see COMPUTE_DTYPE). ``dispatch``/``combine`` are the EP all-to-all payload dtypes (the LatentMoE
-    paper §2: FP4 dispatch, BF16 combine on GB200).
+    Kimi-K2 FP8 checkpoints). Per weight class it can be overridden: ``expert_weights`` (routed experts),
+    ``attention_weights`` (attention projections), ``dense_weights`` (dense FFN, shared experts, LatentMoE
+    latent projections, Mamba projections) and ``embedding_weights`` (embedding and LM head). Quantised
+    checkpoints differ by class: NVIDIA's NVFP4 checkpoints (nvidia/DeepSeek-R1-FP4, ModelOpt) quantise the
+    routed experts and exclude attention, shared experts, LM head and MTP layers; Kimi-K2-Thinking's INT4
+    quantises the routed experts only (compressed-tensors ignore list).
+
+    ``activations`` sets the GEMM input dtype; a GEMM runs on the tensor cores of the wider of its
+    activation and weight compute dtypes (:meth:`class_compute`; W4A16 INT4 runs at BF16, see
+    COMPUTE_DTYPE). ``dispatch``/``combine`` are the EP all-to-all payload dtypes (the LatentMoE paper §2:
+    FP4 dispatch, BF16 combine on GB200).
     """
 
     weights: str = "bf16"
@@ -191,14 +206,37 @@ class Precision:
     dispatch: str = "bf16"
     combine: str = "bf16"
     ssm_state: str = "bf16"
+    expert_weights: str | None = None  # None: ``weights``
+    attention_weights: str | None = None  # None: ``weights``
+    dense_weights: str | None = None  # None: ``weights``
+    embedding_weights: str = "bf16"
 
     def validate(self, where: str) -> None:
-        for name in ("weights", "activations", "kv_cache", "attention", "dispatch", "combine", "ssm_state"):
-            dtype_bytes(getattr(self, name), f"{where}: precision.{name}")
+        for name in ("weights", "activations", "kv_cache", "attention", "dispatch", "combine", "ssm_state",
+                     "expert_weights", "attention_weights", "dense_weights", "embedding_weights"):
+            if getattr(self, name) is not None:
+                dtype_bytes(getattr(self, name), f"{where}: precision.{name}")
 
     @property
     def gemm_compute_dtype(self) -> str:
         return COMPUTE_DTYPE[self.activations]
+
+    def class_weights(self, cls: str) -> str:
+        """Storage dtype of one weight class (``WEIGHT_CLASSES``)."""
+        if cls == "embedding":
+            return self.embedding_weights
+        own = getattr(self, f"{'expert' if cls == 'experts' else cls}_weights")
+        return own or self.weights
+
+    def class_compute(self, cls: str) -> str:
+        """Tensor-core dtype of the GEMMs of one weight class: the wider of the activations' and the weights'
+        compute dtypes (FP8 attention weights with FP4 activations run FP8 GEMMs)."""
+        a, w = COMPUTE_DTYPE[self.activations], COMPUTE_DTYPE[self.class_weights(cls)]
+        return a if _WIDTH[a] >= _WIDTH[w] else w
+
+    def by_class(self) -> dict[str, str]:
+        """Weight dtype per class, for labels and records."""
+        return {c: self.class_weights(c) for c in WEIGHT_CLASSES}
 
 
 @dataclass(frozen=True)

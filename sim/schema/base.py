@@ -77,7 +77,11 @@ def error_line(exc: ValidationError, label: str, schema: type[BaseModel] | None 
         hint = f" (allowed here: {', '.join(known)})" if known else ""
         return f"{label}: unknown field {path}{hint}{more}"
     message = _message(err)
-    if allowed and allowed in message:
+    if kind == "value_error":  # a validator's own message says what is allowed
+        if not loc:
+            return f"{label}: {message}{more}"
+        tail = ""
+    elif kind == "literal_error" or (allowed and allowed in message):
         tail = ""
     return f"{label}: field {path} = {short(value)}: {message}{tail}{more}"
 
@@ -207,12 +211,19 @@ def allowed_text(schema: type[BaseModel] | None, loc: tuple) -> str:
     if lo is None and hi is None:
         words = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false"}
         return words.get(inner, "")
-    left = ("(" if lo_open else "[") + (f"{lo:g}" if lo is not None else "-inf")
-    right = (f"{hi:g}" if hi is not None else "inf") + ("]" if hi is not None and not hi_open else ")")
+    left = ("(" if lo_open else "[") + (_num(lo) if lo is not None else "-inf")
+    right = (_num(hi) if hi is not None else "inf") + ("]" if hi is not None and not hi_open else ")")
     interval = f"{left}, {right}"
     if inner is int:
         if hi is None and not lo_open:
-            return f"integer >= {lo:g}"
+            return f"integer >= {_num(lo)}"
         return f"integer in {interval}"
     unit = extra.get("unit")
     return f"{interval} {unit}" if unit else interval
+
+
+def _num(x: float) -> str:
+    """Bounds as a user would write them: integers in full (1048576), other numbers in %g."""
+    if isinstance(x, int) or (isinstance(x, float) and x.is_integer() and abs(x) < 1e15):
+        return str(int(x))
+    return f"{x:g}"

@@ -23,7 +23,10 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 
-__all__ = ["Count", "Real", "check_count", "check_real"]
+__all__ = ["Count", "Real", "check_count", "check_real", "PLAN_DEGREE", "INSTANCES", "RANKS", "REQUESTS", "CONCURRENCY",
+           "RATE", "BURSTINESS", "TOKENS", "TOKENS_OR_ZERO", "BATCH_TOKENS", "SEQS", "SEQS_OR_ZERO", "BLOCK", "SEED",
+           "WINDOW_FRACTION", "SLA_S", "CI_TARGET", "SECONDS", "IMBALANCE", "MTP", "REDUNDANT", "BOOTSTRAP", "LEVEL", "SCORE", "EPM",
+           "ALIGN"]
 
 _MAX_LITERAL = 40  # characters; longer numbers are refused before int()/float() see them
 
@@ -147,3 +150,59 @@ def _shorten(value) -> str:
     from .loader import short
 
     return value[:20] + "..." if isinstance(value, str) and len(value) > 23 else (value if isinstance(value, str) else short(value))
+
+
+# ---------------------------------------------------------------------------------------------- the bounds
+# One place for the limits of every number a user can type; flags, experiment specs and library checks use
+# these. Upper bounds keep one run within memory and minutes on a laptop; each says why it is where it is.
+
+#: --tp/--dp/--ep/--pp: 1024 is 14x an NVL72 domain; plans beyond it are outside what the cost model was built for.
+PLAN_DEGREE = Count(1, 1024)
+#: --instances, --prefill-instances, --decode-instances.
+INSTANCES = Count(1, 1024)
+#: attention-DP ranks the engine simulates in one pool (dp x instances): each is a scheduler in the engine.
+RANKS = Count(1, 4096)
+#: --num-requests, --max-requests: 3x the adaptive rule's default cap (64,000, sim/point.py).
+REQUESTS = Count(1, 200_000)
+#: --concurrency: clients of a closed loop (each holds one request in flight).
+CONCURRENCY = Count(1, 100_000)
+#: --rate, requests/s: 1e-6 (one a week) to 1e6.
+RATE = Real(1e-6, 1e6)
+#: --burstiness: the CV of gamma inter-arrival gaps; 0.01 is nearly periodic, 100 one burst.
+BURSTINESS = Real(0.01, 100.0)
+#: Tokens of one request (prompt or output): 2^24 = 16.8M, the longest context a model entry may declare.
+TOKENS = Count(1, 1 << 24)
+TOKENS_OR_ZERO = Count(0, 1 << 24)
+#: --max-batch-tokens and friends: 2^20 tokens per step (64x the largest default, 16,384).
+BATCH_TOKENS = Count(1, 1 << 20)
+#: --max-seqs: running sequences per rank (512x vLLM's default 128).
+SEQS = Count(1, 1 << 16)
+SEQS_OR_ZERO = Count(0, 1 << 20)
+#: --block-size: KV block, tokens (vLLM uses 16; 4096 is a whole long prompt per block).
+BLOCK = Count(1, 4096)
+#: --seed: any 63-bit integer (numpy's SeedSequence takes it as entropy).
+SEED = Count(0, 2**63 - 1)
+#: --warmup-fraction, --cooldown-fraction: each in [0, 0.9]; their sum must leave a window (checked by the command).
+WINDOW_FRACTION = Real(0.0, 0.9)
+#: --sla-ttft-s, --sla-tpot-s: a bound of more than a day measures nothing.
+SLA_S = Real(0.0, 86400.0, lo_open=True)
+#: --ci-target: relative CI half-width; below 0.1 % the adaptive rule would need millions of requests.
+CI_TARGET = Real(0.001, 1.0)
+#: --ramp-s, --think-time-s and other durations in seconds (a week).
+SECONDS = Real(0.0, 604800.0)
+#: --expert-imbalance: busiest expert slot / mean; 1 is balanced, 100 is one slot taking almost all tokens.
+IMBALANCE = Real(1.0, 100.0)
+#: --redundant-experts: EPLB's extra expert slots (DeepSeek-V3 serves 256 experts with 32 redundant ones).
+REDUNDANT = Count(0, 65536)
+#: --mtp: draft tokens per step (DeepSeek-V3 uses 1; published speculative setups use up to ~8).
+MTP = Count(0, 16)
+#: epm --bootstrap: draws (10,000 gives percentile intervals to ~0.5 %; 100,000 is plenty and takes seconds).
+BOOTSTRAP = Count(0, 100_000)
+#: epm --level: central interval level.
+LEVEL = Real(0.5, 0.999)
+#: epm scores (benchmark points, e.g. MMLU 0..100).
+SCORE = Real(-1e6, 1e6)
+#: epm --epm: the multiplier; the paper reports 1.35; 100x would need a model 100x the base.
+EPM = Real(0.01, 100.0)
+#: epm variant --align: the routed-expert width is a multiple of this.
+ALIGN = Count(1, 65536)

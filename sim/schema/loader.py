@@ -14,7 +14,9 @@ Every user file goes through :func:`load_file` (or :func:`read_text` + :func:`pa
    and documents whose *expanded* size (aliases counted as the nodes they stand for) exceeds
    :data:`MAX_NODES` are refused, which stops "billion laughs" alias bombs. JSON nesting is bounded the same
    way; ``NaN``/``Infinity`` literals are refused (they are not JSON).
-5. **Duplicate keys** are refused in both formats (YAML and ``json`` would silently keep the last one),
+5. **Numbers as YAML 1.2 reads them**: ``1e12`` and ``7.26e10`` are floats (PyYAML's YAML 1.1 rules would
+   make them strings, which a strict schema then refuses with a confusing message).
+6. **Duplicate keys** are refused in both formats (YAML and ``json`` would silently keep the last one),
    and mapping keys must be strings.
 
 Values are never ``repr()``-ed whole in a message: :func:`short` truncates before it formats (a
@@ -29,6 +31,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -67,9 +70,9 @@ def short(value: Any, limit: int = 60) -> str:
         head = value[: limit + 1]
         text = repr(head) if len(value) <= limit else repr(head[: max(limit - 5, 1)]) + "..."
     elif isinstance(value, (list, tuple)):
-        return f"a list of {len(value)} items"
+        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
     elif isinstance(value, dict):
-        return f"a mapping of {len(value)} keys"
+        return f"a mapping of {len(value)} key{'s' if len(value) != 1 else ''}"
     else:
         text = f"a {type(value).__name__}"
     text = " ".join(text.split())
@@ -236,6 +239,10 @@ def _strict_loader() -> type:
                         None, None, f"mapping key {short(key)} must be a string (quote it)", node.start_mark)
             return mapping
 
+    # YAML 1.1 (PyYAML) reads `1e12` and `7.26e10` as strings; YAML 1.2 and every user read them as numbers.
+    StrictSafeLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"))
     return StrictSafeLoader
 
 

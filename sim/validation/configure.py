@@ -21,7 +21,8 @@ Rules (see docs/VALIDATION.md, "From a row to a configuration"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
 from ..hwprofile_io import list_hw
 from ..models import list_models
@@ -39,6 +40,17 @@ SCHEDULER_DEFAULTS: dict[str, tuple[int, int]] = {"vllm": (8192, 1024)}
 DEFAULT_ISL = 1024
 DEFAULT_OSL = 1024
 
+#: GPUs of one NVLink domain of every hardware in the format (8-GPU HGX boards; NVL72 is larger)
+NVLINK_DOMAIN = 8
+
+#: Prefill token budget per rank for prefill-pool rows: the SGLang large-scale EP blog's 16,384 tokens per
+#: device per batch (lmsys.org/blog/2025-05-05-large-scale-ep), also the `lmsim simulate` prefill default.
+PREFILL_BATCH_TOKENS = 16384
+
+#: Output length of decode-pool rows that state none: only the mean decode context (``isl``) matters to a
+#: decode-pool figure; short requests keep the closed loop turning over fast.
+DECODE_POOL_OSL = 256
+
 
 @dataclass(frozen=True)
 class Case:
@@ -49,7 +61,7 @@ class Case:
     hw: str
     #: keyword arguments of ModelSpec.with_precision (tensor class -> dtype)
     precision: tuple[tuple[str, str], ...]
-    #: "agg" or "disagg"
+    #: "agg", "disagg", "decode-only" or "prefill-only" (one pool of a disaggregated system, the other ideal)
     mode: str
     isl: int
     osl: int
@@ -63,13 +75,19 @@ class Case:
     decode_instances: int = 1
     max_batch_tokens: int = 8192
     max_seqs: int = 1024
+    #: prefill token budget per rank of a prefill pool (disagg, prefill-only)
+    prefill_max_batch_tokens: int = 16384
     #: None: the plan is given; else the GPU budget the plan search may use (see .search)
     search_gpus: int | None = None
+    #: MTP / speculative decoding draft tokens per step (0 = off), at the default acceptance
+    mtp: int = 0
+    #: two-batch overlap (the row's notes say the deployment used it)
+    tbo: bool = False
     assumptions: tuple[str, ...] = field(default=())
 
     @property
     def num_gpus(self) -> int:
-        if self.mode == "agg":
+        if self.mode != "disagg":
             return self.plan.num_gpus * self.instances if self.plan else (self.search_gpus or 0)
         return self.prefill_plan.num_gpus * self.prefill_instances + self.decode_plan.num_gpus * self.decode_instances
 
@@ -77,8 +95,8 @@ class Case:
         """The configuration as plain values (the ``config`` of a ``--json`` row)."""
         out = {"model": self.model, "hw": self.hw, "precision": dict(self.precision), "mode": self.mode,
                "isl": self.isl, "osl": self.osl, "concurrency": self.concurrency,
-               "max_batch_tokens": self.max_batch_tokens, "max_seqs": self.max_seqs}
-        if self.mode == "agg":
+               "max_batch_tokens": self.max_batch_tokens, "max_seqs": self.max_seqs, "mtp": self.mtp, "tbo": self.tbo}
+        if self.mode != "disagg":
             out.update(plan=self.plan.describe() if self.plan else None, instances=self.instances)
         else:
             out.update(prefill_plan=self.prefill_plan.describe(), prefill_instances=self.prefill_instances,
@@ -102,14 +120,37 @@ def precision_of(row: MeasuredRow, assumptions: list[str]) -> dict[str, str]:
     if act is None:
         act = {"fp8": "fp8", "bf16": "bf16", "int4": "bf16", "fp4": "fp4"}[w]
         assumptions.append(f"act_dtype blank: GEMM activations {act} for {w} weights")
-    prec = {"weights": w, "activations": act}
     if w in ("fp4", "int4"):
-        assumptions.append(f"{w} applied to all linear weights (per-class weight precision not modelled yet)")
+        # a 4-bit checkpoint quantises the routed experts only (sim/precision.py cites the NVFP4 ones)
+        prec = {"expert_weights": w, "activations": act}
+        if w == "int4":
+            prec.update(attention_weights=act, dense_weights=act)
+            assumptions.append(f"int4 weight-only routed experts; attention, dense and shared-expert weights in {act} "
+                               "(the activation dtype)")
+        else:
+            assumptions.append("fp4 routed experts; other weights as the catalog entry states (sim/precision.py)")
+    else:
+        prec = {"weights": w, "activations": act}
     if row.kv_dtype:
         prec["kv_cache"] = row.kv_dtype
     if act in ("fp8", "fp4"):
         prec["dispatch"] = act
     return prec
+
+
+def redundant_experts(row: MeasuredRow, ep: int, num_experts: int | None, assumptions: list[str], role: str = "") -> int:
+    """Redundant expert slots for an EP degree: the number the notes state ("32 redundant experts"), else the
+    fewest that make EP divide experts + slots (EPLB, SGLang --ep-num-redundant-experts); 0 when EP divides."""
+    if not num_experts or ep <= 1:
+        return 0
+    m = re.search(r"(\d+) redundant experts", row.notes)
+    if m and (num_experts + int(m.group(1))) % ep == 0:
+        return int(m.group(1))
+    if num_experts % ep == 0:
+        return 0
+    r = (-num_experts) % ep
+    assumptions.append(f"{role}EP{ep} does not divide {num_experts} experts: {r} redundant expert slots")
+    return r
 
 
 def _plan(tp, ep, dp, pp, gpus, framework, assumptions, role=""):
@@ -132,23 +173,55 @@ def _plan(tp, ep, dp, pp, gpus, framework, assumptions, role=""):
 
 def configure(row: MeasuredRow, *, default_isl: int = DEFAULT_ISL, default_osl: int = DEFAULT_OSL) -> Case | Unexpressible:
     """The simulated configuration of ``row``, or why it cannot be expressed."""
+    case = _configure(row, default_isl=default_isl, default_osl=default_osl)
+    if not isinstance(case, Case):
+        return case
+    from ..models import load_model
+
+    moe = load_model(row.model).moe
+    experts = moe.num_experts if moe else None
+    notes = list(case.assumptions)
+    changes = {}
+    for name, role in (("plan", ""), ("prefill_plan", "prefill_"), ("decode_plan", "decode_")):
+        plan = getattr(case, name)
+        if plan is not None:
+            r = redundant_experts(row, plan.ep, experts, notes, role)
+            if r != plan.redundant_experts:
+                changes[name] = replace(plan, redundant_experts=r)
+    return replace(case, assumptions=tuple(notes), **changes) if changes else case
+
+
+def _configure(row: MeasuredRow, *, default_isl: int, default_osl: int) -> Case | Unexpressible:
     def no(reason: str) -> Unexpressible:
         return Unexpressible(row.id, reason)
 
     if not row.measured:
         return no("no measured metric")
+    if re.search(r"includ\w*[^;]*cache[- ]hit", row.notes, re.IGNORECASE):
+        return no("the measured throughput includes prefix/KV-cache hits (prefix caching is not modelled)")
     if row.model not in list_models():
         return no(f"model {row.model} is not in the catalog")
     if row.hw not in list_hw():
         return no(f"no hardware profile for {row.hw}")
-    if row.mtp is not None and row.mtp != 0:
-        return no(f"MTP/speculative decoding ({'on' if row.mtp == MTP_ON else row.mtp} draft tokens) is not modelled yet")
-    if row.phase != "both":
-        return no(f"phase={row.phase}: single-pool ({row.phase}-only) measurement is not modelled yet")
     assumptions: list[str] = []
     max_batch_tokens, max_seqs = SCHEDULER_DEFAULTS.get(row.framework, SCHEDULER_DEFAULTS["vllm"])
-    if row.framework not in SCHEDULER_DEFAULTS:
+    if row.framework not in SCHEDULER_DEFAULTS and row.phase != "prefill":
         assumptions.append(f"framework {row.framework}: vLLM's scheduler limits ({max_batch_tokens} tokens, {max_seqs} seqs)")
+    mtp = 0
+    if row.mtp == MTP_ON:
+        mtp = 1
+        assumptions.append("mtp 'on' with depth not stated: 1 draft token (DeepSeek-V3's MTP depth), default acceptance")
+    elif row.mtp:
+        mtp = row.mtp
+    tbo = overlap_stated(row.notes)
+    if tbo:
+        assumptions.append("two-batch overlap on (the notes say the deployment used it)")
+    prec = precision_of(row, assumptions)
+    common = dict(row_id=row.id, model=row.model, hw=row.hw, precision=tuple(sorted(prec.items())), mtp=mtp, tbo=tbo)
+    if row.phase == "decode":
+        return _decode_pool(row, common, assumptions, max_batch_tokens, max_seqs, default_osl)
+    if row.phase == "prefill":
+        return _prefill_pool(row, common, assumptions, default_isl)
     isl, osl = row.isl, row.osl
     if isl is None:
         isl = default_isl
@@ -156,27 +229,24 @@ def configure(row: MeasuredRow, *, default_isl: int = DEFAULT_ISL, default_osl: 
     if osl is None:
         osl = default_osl
         assumptions.append(f"osl blank: {osl} (validation default)")
-    prec = precision_of(row, assumptions)
-    common = dict(row_id=row.id, model=row.model, hw=row.hw, precision=tuple(sorted(prec.items())), isl=isl, osl=osl,
-                  max_batch_tokens=max_batch_tokens, max_seqs=max_seqs)
+    common.update(isl=isl, osl=osl, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs)
     if row.mode == "agg":
         try:
             plan, instances = _plan(row.tp, row.ep, row.dp_attn, row.pp, row.num_gpus, row.framework, assumptions)
         except ValueError as exc:
-            return no(str(exc))
+            return Unexpressible(row.id, str(exc))
         gpus = row.num_gpus or (plan.num_gpus * instances if plan else None)
         concurrency = row.concurrency
         if concurrency is None:
             if row.decode_batch_per_gpu is None or gpus is None:
-                return no("neither concurrency nor decode_batch_per_gpu with num_gpus is stated")
+                return Unexpressible(row.id, "neither concurrency nor decode_batch_per_gpu with num_gpus is stated")
             concurrency = row.decode_batch_per_gpu * gpus
             assumptions.append(f"concurrency = decode_batch_per_gpu x num_gpus = {concurrency}")
         if plan is None:
             if row.tps_per_user is None:
                 if gpus is None:
-                    return no("no plan, no num_gpus and no measured tokens/s/user to search a plan by")
-                hw_domain = 8  # the format's hardware all have 8-GPU or larger NVLink domains
-                plan = ParallelPlan(tp=min(gpus, hw_domain), dp=1, ep=1, pp=1)
+                    return Unexpressible(row.id, "no plan, no num_gpus and no measured tokens/s/user to search a plan by")
+                plan = ParallelPlan(tp=min(gpus, NVLINK_DOMAIN), dp=1, ep=1, pp=1)
                 instances = gpus // plan.num_gpus
                 assumptions.append(f"plan not stated: the {row.framework} default, TP{plan.tp} x {instances} instance(s) "
                                    "(no tokens/s/user measured to search by)")
@@ -186,32 +256,110 @@ def configure(row: MeasuredRow, *, default_isl: int = DEFAULT_ISL, default_osl: 
         return Case(mode="agg", concurrency=concurrency, plan=plan, instances=instances, assumptions=tuple(assumptions), **common)
     # disaggregated, both pools
     if row.prefill_gpus is None or row.decode_gpus is None:
-        return no("disaggregated row without prefill_gpus/decode_gpus (pool sizes unpublished)")
+        return Unexpressible(row.id, "disaggregated row without prefill_gpus/decode_gpus (pool sizes unpublished)")
     if row.output_tps_per_gpu is not None and row.input_tps_per_gpu is not None and row.osl and row.isl:
         # a balanced system serves the same requests in both pools; per-pool figures that disagree by more
         # than 2x were measured pool by pool, not as one system
         req_in = row.input_tps_per_gpu * row.prefill_gpus / row.isl
         req_out = row.output_tps_per_gpu * row.decode_gpus / row.osl
         if max(req_in, req_out) > 2 * min(req_in, req_out):
-            return no(f"pools measured separately: prefill serves {req_in:.0f} req/s, decode {req_out:.0f} req/s "
-                      "(one system would serve both equally); needs single-pool modes")
+            return Unexpressible(row.id, f"pools measured separately: prefill serves {req_in:.0f} req/s, decode "
+                                 f"{req_out:.0f} req/s (one system would serve both equally); give them as two rows, "
+                                 "phase=prefill and phase=decode")
     try:
         pplan, pinst = _plan(row.prefill_tp, row.prefill_ep, row.prefill_dp_attn, None, row.prefill_gpus, row.framework,
                              assumptions, "prefill_")
         dplan, dinst = _plan(row.decode_tp, row.decode_ep, row.decode_dp_attn, None, row.decode_gpus, row.framework,
                              assumptions, "decode_")
     except ValueError as exc:
-        return no(str(exc))
+        return Unexpressible(row.id, str(exc))
     if pplan is None or dplan is None:
-        return no("disaggregated row without pool parallelism (a two-pool plan search is not part of validation)")
+        return Unexpressible(row.id, "disaggregated row without pool parallelism (a two-pool plan search is not part of validation)")
     concurrency = row.concurrency
     if concurrency is None:
         if row.decode_batch_per_gpu is None:
-            return no("neither concurrency nor decode_batch_per_gpu is stated")
+            return Unexpressible(row.id, "neither concurrency nor decode_batch_per_gpu is stated")
         concurrency = row.decode_batch_per_gpu * row.decode_gpus
         assumptions.append(f"concurrency = decode_batch_per_gpu x decode_gpus = {concurrency}")
     return Case(mode="disagg", concurrency=concurrency, prefill_plan=pplan, prefill_instances=pinst, decode_plan=dplan,
                 decode_instances=dinst, assumptions=tuple(assumptions), **common)
+
+
+def overlap_stated(notes: str) -> bool:
+    """Whether the row's notes say the deployment overlapped two micro-batches (SGLang TBO, DeepSeek's
+    dual micro-batch overlap, vLLM's DBO)."""
+    text = notes.lower()
+    return any(k in text for k in ("two-batch overlap", "tbo", "dual-batch overlap", "dual micro-batch", "dbo"))
+
+
+def _pool_plan(row: MeasuredRow, role: str, assumptions: list[str]):
+    """(plan, instances) of one pool (``role`` "prefill" or "decode"); with no degree stated, attention-DP
+    over every GPU of the pool with EP over all of them: the wide-EP deployment per-pool publications describe."""
+    gpus = getattr(row, f"{role}_gpus") or row.num_gpus
+    if gpus is None:
+        raise ValueError(f"phase={role} row without {role}_gpus or num_gpus")
+    tp, ep, dp = (getattr(row, f"{role}_{k}") for k in ("tp", "ep", "dp_attn"))
+    if tp is None and ep is None and dp is None:
+        assumptions.append(f"{role} plan not stated: attention-DP {gpus} with EP {gpus} (wide EP over the pool)")
+        return ParallelPlan(tp=1, dp=gpus, ep=gpus, pp=1), 1
+    if tp is None and dp is None:
+        tp, dp = 1, ep
+        assumptions.append(f"{role}_tp/dp_attn blank: attention-DP {dp} over the EP{ep} group")
+    plan, inst = _plan(tp, ep, dp, None, gpus, row.framework, assumptions, f"{role}_")
+    return plan, inst
+
+
+def _decode_pool(row, common, assumptions, max_batch_tokens, max_seqs, default_osl) -> Case | Unexpressible:
+    """A decode-pool measurement: closed loop at the stated batch, KV already in place (decode-only mode).
+
+    ``isl`` is the decode context length; requests start at ``isl - osl/2`` tokens of context so that the
+    mean context over their decode is ``isl``."""
+    if row.isl is None:
+        return Unexpressible(row.id, "phase=decode row without isl (the decode context length)")
+    try:
+        plan, instances = _pool_plan(row, "decode", assumptions)
+    except ValueError as exc:
+        return Unexpressible(row.id, str(exc))
+    gpus = plan.num_gpus * instances
+    if row.decode_batch_per_gpu is not None:
+        concurrency = row.decode_batch_per_gpu * gpus
+        assumptions.append(f"concurrency = decode_batch_per_gpu {row.decode_batch_per_gpu} x {gpus} decode GPUs")
+    elif row.concurrency is not None:
+        concurrency = row.concurrency
+    else:
+        return Unexpressible(row.id, "phase=decode row without decode_batch_per_gpu or concurrency")
+    osl = row.osl or min(DECODE_POOL_OSL, row.isl)
+    if row.osl is None:
+        assumptions.append(f"osl blank: {osl} (a decode-pool figure depends on the mean context, not on OSL)")
+    isl = max(1, row.isl - osl // 2)
+    assumptions.append(f"decode context: prompts of {isl} tokens so that the mean context over {osl} outputs is {row.isl}")
+    per_rank = -(-concurrency // (plan.dp * instances))
+    if per_rank > max_seqs:
+        assumptions.append(f"running sequences per rank raised to the stated batch, {per_rank}")
+        max_seqs = per_rank
+    return Case(mode="decode-only", isl=isl, osl=osl, concurrency=concurrency, plan=plan, instances=instances,
+                max_batch_tokens=max(max_batch_tokens, per_rank), max_seqs=max_seqs, assumptions=tuple(assumptions),
+                **common)
+
+
+def _prefill_pool(row, common, assumptions, default_isl) -> Case | Unexpressible:
+    """A prefill-pool measurement: every request generates one token, closed loop deep enough to keep every
+    rank's token budget full (prefill-only mode)."""
+    try:
+        plan, instances = _pool_plan(row, "prefill", assumptions)
+    except ValueError as exc:
+        return Unexpressible(row.id, str(exc))
+    isl = row.isl
+    if isl is None:
+        isl = default_isl
+        assumptions.append(f"isl blank: {isl} (validation default)")
+    budget = PREFILL_BATCH_TOKENS
+    ranks = plan.dp * instances
+    concurrency = 2 * ranks * max(1, -(-budget // isl))
+    assumptions.append(f"prefill budget {budget} tokens per rank; closed loop of {concurrency} requests keeps it full")
+    return Case(mode="prefill-only", isl=isl, osl=1, concurrency=concurrency, plan=plan, instances=instances,
+                max_batch_tokens=budget, max_seqs=max(1024, 2 * max(1, -(-budget // isl))),
+                assumptions=tuple(assumptions), **common)
 
 
 __all__ = ["Case", "DEFAULT_ISL", "DEFAULT_OSL", "SCHEDULER_DEFAULTS", "Unexpressible", "configure", "precision_of"]

@@ -90,13 +90,10 @@ MTP_ON = -1
 
 def read_measured(path: str | Path) -> list[MeasuredRow]:
     """Every row of a measured-results CSV, checked field by field (InputError on the first bad field)."""
-    label = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"--file {label}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"--file {label}: cannot read as UTF-8 text ({exc.__class__.__name__})") from None
+    from ..schema.loader import read_text  # the project's one safe file reader (size, type, UTF-8)
+
+    label = f"--file {path}"
+    text = read_text(path, label=label, what="measured-results CSV")
     return parse_measured(text, label)
 
 

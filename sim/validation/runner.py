@@ -1,4 +1,9 @@
-"""Simulate one :class:`~.configure.Case` and return the metrics in the measured-results format's units.
+"""Simulate one :class:`~.configure.Case` through the sweep machinery and return the metrics in the
+measured-results format's units.
+
+A case becomes an :class:`~latentmoe_sim.point.OperatingPoint` (:func:`point_of`) and runs through
+:func:`~latentmoe_sim.point.run_point`, with its adaptive stopping rule and staggered closed-loop starts,
+like every other simulated point of the project. A calibration travels in the point's ``hw_fields``.
 
 The simulated metric that each measured column is compared with (per-GPU conventions of the format):
 
@@ -10,67 +15,80 @@ tpot_ms              median TPOT, ms
 ttft_ms              median TTFT, ms
 ==================== ===================================================================================
 
-``hw_fields`` replaces fields of the hardware profile (a calibration layer, see :mod:`.calibration`).
+A decode pool (``decode-only``) has no input rate or TTFT to compare (its prefill side is ideal), a prefill
+pool (``prefill-only``) no output rate, tokens/s/user or TPOT.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from ..cost import build_instance_cost
-from ..hwprofile_io import load_hw
-from ..models import load_model
+from ..errors import InputError
 from ..parallel import ParallelPlan
+from ..point import OperatingPoint, run_point
 from .configure import Case
 
-#: requests simulated per closed-loop point: enough for a steady window of several times the concurrency
-#: (10% warm-up and 10% cool-down are cut), bounded to keep a whole validation run near a minute
-MIN_REQUESTS = 64
-REQUESTS_PER_SEAT = 6
-MAX_REQUESTS = 4000
+#: Case precision keys -> OperatingPoint fields
+_PRECISION_FIELDS = {"weights": "weights_dtype", "activations": "activations_dtype", "kv_cache": "kv_cache_dtype",
+                     "dispatch": "dispatch_dtype", "combine": "combine_dtype", "expert_weights": "expert_weights_dtype",
+                     "attention_weights": "attention_weights_dtype", "dense_weights": "dense_weights_dtype",
+                     "embedding_weights": "embedding_weights_dtype"}
 
 
-def num_requests(concurrency: int) -> int:
-    return max(MIN_REQUESTS, min(MAX_REQUESTS, REQUESTS_PER_SEAT * concurrency))
+def _plan_fields(plan: ParallelPlan, prefix: str = "") -> dict:
+    return {f"{prefix}tp": plan.tp, f"{prefix}dp": plan.dp, f"{prefix}ep": plan.ep, f"{prefix}pp": plan.pp,
+            f"{prefix}redundant_experts": plan.redundant_experts}
 
 
-def simulate_case(case: Case, plan: ParallelPlan | None = None, hw_fields: dict | None = None) -> dict:
-    """Simulated metrics of ``case`` (agg: with ``plan`` if given, else the case's plan)."""
-    from ..engine import simulate_aggregated, simulate_disaggregated
-    from ..workloads import make_workload
-
-    model = load_model(case.model).with_precision(**dict(case.precision))
-    hw = load_hw(case.hw)
-    if hw_fields:
-        hw = replace(hw, **hw_fields)
-    requests = make_workload("decode-heavy", input_len=case.isl, output_len=case.osl, concurrency=case.concurrency,
-                             num_requests=num_requests(case.concurrency), seed=0).generate()
-    if case.mode == "agg":
-        plan = plan or case.plan
-        inst = build_instance_cost(model, hw, plan, max_batch_tokens=case.max_batch_tokens, max_seqs=case.max_seqs)
-        result = simulate_aggregated(inst, case.instances if plan is case.plan else 1, requests,
-                                     max_batch_tokens=case.max_batch_tokens, max_seqs=case.max_seqs)
-        out_gpus = in_gpus = result.num_gpus
+def point_of(case: Case, plan: ParallelPlan | None = None, hw_fields: dict | None = None) -> OperatingPoint:
+    """The operating point of ``case`` (agg/single pool: with ``plan`` if given, else the case's plan)."""
+    fields = dict(model=case.model, hw=case.hw, mode=case.mode, input_len=str(case.isl), output_len=str(case.osl),
+                  concurrency=case.concurrency, max_batch_tokens=case.max_batch_tokens, max_seqs=case.max_seqs,
+                  prefill_max_batch_tokens=case.prefill_max_batch_tokens, mtp=case.mtp or None, tbo=case.tbo,
+                  hw_fields=tuple(sorted((hw_fields or {}).items())), workload="decode-heavy")
+    fields.update({_PRECISION_FIELDS[k]: v for k, v in case.precision})
+    if case.mode == "disagg":
+        fields.update(_plan_fields(case.prefill_plan, "prefill_"), prefill_instances=case.prefill_instances,
+                      **_plan_fields(case.decode_plan, "decode_"), decode_instances=case.decode_instances)
     else:
-        pre = build_instance_cost(model, hw, case.prefill_plan, max_batch_tokens=case.max_batch_tokens, max_seqs=case.max_seqs)
-        dec = build_instance_cost(model, hw, case.decode_plan, max_batch_tokens=case.max_batch_tokens, max_seqs=case.max_seqs)
-        result = simulate_disaggregated(pre, case.prefill_instances, dec, case.decode_instances, requests,
-                                        prefill_max_batch_tokens=case.max_batch_tokens, decode_max_seqs=case.max_seqs)
+        p = plan or case.plan
+        fields.update(_plan_fields(p), instances=case.instances if plan is None else 1)
+    return OperatingPoint(**fields)
+
+
+def metrics_of(case: Case, row: dict) -> dict:
+    """The format's metrics from a :func:`run_point` row (InputError for an infeasible point)."""
+    if row["status"] == "infeasible":
+        raise InputError(row["reason"])
+    if row["status"] == "error":
+        raise RuntimeError(f"{case.row_id}: {row['reason']}")
+    gpus = row["num_gpus"]
+    out_rate = row["output_tokens_per_s_per_gpu"] * gpus
+    in_rate = row["input_tokens_per_s_per_gpu"] * gpus
+    if case.mode == "disagg":
         in_gpus = case.prefill_plan.num_gpus * case.prefill_instances
         out_gpus = case.decode_plan.num_gpus * case.decode_instances
-    s = result.summary()
-    gpus = s["num_gpus"]
-    out_rate = s["output_tokens_per_s_per_gpu"] * gpus
-    in_rate = (s["total_tokens_per_s_per_gpu"] - s["output_tokens_per_s_per_gpu"]) * gpus
+    else:
+        in_gpus = out_gpus = gpus
+    decode_side = case.mode != "prefill-only"
+    prefill_side = case.mode != "decode-only"
+    if case.mode == "prefill-only":  # the one token a request generates is the prefill's, not decode output
+        in_rate += out_rate
     return {
-        "output_tps_per_gpu": out_rate / out_gpus,
-        "input_tps_per_gpu": in_rate / in_gpus,
-        "tps_per_user": s["tokens_per_s_per_user_p50"],
-        "tpot_ms": s["tpot_p50_s"] * 1e3,
-        "ttft_ms": s["ttft_p50_s"] * 1e3,
-        "_steady": bool(s["steady"]),
-        "_measured_requests": int(s["measured_requests"]),
+        "output_tps_per_gpu": out_rate / out_gpus if decode_side else None,
+        "input_tps_per_gpu": in_rate / in_gpus if prefill_side else None,
+        "tps_per_user": row["tokens_per_s_per_user_p50"] if decode_side else None,
+        "tpot_ms": row["tpot_p50_s"] * 1e3 if decode_side else None,
+        "ttft_ms": row["ttft_p50_s"] * 1e3 if prefill_side else None,
+        "_status": row["status"],
+        "_reason": row["reason"],
+        "_plan": row.get("plan"),
+        "_precision_ran": row.get("precision_ran"),
+        "_simulated_requests": row.get("simulated_requests"),
     }
 
 
-__all__ = ["num_requests", "simulate_case"]
+def simulate_case(case: Case, plan: ParallelPlan | None = None, hw_fields: dict | None = None) -> dict:
+    """Simulated metrics of ``case`` (see the module docstring)."""
+    return metrics_of(case, run_point(point_of(case, plan, hw_fields)))
+
+
+__all__ = ["metrics_of", "point_of", "simulate_case"]

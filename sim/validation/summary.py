@@ -17,8 +17,8 @@ GENERATION = {"h100_sxm": "hopper", "h200_sxm": "hopper", "h800": "hopper", "b20
               "gb200_nvl72": "blackwell", "gb300_nvl72": "blackwell", "mi300x": "cdna3", "mi325x": "cdna3",
               "mi355x": "cdna4"}
 
-#: the grouping keys of the report
-GROUP_KEYS = ("gpu_generation", "framework", "mode")
+#: the grouping keys of the report ("calibration": fitted / held-out / not used, when a calibration is applied)
+GROUP_KEYS = ("calibration", "gpu_generation", "framework", "mode")
 
 
 def relative_errors(measured: dict[str, float], simulated: dict[str, float]) -> dict[str, float]:
@@ -42,7 +42,8 @@ def summarize_errors(rows: list[dict]) -> dict:
     groups: dict[str, list[dict]] = {"all": rows}
     for key in GROUP_KEYS:
         for r in rows:
-            groups.setdefault(f"{key}={r['group'][key]}", []).append(r)
+            if key in r["group"]:
+                groups.setdefault(f"{key}={r['group'][key]}", []).append(r)
     out = {}
     for name, members in groups.items():
         out[name] = {m: stats([r["errors"][m] for r in members if m in r["errors"] and m not in r["searched"]])

@@ -31,7 +31,7 @@ DEFAULT_FILE = Path(__file__).resolve().parent.parent / "data" / "measured_calib
 
 
 def _public(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if not k.startswith("_")}
+    return {k: v for k, v in metrics.items() if not k.startswith("_") and v is not None}
 
 
 def run_row(row: MeasuredRow, case: Case, calibration=None) -> dict:
@@ -49,24 +49,31 @@ def run_row(row: MeasuredRow, case: Case, calibration=None) -> dict:
             raise InputError(note)
         searched = ["tps_per_user", "tpot_ms"]
         config = case.describe()
-        config["plan"] = plan.describe()
         config["instances"] = 1
     else:
         sim = simulate_case(case, hw_fields=hw_fields)
         config = case.describe()
+    config["plan"] = sim["_plan"]
+    config["precision_ran"] = sim["_precision_ran"]
+    config["simulated_requests"] = sim["_simulated_requests"]
     measured = row.measured
     errors = relative_errors(measured, sim)
+    group = {"gpu_generation": GENERATION.get(row.hw, row.hw), "framework": row.framework,
+             "mode": row.mode if row.phase == "both" else f"{row.mode}/{row.phase}"}
+    if calibration is not None:
+        group["calibration"] = ("fitted" if row.id in calibration.fitted_on else
+                                "held-out" if row.id in calibration.held_out else "not used")
     return {
         "id": row.id,
-        "group": {"gpu_generation": GENERATION.get(row.hw, row.hw), "framework": row.framework,
-                  "mode": row.mode if row.phase == "both" else f"{row.mode}/{row.phase}"},
+        "group": group,
         "measured": measured,
         "simulated": {m: sim[m] for m in METRICS if m in measured},
         "simulated_all": _public(sim),
         "errors": errors,
         "error": errors.get("output_tps_per_gpu"),
         "searched": [m for m in searched if m in measured],
-        "steady": sim.get("_steady"),
+        "status": sim["_status"],
+        "status_reason": sim["_reason"],
         "config": config,
         "note": note,
     }

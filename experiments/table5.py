@@ -1,0 +1,117 @@
+"""The LatentMoE paper's Table 5: Hybrid-73BT-8BA, standard MoE and LatentMoE, on 2 H100 with vLLM at FP8
+per-tensor, concurrency 1-128, simulated against measured (rows latentmoe_h100_* of the shipped
+measured-results file).
+
+Prints markdown tables (pasted into docs/VALIDATION.md):
+1. measured and simulated tokens/s/GPU and the LatentMoE/standard ratio at each concurrency, at the
+   validation's default ISL/OSL (1024/1024; the paper publishes neither);
+2. the sensitivity of the simulated curve to ISL/OSL;
+3. the flat measured curve from concurrency 64 to 128, against three explanations: KV/state capacity,
+   vLLM's scheduler limit on running sequences, and CUDA-graph batch sizes.
+
+Usage: ``python experiments/table5.py [--calibration FILE]`` (about 10 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from latentmoe_sim.validation.configure import configure
+from latentmoe_sim.validation.rows import read_measured
+from latentmoe_sim.validation.runner import simulate_case
+from latentmoe_sim.validation.validate import DEFAULT_FILE
+
+CONCURRENCY = (1, 4, 16, 64, 128)
+LENGTHS = ((128, 128), (1024, 128), (1024, 1024), (4096, 1024), (8192, 1024), (1024, 4096))
+
+
+def rows():
+    by_id = {r.id: r for r in read_measured(DEFAULT_FILE)}
+    return {(v, c): by_id[f"latentmoe_h100_c{c}_{v}"] for v in ("base", "latent") for c in CONCURRENCY}
+
+
+def simulate(row, isl=None, osl=None, hw_fields=None, **case_changes):
+    case = configure(row, default_isl=isl or 1024, default_osl=osl or 1024)
+    if case_changes:
+        case = replace(case, **case_changes)
+    return simulate_case(case, hw_fields=hw_fields)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calibration", help="calibration file to apply (default: none, the raw model)")
+    args = ap.parse_args()
+    hw_fields = None
+    if args.calibration:
+        from latentmoe_sim.validation.calibration import load_calibration
+        cal = load_calibration(args.calibration)
+        hw_fields = cal.hw_fields("h100_sxm", "vllm")
+    R = rows()
+    print("### Table 5 at ISL 1024 / OSL 1024" + (f" (calibration {args.calibration})" if args.calibration else " (uncalibrated)"))
+    print()
+    print("| concurrency | standard measured | standard simulated | error | LatentMoE measured | LatentMoE simulated | error "
+          "| ratio L/S measured | ratio L/S simulated | sim TPOT std / L, ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    sims = {}
+    for c in CONCURRENCY:
+        b, l = R["base", c], R["latent", c]
+        sb, sl = simulate(b, hw_fields=hw_fields), simulate(l, hw_fields=hw_fields)
+        sims[c] = (sb, sl)
+        mb, ml = b.output_tps_per_gpu, l.output_tps_per_gpu
+        print(f"| {c} | {mb:.1f} | {sb['output_tps_per_gpu']:.1f} | {sb['output_tps_per_gpu'] / mb - 1:+.0%} | {ml:.1f} | "
+              f"{sl['output_tps_per_gpu']:.1f} | {sl['output_tps_per_gpu'] / ml - 1:+.0%} | {ml / mb:.3f} | "
+              f"{sl['output_tps_per_gpu'] / sb['output_tps_per_gpu']:.3f} | {sb['tpot_ms']:.1f} / {sl['tpot_ms']:.1f} |")
+    print()
+    print("### Sensitivity to ISL/OSL (standard MoE; simulated tokens/s/GPU, and the LatentMoE/standard ratio range)")
+    print()
+    print("| ISL / OSL | " + " | ".join(f"c{c}" for c in CONCURRENCY) + " | c128/c64 | median abs error (10 rows) | L/S ratio min-max |")
+    print("|---|" + "---|" * (len(CONCURRENCY) + 3))
+    for isl, osl in LENGTHS:
+        vals, errs, ratios = [], [], []
+        for c in CONCURRENCY:
+            sb = simulate(R["base", c], isl, osl, hw_fields)
+            sl = simulate(R["latent", c], isl, osl, hw_fields)
+            vals.append(sb["output_tps_per_gpu"])
+            errs += [abs(sb["output_tps_per_gpu"] / R["base", c].output_tps_per_gpu - 1),
+                     abs(sl["output_tps_per_gpu"] / R["latent", c].output_tps_per_gpu - 1)]
+            ratios.append(sl["output_tps_per_gpu"] / sb["output_tps_per_gpu"])
+        errs.sort()
+        med = (errs[4] + errs[5]) / 2
+        print(f"| {isl} / {osl} | " + " | ".join(f"{v:.0f}" for v in vals) + f" | {vals[-1] / vals[-2]:.2f} | {med:.0%} | "
+              f"{min(ratios):.3f}-{max(ratios):.3f} |")
+    print(f"| measured | " + " | ".join(f"{R['base', c].output_tps_per_gpu:.0f}" for c in CONCURRENCY)
+          + f" | {R['base', 128].output_tps_per_gpu / R['base', 64].output_tps_per_gpu:.2f} | | "
+          f"{min(R['latent', c].output_tps_per_gpu / R['base', c].output_tps_per_gpu for c in CONCURRENCY):.3f}-"
+          f"{max(R['latent', c].output_tps_per_gpu / R['base', c].output_tps_per_gpu for c in CONCURRENCY):.3f} |")
+    print()
+    print("### The flat curve from concurrency 64 to 128 (standard MoE, ISL/OSL 1024)")
+    print()
+    from latentmoe_sim.hwprofile_io import load_hw
+    from latentmoe_sim.memory import plan_memory
+    from latentmoe_sim.models import load_model
+    from latentmoe_sim.parallel import ParallelPlan
+
+    plan = ParallelPlan(tp=2, dp=1, ep=1, pp=1)
+    for name in ("hybrid-73bt-8ba", "hybrid-73bt-8ba-latentmoe"):
+        model = load_model(name).with_precision(weights="fp8", activations="fp8")
+        mem = plan_memory(model, load_hw("h100_sxm"), plan, max_batch_tokens=8192, max_seqs=128)
+        per_seq_state = mem.state_bytes / 128
+        print(f"- {name}: weights {mem.weight_bytes / 2**30:.1f} GiB/GPU, recurrent state {per_seq_state / 2**20:.1f} MiB per "
+              f"sequence per GPU, KV {model.kv_bytes_per_token / 2:.0f} B/token per GPU: 128 sequences of 2048 tokens need "
+              f"{(128 * per_seq_state + 128 * 2048 * model.kv_bytes_per_token / 2) / 2**30:.1f} GiB of the "
+              f"{(mem.kv_bytes + mem.state_bytes) / 2**30:.1f} GiB left")
+    print()
+    print("| hypothesis | c64 sim | c128 sim | c128/c64 | measured c128/c64 |")
+    print("|---|---|---|---|---|")
+    mflat = R["base", 128].output_tps_per_gpu / R["base", 64].output_tps_per_gpu
+    for label, changes in (("as validated (max_num_seqs 1024)", {}),
+                           ("vLLM running-sequence cap 64", {"max_seqs": 64}),
+                           ("vLLM running-sequence cap 80", {"max_seqs": 80})):
+        a = simulate(R["base", 64], hw_fields=hw_fields, **changes)["output_tps_per_gpu"]
+        b = simulate(R["base", 128], hw_fields=hw_fields, **changes)["output_tps_per_gpu"]
+        print(f"| {label} | {a:.0f} | {b:.0f} | {b / a:.2f} | {mflat:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Named kernel and communication conventions of the cost model, with the frameworks' defaults.
+
+A :class:`Conventions` says *how* a serving stack runs the ops that :mod:`ops` describes, where stacks
+differ and the difference moves the LatentMoE comparison (docs/MODELING.md §4a gives each with its source):
+
+``expert_fusion`` (activation traffic of the routed experts, per (token, expert) pair):
+  * ``"fused"`` (default): the grouped GEMM reads its input at the dispatch dtype, applies the gated
+    activation (SwiGLU / squared ReLU) in the first GEMM's epilogue and writes the intermediate once at the
+    activation dtype; the second GEMM reads it and writes the output in BF16 (TensorRT-LLM's CUTLASS MoE
+    "FC1: fused GEMM + SwiGLU", FlashInfer's wrapper of TensorRT-LLM's CuteDSL grouped GEMM with SwiGLU
+    fusion);
+  * ``"act-kernel"``: the first GEMM writes the gate and up projections in BF16 and a separate kernel
+    applies the activation and quantises (SGLang's DeepEP + DeepGEMM path:
+    ``silu_and_mul_masked_post_quant_fwd`` between two ``m_grouped_fp8_gemm_nt_masked`` calls);
+  * ``"unfused"``: every tensor in BF16, the activation a separate kernel (this project's convention
+    before issue 10: ``(2 d_in + (f + 1) m) * 2`` bytes per pair).
+
+``dispatch_prefill`` / ``dispatch_decode`` (copies of a token the EP all-to-all sends):
+  * ``"per-pair"``: one copy per (token, expert) pair: DeepEP's low-latency kernels (receive buffers are
+    ``[local experts, tokens, hidden]``), which SGLang's ``--deepep-mode auto`` uses for decode batches;
+  * ``"per-rank"``: one copy per destination rank holding any of the token's experts (DeepEP's normal
+    intranode kernels, ``is_token_in_rank``);
+  * ``"per-node"``: one copy per destination node over the scale-out network, forwarded over NVLink to the
+    ranks of that node (DeepEP's normal internode kernels, ``num_tokens_per_rdma_rank``); inside one
+    NVLink domain it equals ``per-rank``. SGLang's ``auto`` uses the normal kernels for prefill (extend)
+    batches, and for any step with a prefill chunk in it (the mode is agreed across DP ranks).
+
+``tp_allreduce``: ``"ring"`` (default; NCCL ring, ``2 (tp-1)/tp`` of the message per GPU) or ``"nvls"``
+  (NVLink SHARP on NVSwitch systems: the switch reduces, each GPU sends its message once and receives
+  the result once, ``(1 + 1/tp)`` of the message per GPU per direction). SGLang leaves NVLS off unless
+  ``--enable-nccl-nvls``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InputError
+
+EXPERT_FUSIONS = ("fused", "act-kernel", "unfused")
+DISPATCH_MODES = ("per-pair", "per-rank", "per-node")
+TP_ALLREDUCES = ("ring", "nvls")
+
+#: Extra bytes per element of FP8 activations for their scales: one FP32 scale per 128 channels
+#: (DeepEP ``low_latency_dispatch`` returns scales shaped ``[..., hidden // 128]`` in float32; DeepSeek-V3's
+#: 1x128 activation tiles). NVFP4 already carries its FP8 scale per 16 values in its 0.5625 B/element.
+FP8_SCALE_BYTES_PER_ELEMENT = 4.0 / 128.0
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """Kernel and communication conventions (see the module docstring for each option and its source)."""
+
+    expert_fusion: str = "fused"
+    dispatch_prefill: str = "per-node"
+    dispatch_decode: str = "per-pair"
+    tp_allreduce: str = "ring"
+
+    def __post_init__(self):
+        for name, allowed in (("expert_fusion", EXPERT_FUSIONS), ("dispatch_prefill", DISPATCH_MODES),
+                              ("dispatch_decode", DISPATCH_MODES), ("tp_allreduce", TP_ALLREDUCES)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise InputError(f"cost conventions: {name} = {value!r} (allowed: {', '.join(allowed)})")
+
+    def dispatch(self, prefill: bool) -> str:
+        """The dispatch mode of a step: the prefill mode when any rank runs a prefill chunk."""
+        return self.dispatch_prefill if prefill else self.dispatch_decode
+
+
+DEFAULT_CONVENTIONS = Conventions()
+
+
+def activation_bytes(dtype_bytes_value: float, dtype: str) -> float:
+    """Bytes per element of an activation stored in ``dtype``, its scales included."""
+    return dtype_bytes_value + (FP8_SCALE_BYTES_PER_ELEMENT if dtype == "fp8" else 0.0)
