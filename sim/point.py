@@ -32,6 +32,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import __version__
+from .engine.disaggregated import DEFAULT_PREFILL_MAX_BATCH_TOKENS
 from .errors import InputError
 from .stopping import StoppingRule, Verdict, initial_requests, judge
 
@@ -123,7 +124,8 @@ class OperatingPoint:
     max_batch_tokens: int = 2048
     max_seqs: int = 128
     block_size: int = 16
-    prefill_max_batch_tokens: int = 16384
+    #: the one default of the prefill pool's token budget (sim/engine/disaggregated.py, docs/ENGINE.md)
+    prefill_max_batch_tokens: int = DEFAULT_PREFILL_MAX_BATCH_TOKENS
     router: str = "least-loaded"
     step_by_step: bool = False
     # metrics and stopping rule (latentmoe_sim.stopping)
@@ -350,7 +352,7 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
     def run(requests):
         return simulate_disaggregated(pre, point.prefill_instances, dec, point.decode_instances, requests,
                                       prefill_max_batch_tokens=point.prefill_max_batch_tokens,
-                                      decode_max_seqs=point.max_seqs, block_size=point.block_size,
+                                      decode_max_batch_tokens=point.max_batch_tokens, decode_max_seqs=point.max_seqs, block_size=point.block_size,
                                       router=point.router, step_by_step=point.step_by_step, **engine_kw)
 
     cols = {"plan": f"prefill {pplan.describe()} x{point.prefill_instances}; decode {dplan.describe()} "

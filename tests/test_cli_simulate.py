@@ -40,6 +40,19 @@ def test_disagg_json_ttft_includes_transfer(capsys):
     assert res["ttft_p50_s"] > 0
 
 
+def test_disagg_max_batch_tokens_reaches_decode_pool(capsys):
+    """--max-batch-tokens is the decode pool's budget: 8,192 tokens with 4,096 seats is accepted (it used to
+    fail against the decode pool's fixed 2,048); the prefill pool's budget has one default (8,192)."""
+    from latentmoe_sim.engine.disaggregated import DEFAULT_PREFILL_MAX_BATCH_TOKENS
+    from latentmoe_sim.point import OperatingPoint
+
+    assert OperatingPoint().prefill_max_batch_tokens == DEFAULT_PREFILL_MAX_BATCH_TOKENS == 8192
+    rc, out, err = run(capsys, BASE + ["--mode", "disagg", "--prefill-dp", "16", "--decode-dp", "16", "--output-len", "16",
+                                       "--rate", "4", "--max-batch-tokens", "8192", "--max-seqs", "4096"])
+    assert rc == 0, err
+    assert json.loads(out)["completed_requests"] == 60
+
+
 def test_plan_that_does_not_fit_exits_3(capsys):
     rc, out, err = run(capsys, BASE + ["--dp", "1"])
     assert rc == 3 and out == ""

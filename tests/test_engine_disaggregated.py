@@ -30,15 +30,19 @@ def specs(arrivals, inputs, outputs) -> RequestSpecs:
                         np.broadcast_to(np.asarray(outputs, np.int64), (n,)).copy())
 
 
-@pytest.mark.parametrize("pre_gpus, dec_gpus, kind", [(4, 4, "nvlink"), (4, 8, "scale-out"), (2, 8, "scale-out")])
-def test_lone_request_ttft_includes_the_transfer(pre_gpus, dec_gpus, kind):
+@pytest.mark.parametrize("pre_gpus, dec_gpus, pre_shards, dec_shards, kind, pair_bw, lat", [
+    (4, 4, 1, 1, "nvlink", 450e9, 4e-6),  # MLA: one GPU's NVLink moves the whole latent
+    (4, 8, 4, 8, "scale-out", 200e9, 2e-5),  # GQA over TP4 -> TP8: 4 shards in parallel, 4 x 50 GB/s
+    (2, 8, 1, 1, "scale-out", 50e9, 2e-5),  # MLA over scale-out: one NIC
+])
+def test_lone_request_ttft_includes_the_transfer(pre_gpus, dec_gpus, pre_shards, dec_shards, kind, pair_bw, lat):
+    """A lone 5,000-token request (70 kB/token + 1 MB state): the transfer runs at one rank pair's
+    bandwidth, whatever the instances' GPU counts."""
     prompt, out, pstep, dstep = 5000, 10, 0.05, 0.01
-    pre, dec = inst(pstep, pre_gpus, state_bytes_per_seq=1e6), inst(dstep, dec_gpus)
-    bw, lat, k = link_params(pre, dec)
-    assert k == kind
-    per_gpu, latency = (NVL_BW, NVL_LAT) if kind == "nvlink" else (SO_BW, SO_LAT)
-    assert bw == per_gpu * min(pre_gpus, dec_gpus) and lat == latency
-    transfer = (prompt * KV_BYTES + 1e6) / bw + lat
+    pre = inst(pstep, pre_gpus, state_bytes_per_seq=1e6, kv_shards_per_rank=pre_shards)
+    dec = inst(dstep, dec_gpus, kv_shards_per_rank=dec_shards)
+    assert link_params(pre, dec) == (pair_bw, pair_bw, lat, kind)  # dp = 1: the ingress is one pair
+    transfer = (prompt * KV_BYTES + 1e6) / pair_bw + lat
     for step_by_step in (False, True):
         res = simulate_disaggregated(pre, 1, dec, 1, specs([0.0], [prompt], [out]), step_by_step=step_by_step)
         rec = res.records.row(0, named=True)
@@ -47,6 +51,23 @@ def test_lone_request_ttft_includes_the_transfer(pre_gpus, dec_gpus, kind):
         assert rec["finish_s"] == pytest.approx(pstep + transfer + (out - 1) * dstep, rel=1e-12)
         assert rec["prefill_instance"] == 0 and rec["instance"] == 1
         assert res.num_gpus == pre_gpus + dec_gpus
+
+
+def test_kimi_mla_transfer_hand_value():
+    """Kimi-K2 (MLA, 70,272 B/token) from a TP1 x DP16 prefill instance to a TP1 x DP16 decode instance on
+    H200 (scale-out, 400 Gb/s x 0.8 per GPU): an 8,192-token prompt moves 575.7 MB over one NIC in
+    14.39 ms + 10 us, not over 16 NICs."""
+    from latentmoe_sim.cost import build_instance_cost
+    from latentmoe_sim.hwprofile_io import load_hw
+    from latentmoe_sim.models import load_model
+    from latentmoe_sim.parallel import ParallelPlan
+
+    k, hw = load_model("kimi-k2-1t"), load_hw("h200_sxm")
+    pre = build_instance_cost(k, hw, ParallelPlan(tp=1, dp=16, ep=16), max_batch_tokens=8192)
+    dec = build_instance_cost(k, hw, ParallelPlan(tp=1, dp=16, ep=16))
+    ingress, pair, lat, kind = link_params(pre, dec)
+    assert kind == "scale-out" and pair == 40e9 and ingress == 16 * 40e9 and lat == pytest.approx(1e-5)
+    assert 8192 * k.kv_bytes_per_token / pair + lat == pytest.approx(0.0144017056, rel=1e-9)
 
 
 def test_long_prompt_is_chunked_across_prefill_steps():
@@ -64,14 +85,27 @@ def test_prefill_batches_prompts_up_to_the_budget():
 
 
 def test_transfers_into_one_decode_instance_share_its_link():
-    # two prompts prefilled in the same step: their KV moves at the same time, each at half the bandwidth
+    # two prompts prefilled in the same step: their KV moves at the same time into a one-rank decode
+    # instance, each at half of its ingress (one rank pair of 4 shards x 50 GB/s)
     a, b = 1000, 3000
-    pre, dec = inst(0.05, 4), inst(0.01, 8)  # scale-out, 4 GPUs' worth of bandwidth
-    bw = SO_BW * 4
+    pre, dec = inst(0.05, 4, kv_shards_per_rank=4), inst(0.01, 8, kv_shards_per_rank=4)
+    bw = 200e9
     res = simulate_disaggregated(pre, 1, dec, 1, specs([0.0], [a, b], [5]))
     xfer = res.records["kv_transfer_s"].to_numpy()
     ba, bb = a * KV_BYTES, b * KV_BYTES
     np.testing.assert_allclose(xfer, [2 * ba / bw + SO_LAT, (ba + bb) / bw + SO_LAT], rtol=1e-12)
+
+
+def test_decode_ranks_receive_in_parallel_up_to_the_pair_cap():
+    """A decode instance of 2 ranks (MLA, one NIC each, 50 GB/s): 2 transfers each run at the full pair
+    rate; 3 transfers share 2 pairs' ingress, 100/3 GB/s each, until the first lands."""
+    pre = inst(0.05, 1, dp=1)
+    dec = inst(0.01, 8, dp=2, cost=ConstantStepCost(0.01, dp=2))
+    two = simulate_disaggregated(pre, 1, dec, 1, specs([0.0], [1000, 1000], [3]), prefill_max_batch_tokens=4096)
+    np.testing.assert_allclose(two.records["kv_transfer_s"].to_numpy(), 1000 * KV_BYTES / 50e9 + SO_LAT, rtol=1e-12)
+    three = simulate_disaggregated(pre, 1, dec, 1, specs([0.0], [1000, 1000, 1000], [3]), prefill_max_batch_tokens=4096)
+    np.testing.assert_allclose(three.records["kv_transfer_s"].to_numpy(), 1000 * KV_BYTES / (100e9 / 3) + SO_LAT,
+                               rtol=1e-12)
 
 
 def test_staggered_transfers_processor_sharing_is_exact():
@@ -90,10 +124,10 @@ def test_staggered_transfers_processor_sharing_is_exact():
 
 
 def test_transfers_to_different_decode_instances_do_not_share():
-    pre, dec = inst(0.05, 4), inst(0.01, 8)
+    pre, dec = inst(0.05, 4, kv_shards_per_rank=4), inst(0.01, 8, kv_shards_per_rank=4)
     res = simulate_disaggregated(pre, 1, dec, 2, specs([0.0], [1000, 1000], [5]))
     assert res.records["instance"].to_list() == [1, 2]
-    np.testing.assert_allclose(res.records["kv_transfer_s"].to_numpy(), 1000 * KV_BYTES / (SO_BW * 4) + SO_LAT)
+    np.testing.assert_allclose(res.records["kv_transfer_s"].to_numpy(), 1000 * KV_BYTES / 200e9 + SO_LAT)
 
 
 def test_one_token_requests_finish_at_the_prefill():
@@ -108,7 +142,10 @@ def test_decode_admission_waits_for_kv_room():
     pre, dec = inst(0.05, kv_bytes_per_token=0.0), inst(0.01, kv=1200)
     res = simulate_disaggregated(pre, 1, dec, 1, specs([0.0], [1000, 1000], [100]))
     rec = res.records
-    assert rec["first_token_s"][0] == rec["first_token_s"][1]  # both land together
+    # both land together; the second's first token waits for a seat (TTFT, as in aggregated serving)
+    assert rec["first_token_s"][0] == pytest.approx(0.05 + NVL_LAT)
+    assert rec["first_token_s"][1] == pytest.approx(rec["finish_s"][0])
+    assert rec["kv_transfer_s"][0] == rec["kv_transfer_s"][1] == pytest.approx(NVL_LAT)
     assert rec["finish_s"][0] == pytest.approx(0.05 + NVL_LAT + 99 * 0.01)
     assert rec["finish_s"][1] == pytest.approx(rec["finish_s"][0] + 99 * 0.01)
     assert rec["preemptions"].sum() == 0
@@ -116,8 +153,8 @@ def test_decode_admission_waits_for_kv_room():
 
 def test_prefill_blocks_are_held_until_the_kv_lands():
     # the prefill rank holds one prompt: the second prefill starts only when the first KV has left
-    pre, dec = inst(0.05, gpus=4, kv=1024), inst(0.01, gpus=8)
-    transfer = 1000 * KV_BYTES / (SO_BW * 4) + SO_LAT
+    pre, dec = inst(0.05, gpus=4, kv=1024, kv_shards_per_rank=4), inst(0.01, gpus=8, kv_shards_per_rank=4)
+    transfer = 1000 * KV_BYTES / 200e9 + SO_LAT
     res = simulate_disaggregated(pre, 1, dec, 1, specs([0.0], [1000, 1000], [2]))
     first = res.records["first_token_s"].to_numpy()
     np.testing.assert_allclose(first, [0.05 + transfer, 0.05 + transfer + 0.05 + transfer], rtol=1e-12)

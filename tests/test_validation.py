@@ -276,3 +276,17 @@ def test_calibration_travels_in_the_operating_point():
                          hw_fields={"step_overhead_s": 5e-3})
     assert base.point_id != cal.point_id and cal.hw_fields == (("step_overhead_s", 5e-3),)
     assert run_point(OperatingPoint(hw_fields={"no_such_field": 1.0}, concurrency=1))["status"] == "infeasible"
+
+
+def test_pools_measured_separately_become_two_pool_rows():
+    from latentmoe_sim.validation.configure import pool_rows
+
+    row = {r.id: r for r in read_measured(DEFAULT_FILE)}["sglang_kimik2_h200"]
+    pre, dec = pool_rows(row)
+    assert (pre.id, pre.phase, pre.measured) == ("sglang_kimik2_h200:prefill", "prefill", {"input_tps_per_gpu": 7000.0})
+    assert (dec.id, dec.phase, dec.measured) == ("sglang_kimik2_h200:decode", "decode", {"output_tps_per_gpu": 3000.0})
+    assert dec.isl == 2000 + 100 // 2  # the mean decode context
+    case = configure(dec)
+    assert case.concurrency == 480 * 96 and case.plan.redundant_experts == 96  # "96 redundant experts on decode"
+    assert configure(pre).plan.redundant_experts == 0
+    assert pool_rows(row.__class__(**{**row.__dict__, "mode": "agg"})) == []

@@ -71,8 +71,9 @@ def register(sub) -> None:
                    help=f"running sequences per rank, {B.SEQS.text} (vLLM default 128)")
     s.add_argument("--block-size", type=B.BLOCK, default=16, metavar="N",
                    help=f"KV block size, tokens, {B.BLOCK.text} (vLLM default 16)")
-    s.add_argument("--prefill-max-batch-tokens", type=B.BATCH_TOKENS, default=16384, metavar="N",
-                   help=f"disagg prefill token budget per step, {B.BATCH_TOKENS.text} (default 16384)")
+    s.add_argument("--prefill-max-batch-tokens", type=B.BATCH_TOKENS, default=_DEFAULTS.prefill_max_batch_tokens,
+                   metavar="N", help=f"disagg prefill token budget per step, {B.BATCH_TOKENS.text} (default "
+                                     f"{_DEFAULTS.prefill_max_batch_tokens}); --max-batch-tokens is the decode pool's")
     s.add_argument("--step-by-step", action="store_true", help="one event per engine step (slow; for checking)")
     m = p.add_argument_group("metrics")
     m.add_argument("--warmup-fraction", type=B.WINDOW_FRACTION, default=0.1, metavar="F",

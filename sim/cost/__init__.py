@@ -34,6 +34,13 @@ def build_step_cost(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, expe
                                   measured=measured)
 
 
+def kv_shards_per_rank(model: ModelSpec, plan: ParallelPlan) -> int:
+    """GPUs of one attention-DP rank holding distinct shards of a request's KV (see InstanceCost)."""
+    a = model.attention
+    per_stage = plan.tp if a is None else (1 if a.kind == "mla" else min(plan.tp, a.num_kv_heads))
+    return per_stage * plan.pp
+
+
 def build_instance_cost(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, max_batch_tokens: int = 2048,
                         max_seqs: int = 128, expert_imbalance: float = 1.0, max_gpus: int | None = None,
                         spec_decode: SpecDecode | None = None, tbo: bool = False,
@@ -61,6 +68,7 @@ def build_instance_cost(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, 
         nvlink_latency_s=hw.nvlink_latency_s,
         scaleout_latency_s=hw.scaleout_latency_s,
         nvlink_domain_size=hw.nvlink_domain_size,
+        kv_shards_per_rank=kv_shards_per_rank(model, plan),
     )
 
 

@@ -108,5 +108,9 @@ class InstanceCost:
     nvlink_latency_s: float = 0.0
     scaleout_latency_s: float = 0.0
     nvlink_domain_size: int = 8
+    #: GPUs of one attention-DP rank that each hold a distinct shard of a request's KV (and can move it in
+    #: parallel over their own links): MLA's latent is replicated over TP (1 per stage), GQA's KV heads are
+    #: split over min(tp, kv_heads); times pp stages
+    kv_shards_per_rank: int = 1
     #: sequences one rank may hold at once when its memory is bound by per-sequence state (Mamba)
     max_seqs_by_memory: int | None = None

@@ -10,20 +10,27 @@
 3. At the decode instance the request waits for its KV blocks (``ceil((P + 1) / block_size)``) and a seat,
    then decodes; a preempted request is recomputed there (prefill of prompt + generated tokens).
 
-**TTFT includes the transfer**: ``first_token_s`` is when the KV has landed at the decode instance, i.e.
-when the decode side can deliver the first token with the rest of the stream (what DistServe and
-Splitwise report as TTFT, prefill queueing + prefill + transfer). The column ``kv_transfer_s`` is the time
-from the end of the prefill to the landing (link queueing, sharing and latency included).
+**TTFT includes the transfer and the wait for a decode seat**: ``first_token_s`` is when the decode
+instance seats the request (its KV has landed and a rank admits it into the running batch), i.e. when the
+decode side can deliver the first token with the rest of the stream (DistServe and Splitwise count
+prefill queueing + prefill + transfer in TTFT). In aggregated serving the wait for a seat comes before the
+prefill, so it is in TTFT too: both modes count it the same way, in TTFT, never in TPOT. The column
+``kv_transfer_s`` is the time from the end of the prefill to the landing (link queueing, sharing and
+latency included).
 
 Link model
 ----------
 A transfer between a prefill and a decode instance goes over NVLink when the two could sit in one NVLink
-domain (``prefill GPUs + decode GPUs <= nvlink_domain_size``), else over the scale-out network. Its
-bandwidth is the per-GPU link bandwidth times ``min(sender GPUs, receiver GPUs)`` (each GPU sends its
-shard of the KV). Transfers into one decode instance share its ingress link equally (processor sharing):
-with ``n`` transfers in flight each drains at ``bandwidth / n``. The finish times are exact: a virtual
-clock counts the bytes each transfer has received, and is re-read whenever a transfer starts or ends. The
-last byte lands ``latency`` seconds after it is sent. The prefill side's egress is not modelled as shared.
+domain (``prefill GPUs + decode GPUs <= nvlink_domain_size``), else over the scale-out network. A
+request's KV lives on one attention-DP rank and moves from that rank to one decode rank: each of the
+``kv_shards_per_rank`` GPUs holding a distinct shard sends it over its own link, so one transfer runs at
+most at the **rank pair's** bandwidth, ``per-GPU bandwidth x min(source shards, destination shards)``
+(1 GPU's link for MLA, whose latent is replicated over TP). The decode instance's ``dp`` ranks receive in
+parallel: the instance's ingress is ``dp`` rank pairs' worth, and transfers into one decode instance share
+it equally, each capped at the pair bandwidth (with ``n`` transfers in flight each drains at
+``min(pair, dp * pair / n)``; all transfers run at one rate, so the finish times stay exact). A virtual
+clock counts the bytes each transfer has received, re-read whenever a transfer starts or ends. The last
+byte lands ``latency`` seconds after it is sent. The prefill side's egress is not modelled as shared.
 """
 
 from __future__ import annotations
@@ -63,11 +70,12 @@ DEFAULT_DECODE_MAX_BATCH_TOKENS = 2048
 DEFAULT_DECODE_MAX_SEQS = 128
 
 
-def link_params(prefill: InstanceCost, decode: InstanceCost) -> tuple[float, float, str]:
-    """``(bandwidth bytes/s, latency s, kind)`` of the link from a prefill to a decode instance.
+def link_params(prefill: InstanceCost, decode: InstanceCost) -> tuple[float, float, float, str]:
+    """``(ingress bytes/s, per-transfer cap bytes/s, latency s, kind)`` of the link into a decode instance.
 
-    Both instance costs describe the same hardware; where their link figures differ, the slower
-    bandwidth and the longer latency are used.
+    The cap is one rank pair's bandwidth (per-GPU bandwidth x the shards both ends hold), the ingress the
+    decode instance's ``dp`` rank pairs. Both instance costs describe the same hardware; where their link
+    figures differ, the slower bandwidth and the longer latency are used.
     """
     domain = min(prefill.nvlink_domain_size, decode.nvlink_domain_size)
     if prefill.num_gpus + decode.num_gpus <= domain:
@@ -76,11 +84,13 @@ def link_params(prefill: InstanceCost, decode: InstanceCost) -> tuple[float, flo
     else:
         per_gpu = min(prefill.scaleout_bandwidth_bytes_per_s, decode.scaleout_bandwidth_bytes_per_s)
         latency, kind = max(prefill.scaleout_latency_s, decode.scaleout_latency_s), "scale-out"
-    return per_gpu * min(prefill.num_gpus, decode.num_gpus), latency, kind
+    pair = per_gpu * min(prefill.kv_shards_per_rank, decode.kv_shards_per_rank)
+    return pair * decode.dp, pair, latency, kind
 
 
 class Link:
-    """The ingress link of one decode instance: processor sharing among transfers, then a fixed latency.
+    """The ingress link of one decode instance: processor sharing among transfers, each capped at ``cap``
+    bytes/s (one rank pair), then a fixed latency.
 
     ``start(request, bytes)`` adds a transfer now; ``deliver(request)`` is called when its last byte has
     landed. The link is one chain of timer events: at any time at most one timer is live, set for the
@@ -88,11 +98,12 @@ class Link:
     is cheaper than a SimPy interrupt: this is the per-link process, written as callbacks).
     """
 
-    __slots__ = ("env", "bandwidth", "latency", "deliver", "_heap", "_virtual", "_t", "_seq", "_armed")
+    __slots__ = ("env", "bandwidth", "cap", "latency", "deliver", "_heap", "_virtual", "_t", "_seq", "_armed")
 
-    def __init__(self, env: simpy.Environment, bandwidth: float, latency: float, deliver):
+    def __init__(self, env: simpy.Environment, bandwidth: float, latency: float, deliver, cap: float | None = None):
         self.env = env
         self.bandwidth = bandwidth
+        self.cap = bandwidth if cap is None else min(cap, bandwidth)
         self.latency = latency
         self.deliver = deliver
         self._heap: list = []  # (virtual finish, start seq, request)
@@ -103,8 +114,13 @@ class Link:
 
     def _advance(self, now: float) -> None:
         if self._heap:
-            self._virtual += (now - self._t) * self.bandwidth / len(self._heap)
+            self._virtual += (now - self._t) * self._rate()
         self._t = now
+
+    def _rate(self) -> float:
+        """Bytes/s each transfer in flight receives: an equal share of the link, at most the cap."""
+        share = self.bandwidth / len(self._heap)
+        return share if share < self.cap else self.cap
 
     def start(self, req: Request, nbytes: float) -> None:
         self._advance(self.env.now)
@@ -117,7 +133,7 @@ class Link:
         if not heap:
             self._armed = None
             return
-        dt = (heap[0][0] - self._virtual) * len(heap) / self.bandwidth
+        dt = (heap[0][0] - self._virtual) / self._rate()
         timer = self._armed = At(self.env, dt if dt > 0.0 else 0.0, COMPLETE)
         timer.callbacks.append(self._drained)
 
@@ -154,7 +170,7 @@ class _Disaggregated:
         ]
         self.prefill_router = Router(self.prefills, router, "router")
         self.decode_router = Router(self.decodes, router, "router")
-        bandwidth, latency, self.link_kind = link_params(prefill, decode)
+        bandwidth, cap, latency, self.link_kind = link_params(prefill, decode)
         self.kv_bytes_per_token = float(prefill.kv_bytes_per_token)
         self.state_bytes_per_seq = float(prefill.state_bytes_per_seq)
         if bandwidth <= 0.0 and (self.kv_bytes_per_token > 0.0 or self.state_bytes_per_seq > 0.0):
@@ -163,7 +179,7 @@ class _Disaggregated:
                 f"{bandwidth!r} bytes/s; it must be > 0 to move KV from prefill to decode"
             )
         self._num_prefill = num_prefill
-        self.links = [Link(env, bandwidth or 1.0, latency, self._landed) for _ in self.decodes]
+        self.links = [Link(env, bandwidth or 1.0, latency, self._landed, cap or 1.0) for _ in self.decodes]
         self._held: dict[Request, tuple[Instance, Rank]] = {}
         self.source = Source(env, self.deferred, specs, self.route)
 
@@ -191,8 +207,8 @@ class _Disaggregated:
         inst, rank = self._held.pop(req)
         blocks, req.blocks = req.blocks, 0
         inst.release(rank, blocks)
-        req.first_token_s = now
         req.kv_transfer_s = now - req.prefill_end_s
+        req.first_token_s = -1.0  # stamped when a decode rank seats it (Rank.seated)
         req.phase = WAITING
         req.prefill_target = 0  # nothing to prefill: the KV is here
         req.prefill_done = 0

@@ -196,6 +196,11 @@ class Instance:
                     loads.append(RankLoad(0, 0.0, 0, nd, rank.kv_off + nd * (c + 1)))
                     continue
             tokens, pairs, ctx = rank.plan_step(c, self._seq, self._heap, chunks)
+            if rank.seated:  # transferred KV seated now: the first token is delivered from here
+                now = self.env.now
+                for req in rank.seated:
+                    req.first_token_s = now
+                rank.seated.clear()
             nd = rank.n_dec
             if nd:
                 busy = True

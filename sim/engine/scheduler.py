@@ -53,6 +53,7 @@ class Rank:
         "max_tokens",
         "seats",
         "dues",
+        "seated",
     )
 
     def __init__(self, index: int, capacity_tokens: int, block_size: int, max_tokens: int, seats: int):
@@ -73,6 +74,9 @@ class Rank:
         #: dues[r]: the decoding requests that take a block at the steps with c % block_size == r
         #: (a dict used as a set), so that a preemption step visits only the decodes due a block
         self.dues: list[dict[Request, None]] = [{} for _ in range(block_size)]
+        #: requests whose KV was computed elsewhere (disaggregated) seated in the step being planned: the
+        #: instance stamps their first token at the step's start (TTFT includes the wait for a seat)
+        self.seated: list[Request] = []
 
     # -- the decode set ------------------------------------------------------------------------------------
 
@@ -217,6 +221,7 @@ class Rank:
                     self.partial = req
             else:  # KV computed elsewhere: decode from this step on
                 self.start_decode(req, req.input_tokens + req.generated - 1, req.generated, c, heap)
+                self.seated.append(req)
                 budget -= 1
         kv.refresh(self.n_dec)
         return tokens, pairs, ctx

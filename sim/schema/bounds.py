@@ -173,7 +173,7 @@ BURSTINESS = Real(0.01, 100.0)
 #: Tokens of one request (prompt or output): 2^24 = 16.8M, the longest context a model entry may declare.
 TOKENS = Count(1, 1 << 24)
 TOKENS_OR_ZERO = Count(0, 1 << 24)
-#: --max-batch-tokens and friends: 2^20 tokens per step (64x the largest default, 16,384).
+#: --max-batch-tokens and friends: 2^20 tokens per step (128x the largest default, 8,192).
 BATCH_TOKENS = Count(1, 1 << 20)
 #: --max-seqs: running sequences per rank (512x vLLM's default 128).
 SEQS = Count(1, 1 << 16)

@@ -143,7 +143,9 @@ def redundant_experts(row: MeasuredRow, ep: int, num_experts: int | None, assump
     fewest that make EP divide experts + slots (EPLB, SGLang --ep-num-redundant-experts); 0 when EP divides."""
     if not num_experts or ep <= 1:
         return 0
-    m = re.search(r"(\d+) redundant experts", row.notes)
+    m = re.search(r"(\d+) redundant experts( on decode)?", row.notes)
+    if m and m.group(2) and role.startswith("prefill"):
+        m = None  # stated for the decode pool only
     if m and (num_experts + int(m.group(1))) % ep == 0:
         return int(m.group(1))
     if num_experts % ep == 0:
@@ -182,7 +184,8 @@ def configure(row: MeasuredRow, *, default_isl: int = DEFAULT_ISL, default_osl: 
     experts = moe.num_experts if moe else None
     notes = list(case.assumptions)
     changes = {}
-    for name, role in (("plan", ""), ("prefill_plan", "prefill_"), ("decode_plan", "decode_")):
+    pool = {"prefill-only": "prefill_", "decode-only": "decode_"}.get(case.mode, "")
+    for name, role in (("plan", pool), ("prefill_plan", "prefill_"), ("decode_plan", "decode_")):
         plan = getattr(case, name)
         if plan is not None:
             r = redundant_experts(row, plan.ep, experts, notes, role)
@@ -264,8 +267,8 @@ def _configure(row: MeasuredRow, *, default_isl: int, default_osl: int) -> Case 
         req_out = row.output_tps_per_gpu * row.decode_gpus / row.osl
         if max(req_in, req_out) > 2 * min(req_in, req_out):
             return Unexpressible(row.id, f"pools measured separately: prefill serves {req_in:.0f} req/s, decode "
-                                 f"{req_out:.0f} req/s (one system would serve both equally); give them as two rows, "
-                                 "phase=prefill and phase=decode")
+                                 f"{req_out:.0f} req/s (one system would serve both equally); validated as the two "
+                                 f"pool rows {row.id}:prefill and {row.id}:decode")
     try:
         pplan, pinst = _plan(row.prefill_tp, row.prefill_ep, row.prefill_dp_attn, None, row.prefill_gpus, row.framework,
                              assumptions, "prefill_")
@@ -283,6 +286,23 @@ def _configure(row: MeasuredRow, *, default_isl: int, default_osl: int) -> Case 
         assumptions.append(f"concurrency = decode_batch_per_gpu x decode_gpus = {concurrency}")
     return Case(mode="disagg", concurrency=concurrency, prefill_plan=pplan, prefill_instances=pinst, decode_plan=dplan,
                 decode_instances=dinst, assumptions=tuple(assumptions), **common)
+
+
+def pool_rows(row: MeasuredRow) -> list[MeasuredRow]:
+    """A ``phase=both`` disaggregated row whose pools were measured separately (see :func:`configure`), as
+    its ``phase=prefill`` row (the input metric) and its ``phase=decode`` row (output and per-user metrics, at
+    the mean decode context ``isl + osl/2``); [] for any other row."""
+    case = _configure(row, default_isl=DEFAULT_ISL, default_osl=DEFAULT_OSL) if row.mode == "disagg" else None
+    if not isinstance(case, Unexpressible) or "pools measured separately" not in case.reason:
+        return []
+    blank = dict.fromkeys(("output_tps_per_gpu", "input_tps_per_gpu", "tps_per_user", "tpot_ms", "ttft_ms"))
+    prefill = replace(row, id=f"{row.id}:prefill", phase="prefill", num_gpus=row.prefill_gpus, osl=None,
+                      concurrency=None, decode_batch_per_gpu=None,
+                      **(blank | {"input_tps_per_gpu": row.input_tps_per_gpu, "ttft_ms": row.ttft_ms}))
+    decode = replace(row, id=f"{row.id}:decode", phase="decode", num_gpus=row.decode_gpus,
+                     isl=row.isl + row.osl // 2, **(blank | {"output_tps_per_gpu": row.output_tps_per_gpu,
+                                                             "tps_per_user": row.tps_per_user, "tpot_ms": row.tpot_ms}))
+    return [prefill, decode]
 
 
 def overlap_stated(notes: str) -> bool:

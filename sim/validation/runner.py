@@ -51,6 +51,11 @@ def point_of(case: Case, plan: ParallelPlan | None = None, hw_fields: dict | Non
     else:
         p = plan or case.plan
         fields.update(_plan_fields(p), instances=case.instances if plan is None else 1)
+    if case.mode == "decode-only":
+        # a decode pool at a fixed batch with an ideal prefill side is stationary once every seat has turned
+        # over once: one measured request per client is enough (the default 3 guards closed-loop lock-step)
+        fields["min_measured_per_client"] = 1.0
+        fields["max_requests"] = max(OperatingPoint.max_requests, 4 * case.concurrency)
     return OperatingPoint(**fields)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..hwprofile_io import load_hw
 from ..models import load_model
-from .configure import DEFAULT_ISL, DEFAULT_OSL, Case, configure
+from .configure import DEFAULT_ISL, DEFAULT_OSL, Case, configure, pool_rows
 from .rows import METRICS, MeasuredRow, read_measured
 from .runner import simulate_case
 from .search import search_plan
@@ -90,7 +90,11 @@ def run_validation(path: str | Path | None = None, *, calibration=None, default_
             raise InputError(f"--rows: no row with id {', '.join(unknown)} in {path or DEFAULT_FILE}")
         rows = [r for r in rows if r.id in set(only)]
     done, skipped = [], []
+    expanded = []
     for row in rows:
+        expanded.append(row)
+        expanded += pool_rows(row)
+    for row in expanded:
         case = configure(row, default_isl=default_isl, default_osl=default_osl)
         if not isinstance(case, Case):
             skipped.append({"id": row.id, "reason": case.reason})
