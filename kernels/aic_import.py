@@ -140,6 +140,15 @@ def convert(system: str, framework: str, version: str, out_root: str | Path, *, 
         df = df.group_by("kv_dtype", "heads", "batch", "context").agg(pl.col("latency_us").median()).sort("kv_dtype", "heads", "batch", "context")
         _write(out / "mla_decode.csv", "mla_decode", df, _prov(system, rel, fwv, command))
         written["mla_decode"] = df.height
+    df, rel = table("mla_bmm", "mla_bmm_perf.parquet")
+    if df is not None:
+        df = df.filter(pl.col("bmm_dtype").is_in(["bfloat16", "fp8"])).with_columns(
+            pl.col("bmm_dtype").replace_strict({"bfloat16": "bf16", "fp8": "fp8"}).alias("dtype"),
+            pl.col("op_name").replace_strict({"mla_gen_pre": "pre", "mla_gen_post": "post"}).alias("phase"),
+            pl.col("num_heads").alias("heads"), pl.col("num_tokens").alias("tokens"), ms_to_us())
+        df = df.group_by("dtype", "phase", "heads", "tokens").agg(pl.col("latency_us").min()).sort("dtype", "phase", "heads", "tokens")
+        _write(out / "mla_bmm.csv", "mla_bmm", df, _prov(system, rel, fwv, command))
+        written["mla_bmm"] = df.height
     df, rel = table("mla", "context_mla_perf.parquet")
     if df is not None:
         df = df.filter((pl.col("mla_dtype") == "bfloat16") & (pl.col("kv_cache_dtype") == "bfloat16")).with_columns(

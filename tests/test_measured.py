@@ -130,6 +130,12 @@ def test_bundled_h200_gemm_floor_matches_aiconfigurator_note():
     assert 0.28 < mt.efficiency(Query("gemm", {"dtype": "fp8", "m": 128.0, "n": 7168.0, "k": 2048.0})) < 0.42
 
 
+def test_bundled_h200_mla_bmm_is_the_measured_row():
+    # AIConfigurator h200_sxm mla_bmm_perf (trtllm 1.3.0rc20): mla_gen_pre, fp8, 32 tokens, 8 heads = 0.007037 ms
+    mt = load_tables(H200)
+    assert mt.time(Query("mla_bmm", {"dtype": "fp8", "phase": "pre", "heads": 8.0, "tokens": 32.0})) == pytest.approx(7.037e-6, rel=1e-3)
+
+
 def test_bundled_h200_moe_matches_aiconfigurator_note():
     mt = load_tables(H200)
     # aiconfigurator.md §3.5: Kimi-K2 MoE fp8_block, power law 1.01, EP8: 0.42 ms at 128 tokens, 0.75 ms at
@@ -156,6 +162,7 @@ def test_cost_json_measured_differs_and_names_sources(capsys):
     assert {o["source"] for o in roof["ops"]} == {"roofline"}
     sources = {o["name"]: o["source"] for o in meas["ops"]}
     assert sources["moe.routed_experts"] == "measured:moe" and sources["attn.mla_decode_core"] == "measured:mla_decode"
+    assert sources["attn.mla_absorb_q"] == "measured:mla_bmm" and sources["attn.o_proj"] == "measured:gemm"
     assert sources["attn.norm"] == "roofline"  # no norm table
     assert meas["step_time_s"] != pytest.approx(roof["step_time_s"], rel=0.01)
     # the compiled step (what the engine uses) equals the op-by-op reference under measured costs too
@@ -254,3 +261,10 @@ def test_import_aic_converts_units_and_semantics(tmp_path, capsys):
 def test_import_aic_bad_system_is_one_line(tmp_path, capsys):
     assert main(["kernels", "import-aic", "--system", "tpu_v9", "--version", "x", "--aic-data", str(tmp_path)]) == 2
     assert "--system" in capsys.readouterr().err
+
+
+def test_saturating_last_axis_holds_above_only():
+    f = LogInterp([((1.0, 1.0), 2.0), ((1.0, 8.0), 4.0)], hold=2.0, hold_above_last=math.inf)
+    assert f([1.0, 1000.0]) == pytest.approx(4.0)  # far above the last axis: the edge
+    assert f([1.0, 0.25]) is None  # below it, the usual factor-2 limit
+    assert f([4.0, 1000.0]) is None  # other axes keep their limit

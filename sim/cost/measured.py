@@ -82,6 +82,9 @@ KINDS: dict[str, KindSpec] = {
     "mla_decode": KindSpec(("kv_dtype",), ("heads", "batch", "context"),
                            "MLA decode attention core (absorbed form) on one GPU: heads per GPU, batch of sequences, "
                            "context tokens each attends"),
+    "mla_bmm": KindSpec(("dtype", "phase"), ("heads", "tokens"),
+                        "MLA decode's absorbed per-head batched GEMMs on one GPU: phase pre = q_nope (128) -> latent "
+                        "query (512), post = latent output (512) -> v (128); heads per GPU, tokens = decodes"),
     "mla_prefill": KindSpec(("dtype",), ("heads", "batch", "isl"),
                             "MLA prefill attention core on one GPU: heads per GPU, batch of prompts of isl tokens, causal"),
     "allreduce": KindSpec(("dtype", "domain"), ("bytes", "ranks"),
@@ -213,6 +216,11 @@ class Sol:
             H, b, c = s["heads"], s["batch"], s["context"]
             kvb = BYTES_PER_ELEMENT[s["kv_dtype"]]
             return self.compute(2.0 * H * (576 + 512) * b * c, 576 * kvb * b * c + b * H * (576 + 512) * ACT_BYTES, "bf16")
+        if kind == "mla_bmm":
+            # per head: tokens x 128 by 128 x 512 (pre) or tokens x 512 by 512 x 128 (post), DeepSeek-V3 §2.1.1
+            H, t = s["heads"], s["tokens"]
+            return self.compute(2.0 * t * H * 128 * 512, H * 128 * 512 * BYTES_PER_ELEMENT[s["dtype"]] + t * H * (128 + 512) * ACT_BYTES,
+                                s["dtype"])
         if kind == "mla_prefill":
             # qk head dim 192 (128 nope + 64 rope), v head dim 128 (DeepSeek-V3 §2.1.1); causal pairs
             H, b, n = s["heads"], s["batch"], s["isl"]
@@ -234,11 +242,15 @@ class LogInterp:
     Nested bracket-and-blend: along the first axis take the two table values that bracket the query, solve
     each sub-table (the remaining axes) recursively, blend linearly in log2 of the axis. Ragged tables work
     (each sub-table has its own values). Out of range an axis is clamped to its edge if within
-    ``hold`` (a factor) of it; otherwise the answer is ``None``.
+    ``hold`` (a factor) of it; otherwise the answer is ``None``. ``hold_above_last``: the factor for the last
+    axis above its range (``math.inf`` where efficiency saturates, e.g. rows per expert of a grouped GEMM
+    deep in the compute-bound regime).
     """
 
-    def __init__(self, points: Iterable[tuple[Sequence[float], float]], hold: float = EDGE_HOLD_FACTOR):
+    def __init__(self, points: Iterable[tuple[Sequence[float], float]], hold: float = EDGE_HOLD_FACTOR,
+                 hold_above_last: float | None = None):
         self.log_hold = math.log2(hold)
+        self.log_hold_last = math.log2(hold_above_last) if hold_above_last else self.log_hold
         acc: dict = {}
         n_axes = None
         for axes, value in points:
@@ -270,7 +282,8 @@ class LogInterp:
         if x <= keys[0]:
             return solve(0) if keys[0] - x <= self.log_hold + 1e-12 else None
         if x >= keys[-1]:
-            return solve(len(keys) - 1) if x - keys[-1] <= self.log_hold + 1e-12 else None
+            limit = self.log_hold_last if leaf else self.log_hold
+            return solve(len(keys) - 1) if x - keys[-1] <= limit + 1e-12 else None
         hi = bisect.bisect_left(keys, x)
         if keys[hi] == x:
             return solve(hi)
@@ -318,6 +331,7 @@ INTERP_AXES: dict[str, Callable[[dict], tuple[float, ...]]] = {
     "moe": lambda s: (s["hidden"], s["ffn"], s["num_experts"] / s["ep"], s["tokens"] * s["topk"] / s["num_experts"]),
     "mla_decode": lambda s: (s["heads"], s["batch"], s["context"]),
     "mla_prefill": lambda s: (s["heads"], s["batch"], s["isl"]),
+    "mla_bmm": lambda s: (s["heads"], s["tokens"]),
     "allreduce": lambda s: (s["ranks"], s["bytes"]),
     "alltoall": lambda s: (s["ranks"], s["bytes"]),
 }
@@ -327,6 +341,10 @@ INTERP_AXES: dict[str, Callable[[dict], tuple[float, ...]]] = {
 #: inverse-distance-squared weights over up to SITE_NEIGHBOURS sites that answer (an exact site alone if
 #: measured), as AIConfigurator does for GEMM (n, k) sites (aiconfigurator.md §2.3).
 SITE_AXES = {"moe": 2}
+#: Kinds whose last axis is held at its upper edge without limit: a grouped GEMM's efficiency has saturated
+#: by AIConfigurator's largest MoE batch (16,384 tokens: 341 rows per expert for Kimi-K2's shape), so a prefill
+#: step's thousands of rows per expert read the same site's edge rather than another model's shape.
+SATURATING_LAST = {"moe": math.inf}
 SITE_NEIGHBOURS = 3
 
 #: Kinds whose first interpolation axis is held at the edge without limit: NCCL/all-to-all efficiency at 16+
@@ -366,7 +384,8 @@ class MeasuredTables:
                 by_site: dict[tuple, list] = {}
                 for axes, eff in pts:
                     by_site.setdefault(tuple(axes[:ns]), []).append((axes[ns:], eff))
-                self._interp[key] = SiteInterp({s: LogInterp(p) for s, p in by_site.items()})
+                hold_last = SATURATING_LAST.get(key[0])
+                self._interp[key] = SiteInterp({s: LogInterp(p, hold_above_last=hold_last) for s, p in by_site.items()})
             else:
                 self._interp[key] = LogInterp(pts)
         self._memo: dict[tuple, float | None] = {}

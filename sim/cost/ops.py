@@ -136,15 +136,19 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
                 op.mem_bytes[F_T] += lat * kvb
                 ops.append(op)
             # decode, absorbed: q_nope -> latent query (W_UK), attention over the latent cache, latent -> v (W_UV)
-            ops.append(_gemm("attn.mla_absorb_q", "A", nA, {F_D: Hp}, a.qk_nope_head_dim, a.kv_lora_rank, wb, gemm_dt, gate=F_D,
-                             weight_elems=Hp * a.qk_nope_head_dim * a.kv_lora_rank))
+            op = _gemm("attn.mla_absorb_q", "A", nA, {F_D: Hp}, a.qk_nope_head_dim, a.kv_lora_rank, wb, gemm_dt, gate=F_D,
+                       weight_elems=Hp * a.qk_nope_head_dim * a.kv_lora_rank)
+            op.table = {"kind": "mla_bmm", "dtype": gemm_dt, "phase": "pre", "heads": Hp, "tokens": {F_D: 1.0}}
+            ops.append(op)
             ops.append(Op("attn.mla_decode_core", "A", nA, attn_dt,
                           {F_DK: 2.0 * Hp * (lat + a.kv_lora_rank)},
                           {F_DK: lat * kvb / q, F_D: Hp * (lat + a.kv_lora_rank) * ACT_BYTES}, gate=F_D,
                           table={"kind": "mla_decode", "kv_dtype": prec.kv_cache, "heads": Hp, "batch": {F_D: 1.0},
                                  "context": ({F_DK: 1.0}, {F_D: 1.0})}))
-            ops.append(_gemm("attn.mla_absorb_o", "A", nA, {F_D: Hp}, a.kv_lora_rank, a.v_head_dim, wb, gemm_dt, gate=F_D,
-                             weight_elems=Hp * a.kv_lora_rank * a.v_head_dim))
+            op = _gemm("attn.mla_absorb_o", "A", nA, {F_D: Hp}, a.kv_lora_rank, a.v_head_dim, wb, gemm_dt, gate=F_D,
+                       weight_elems=Hp * a.kv_lora_rank * a.v_head_dim)
+            op.table = {"kind": "mla_bmm", "dtype": gemm_dt, "phase": "post", "heads": Hp, "tokens": {F_D: 1.0}}
+            ops.append(op)
             # prefill: up-project the cached latent of every context token to per-head K_nope and V
             up = Hp * (a.qk_nope_head_dim + a.v_head_dim)
             op = _gemm("attn.mla_prefill_kv_up", "A", nA, {F_CTX: 1.0}, a.kv_lora_rank, up, wb, gemm_dt, gate=F_P)
@@ -332,7 +336,7 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
         flops=2.0 * pairs_per_slot * n * w * m.expert_ffn / moe_tp,
         mem_bytes=touched * m.expert_params(model.hidden_size) * dtype_bytes(prec.class_weights("experts")) / moe_tp
         + pairs_per_slot * expert_activation_bytes_per_pair(model, moe_tp, conventions.expert_fusion),
-        table=None if moe_tp > 1 else {"kind": "moe", "dtype": prec.gemm_compute_dtype, "distribution": "balanced",
+        table=None if moe_tp > 1 else {"kind": "moe", "dtype": prec.class_compute("experts"), "distribution": "balanced",
                                        "activation": m.activation, "tokens": total_tokens * imbalance, "hidden": w,
                                        "ffn": m.expert_ffn, "topk": K, "num_experts": m.num_experts, "ep": ep},
     ))
