@@ -23,11 +23,9 @@ import argparse
 import math
 import time
 
-from latentmoe_sim.errors import InputError
 from latentmoe_sim.validation.calibration import Calibration, Layer, field_spec
-from latentmoe_sim.validation.configure import Case, configure
 from latentmoe_sim.validation.rows import read_measured
-from latentmoe_sim.validation.validate import DEFAULT_FILE, run_row
+from latentmoe_sim.validation.validate import DEFAULT_FILE, expand_rows, validate_rows
 
 HOPPER = ("h100_sxm", "h200_sxm", "h800")
 KERNEL = {"memory_efficiency": 0.8, "compute_efficiency": 0.72, "comm_efficiency": 0.8, "mem_op_latency_us": 3.0,
@@ -37,23 +35,13 @@ STEP_OVERHEAD_US = 500.0  # hwprofiles/*.yaml runtime.step_overhead_us
 GRID = (0.5, 0.7, 0.85, 1.0, 1.15, 1.4, 2.0)
 
 
-def runs(row) -> bool:
-    """Whether the simulator expresses ``row`` and its configuration runs (uncalibrated)."""
-    case = configure(row)
-    if not isinstance(case, Case):
-        return False
-    try:
-        run_row(row, case)
-    except InputError:
-        return False
-    return True
-
-
 def split(rows):
-    """(fitted ids, held-out ids) of the rows that run, by the rule in the module docstring."""
+    """(fitted ids, held-out ids) of the rows that run uncalibrated, by the rule in the module docstring."""
+    done, _ = validate_rows(rows, expand=False)
+    ok = {r["id"] for r in done}
     families: dict[tuple, list[str]] = {}
     for r in rows:
-        if runs(r):
+        if r.id in ok:
             families.setdefault((r.model, r.hw, r.framework, r.mode, r.phase), []).append(r.id)
     fitted, held = [], []
     for ids in families.values():
@@ -74,16 +62,15 @@ def make_calibration(values: dict, frameworks: list[str], fitted, held, method: 
         held_out=tuple(held), layers=tuple(layers))
 
 
-def loss(rows, cal) -> float:
+def loss(rows, cal, executor: str, workers: int) -> float:
+    done, skipped = validate_rows(rows, calibration=cal, expand=False, executor=executor, workers=workers)
+    if skipped:  # a constant that makes a configuration infeasible: a bad point, not a crash
+        return math.inf
     total = 0.0
-    for row in rows:
-        try:
-            r = run_row(row, configure(row), cal)
-        except InputError:  # a constant that makes a plan infeasible: a bad point, not a crash
-            return math.inf
+    for r in done:
         errs = [math.log1p(e) ** 2 for m, e in r["errors"].items() if m not in r["searched"]]
         total += sum(errs) / len(errs) if errs else 0.0
-    return total / len(rows)
+    return total / len(done)
 
 
 def clamp(name: str, value: float) -> float:
@@ -96,8 +83,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="sim/data/calibration.yaml")
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--executor", default="serial", choices=("serial", "process"))
+    ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
-    rows = read_measured(DEFAULT_FILE)
+    rows = expand_rows(read_measured(DEFAULT_FILE))
     fitted, held = split(rows)
     by_id = {r.id: r for r in rows}
     train = [by_id[i] for i in fitted]
@@ -106,7 +95,8 @@ def main() -> None:
     method = (f"coordinate descent over the grid x{GRID} of each constant, {args.passes} passes; objective: mean over "
               "fitted rows of the mean squared log error of the row's metrics")
     t0 = time.time()
-    best = loss(train, make_calibration(values, frameworks, fitted, held, method))
+    run = dict(executor=args.executor, workers=args.workers)
+    best = loss(train, make_calibration(values, frameworks, fitted, held, method), **run)
     print(f"fitted rows {len(train)}, held out {len(held)}; start loss {best:.4f}")
     for p in range(args.passes):
         for name in list(values):
@@ -116,7 +106,7 @@ def main() -> None:
                 trial[name] = clamp(name, start * factor)
                 if trial[name] == values[name]:
                     continue
-                value = loss(train, make_calibration(trial, frameworks, fitted, held, method))
+                value = loss(train, make_calibration(trial, frameworks, fitted, held, method), **run)
                 if value < best - 1e-6:
                     best, values = value, trial
             print(f"pass {p + 1} {name:28s} {start:9.4g} -> {values[name]:9.4g}  loss {best:.4f}  ({time.time() - t0:.0f} s)")

@@ -91,6 +91,8 @@ class OperatingPoint:
     pp: int = 1
     #: redundant expert slots (EPLB copies; ep must divide experts + R), per role as the plan fields
     redundant_experts: int = 0
+    #: classes sharded over the tp*dp group under attention DP (sim/parallel.py parse_dp_sharded); None = sglang
+    dp_sharded: str | None = None
     instances: int = 1
     prefill_tp: int | None = None
     prefill_dp: int | None = None
@@ -251,7 +253,10 @@ def plan_of(point: OperatingPoint, model, hw, role: str = ""):
     if ep is None:
         ep = tp * dp if model.moe else 1
     prefix = f"{role}-" if role else ""
-    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red or 0).validate(
+    from .parallel import DEFAULT_DP_SHARDED, parse_dp_sharded
+
+    sharded = DEFAULT_DP_SHARDED if point.dp_sharded is None else parse_dp_sharded(point.dp_sharded)
+    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red or 0, dp_sharded=sharded).validate(
         model.moe.num_experts if model.moe else None, hw, None, model.num_layers,
         where=f"{role} plan" if role else "plan", flag_prefix=prefix)
 

@@ -266,9 +266,9 @@ def test_memory_hand_calculation():
     from latentmoe_sim.memory import plan_memory, weight_bytes_per_gpu
 
     k = load_model("kimi-k2-1t")
-    w = weight_bytes_per_gpu(k, ParallelPlan(tp=1, dp=8, ep=8))
+    w = weight_bytes_per_gpu(k, ParallelPlan(tp=1, dp=8, ep=8, dp_sharded=frozenset()))
     assert w["routed_experts"] == 60 * 48 * 3 * 7168 * 2048 * 1.0  # 384/8 experts per GPU, FP8
-    assert w["embedding_lm_head"] == 2 * 163840 * 7168 * 2.0
+    assert w["embedding_lm_head"] == 2 * 163840 * 7168 * 2.0  # both replicated over DP (TensorRT-LLM)
     hw = load_hw("h200_sxm")
     mem = plan_memory(k, hw, ParallelPlan(tp=8, ep=8))
     assert mem.kv_bytes_per_token == 61 * 576 * 2  # MLA latent is replicated across TP

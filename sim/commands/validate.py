@@ -25,6 +25,9 @@ def register(sub) -> None:
     cal.add_argument("--uncalibrated", action="store_true", help="the raw model: hardware profiles as shipped, no calibration")
     cal.add_argument("--calibration", metavar="FILE",
                      help="calibration file to apply (default: the shipped sim/data/calibration.yaml)")
+    p.add_argument("--executor", choices=("serial", "process", "ray"), default="serial",
+                   help="how the points run (the sweep executors; default serial)")
+    p.add_argument("--workers", type=int, default=1, help="workers of the process/ray executor (default 1)")
     p.add_argument("--default-isl", type=B.TOKENS, default=None, metavar="N",
                    help=f"ISL for rows that state none, {B.TOKENS.text} (default 1024)")
     p.add_argument("--default-osl", type=B.TOKENS, default=None, metavar="N",
@@ -48,11 +51,13 @@ def _validate(args) -> int:
         calibration = load_calibration(args.calibration)
     elif not args.uncalibrated and DEFAULT_CALIBRATION.exists():
         calibration = load_calibration(DEFAULT_CALIBRATION)
-    report = run_validation(args.file, calibration=calibration, default_isl=args.default_isl or DEFAULT_ISL,
-                            default_osl=args.default_osl or DEFAULT_OSL, only=only)
+    if args.workers < 1:
+        raise InputError(f"--workers = {args.workers} must be >= 1")
+    run = dict(default_isl=args.default_isl or DEFAULT_ISL, default_osl=args.default_osl or DEFAULT_OSL, only=only,
+               executor=args.executor, workers=args.workers)
+    report = run_validation(args.file, calibration=calibration, **run)
     if calibration is not None:  # the raw model's summary beside the calibrated one
-        raw = run_validation(args.file, default_isl=args.default_isl or DEFAULT_ISL,
-                             default_osl=args.default_osl or DEFAULT_OSL, only=only)
+        raw = run_validation(args.file, **run)
         report["uncalibrated"] = {"summary": raw["summary"], "median_abs_error": raw["median_abs_error"],
                                   "errors": {r["id"]: r["errors"] for r in raw["rows"]}}
     if args.json:

@@ -22,8 +22,9 @@ from ..hwprofile_io import load_hw
 from ..models import load_model
 from .configure import DEFAULT_ISL, DEFAULT_OSL, Case, configure, pool_rows
 from .rows import METRICS, MeasuredRow, read_measured
-from .runner import simulate_case
-from .search import search_plan
+from ..point import run_point
+from .runner import metrics_of, point_of
+from .search import candidate_plans, pick
 from .summary import GENERATION, relative_errors, summarize_errors
 
 #: the file `lmsim validate` reads when given no --file (a copy of ../shared/reference/measured_calibration.csv)
@@ -34,38 +35,57 @@ def _public(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if not k.startswith("_") and v is not None}
 
 
-def run_row(row: MeasuredRow, case: Case, calibration=None) -> dict:
-    """Simulate one configured row and compare (raises InputError when the configuration cannot run)."""
-    hw_fields = calibration.hw_fields(row.hw, row.framework) if calibration else None
-    note = ""
-    searched: list[str] = []
-    if case.mode == "agg" and case.plan is None:
-        hw = load_hw(case.hw)
-        model = load_model(case.model)
-        plan, sim, note = search_plan(case, row.tps_per_user,
-                                      lambda p: simulate_case(case, plan=p, hw_fields=hw_fields),
-                                      hw.nvlink_domain_size, model.moe.num_experts if model.moe else None)
-        if plan is None:
-            raise InputError(note)
-        searched = ["tps_per_user", "tpot_ms"]
-        config = case.describe()
-        config["instances"] = 1
-    else:
-        sim = simulate_case(case, hw_fields=hw_fields)
-        config = case.describe()
-    config["plan"] = sim["_plan"]
-    config["precision_ran"] = sim["_precision_ran"]
-    config["simulated_requests"] = sim["_simulated_requests"]
-    measured = row.measured
-    errors = relative_errors(measured, sim)
+def _group(row: MeasuredRow, calibration) -> dict:
     group = {"gpu_generation": GENERATION.get(row.hw, row.hw), "framework": row.framework,
              "mode": row.mode if row.phase == "both" else f"{row.mode}/{row.phase}"}
     if calibration is not None:
         group["calibration"] = ("fitted" if row.id in calibration.fitted_on else
                                 "held-out" if row.id in calibration.held_out else "not used")
+    return group
+
+
+def _plans(case: Case) -> tuple[list, str]:
+    """The plans a case runs: [None] (its own), or the search candidates and the budget in words."""
+    if case.mode != "agg" or case.plan is not None:
+        return [None], ""
+    domain = load_hw(case.hw).nvlink_domain_size
+    model = load_model(case.model)
+    gpus = case.search_gpus or domain
+    budget = f"{gpus} GPUs" if case.search_gpus else f"{gpus} GPUs (one NVLink domain; num_gpus not stated)"
+    return candidate_plans(gpus, domain, model.moe.num_experts if model.moe else None), budget
+
+
+def execute(points: list, executor: str = "serial", workers: int = 1) -> dict:
+    """point_id -> run_point row, through the sweep executors (sim/sweep/executor.py) when present."""
+    unique = list({p.point_id: p for p in points}.values())
+    out: dict = {}
+
+    def collect(rows):
+        out.update((r["point_id"], r) for r in rows)
+
+    try:
+        from ..sweep.executor import execute as sweep_execute
+    except ImportError:  # the sweep package is optional here: run_point in this process
+        if executor != "serial":
+            raise InputError(f"--executor {executor}: the sweep executors (latentmoe_sim.sweep) are not installed")
+        collect([run_point(p) for p in unique])
+    else:
+        sweep_execute(unique, executor=executor, workers=workers, on_rows=collect)
+    return out
+
+
+def _result(row: MeasuredRow, case: Case, sim: dict, calibration, note: str, searched: list[str], plan) -> dict:
+    config = case.describe()
+    if plan is not None:
+        config["instances"] = 1
+    config["plan"] = sim["_plan"]
+    config["precision_ran"] = sim["_precision_ran"]
+    config["simulated_requests"] = sim["_simulated_requests"]
+    measured = row.measured
+    errors = relative_errors(measured, sim)
     return {
         "id": row.id,
-        "group": group,
+        "group": _group(row, calibration),
         "measured": measured,
         "simulated": {m: sim[m] for m in METRICS if m in measured},
         "simulated_all": _public(sim),
@@ -79,8 +99,58 @@ def run_row(row: MeasuredRow, case: Case, calibration=None) -> dict:
     }
 
 
+def expand_rows(rows: list[MeasuredRow]) -> list[MeasuredRow]:
+    """The rows followed, for a row whose pools were measured separately, by its two pool rows."""
+    out = []
+    for row in rows:
+        out.append(row)
+        out += pool_rows(row)
+    return out
+
+
+def validate_rows(rows: list[MeasuredRow], *, calibration=None, default_isl: int = DEFAULT_ISL,
+                  default_osl: int = DEFAULT_OSL, executor: str = "serial", workers: int = 1,
+                  expand: bool = True) -> tuple[list, list]:
+    """(simulated rows, unexpressible rows): configure every row, run all their points in one batch through
+    the executor, then compare (and pick the searched plans)."""
+    expanded = expand_rows(rows) if expand else list(rows)
+    skipped, jobs, points = [], [], []
+    for row in expanded:
+        case = configure(row, default_isl=default_isl, default_osl=default_osl)
+        if not isinstance(case, Case):
+            skipped.append({"id": row.id, "reason": case.reason})
+            continue
+        hw_fields = calibration.hw_fields(row.hw, row.framework) if calibration else None
+        plans, budget = _plans(case)
+        pts = [point_of(case, plan, hw_fields) for plan in plans]
+        jobs.append((row, case, plans, pts, budget))
+        points += pts
+    results = execute(points, executor, workers)
+    done = []
+    for row, case, plans, pts, budget in jobs:
+        try:
+            if plans == [None]:
+                sim = metrics_of(case, results[pts[0].point_id])
+                done.append(_result(row, case, sim, calibration, "", [], None))
+                continue
+            candidates = []
+            for plan, p in zip(plans, pts):
+                try:
+                    candidates.append((plan, metrics_of(case, results[p.point_id])))
+                except InputError:
+                    candidates.append((plan, None))
+            plan, sim, note = pick(candidates, row.tps_per_user, budget)
+            if plan is None:
+                raise InputError(note)
+            done.append(_result(row, case, sim, calibration, note, ["tps_per_user", "tpot_ms"], plan))
+        except InputError as exc:
+            skipped.append({"id": row.id, "reason": f"configuration does not run: {exc}"})
+    return done, skipped
+
+
 def run_validation(path: str | Path | None = None, *, calibration=None, default_isl: int = DEFAULT_ISL,
-                   default_osl: int = DEFAULT_OSL, only: list[str] | None = None) -> dict:
+                   default_osl: int = DEFAULT_OSL, only: list[str] | None = None, executor: str = "serial",
+                   workers: int = 1) -> dict:
     """Validate every row of ``path`` (default: the shipped file); ``only`` keeps the rows with these ids."""
     t0 = time.perf_counter()
     rows = read_measured(path or DEFAULT_FILE)
@@ -89,20 +159,8 @@ def run_validation(path: str | Path | None = None, *, calibration=None, default_
         if unknown:
             raise InputError(f"--rows: no row with id {', '.join(unknown)} in {path or DEFAULT_FILE}")
         rows = [r for r in rows if r.id in set(only)]
-    done, skipped = [], []
-    expanded = []
-    for row in rows:
-        expanded.append(row)
-        expanded += pool_rows(row)
-    for row in expanded:
-        case = configure(row, default_isl=default_isl, default_osl=default_osl)
-        if not isinstance(case, Case):
-            skipped.append({"id": row.id, "reason": case.reason})
-            continue
-        try:
-            done.append(run_row(row, case, calibration))
-        except InputError as exc:
-            skipped.append({"id": row.id, "reason": f"configuration does not run: {exc}"})
+    done, skipped = validate_rows(rows, calibration=calibration, default_isl=default_isl, default_osl=default_osl,
+                                  executor=executor, workers=workers)
     summary = summarize_errors(done)
     return {
         "file": str(path or DEFAULT_FILE),
@@ -115,4 +173,4 @@ def run_validation(path: str | Path | None = None, *, calibration=None, default_
     }
 
 
-__all__ = ["DEFAULT_FILE", "run_row", "run_validation"]
+__all__ = ["DEFAULT_FILE", "execute", "expand_rows", "run_validation", "validate_rows"]
