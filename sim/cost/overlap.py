@@ -5,9 +5,11 @@ SGLang splits every rank's batch into two micro-batches and interleaves them so 
 combine run while the other computes (``--enable-two-batch-overlap``; LMSYS large-scale EP blog,
 2025-05-05, where it lifts H100 prefill throughput by up to 35 % and makes the DeepSeek profile's decode
 reachable); DeepSeek's own inference system does the same for prefill and decode ("dual micro-batch
-overlap", open-infra-index day 6 overview). TensorRT-LLM's wide-EP path overlaps DeepEP communication on
-separate streams in the same spirit. It is an option here (``--tbo``), off by default because the
-frameworks leave it off by default.
+overlap", open-infra-index day 6 overview); vLLM calls it dual-batch overlap (DBO, vLLM blog "Large Scale
+Serving: DeepSeek @ 2.2k tok/s/H200 with Wide-EP", 2025-12-17). DeepEP itself offers a hook-based
+communication-computation overlap that occupies no SMs (DeepEP README). TensorRT-LLM's parallelism docs
+(Wide-EP, ``enable_attention_dp``) name no two-batch switch; its DeepSeek deployments overlap communication
+on separate streams. It is an option here (``--tbo``), off by default as in SGLang.
 
 Critical path
 -------------

@@ -53,6 +53,7 @@ class Rank:
         "max_tokens",
         "seats",
         "dues",
+        "blocked",
         "seated",
     )
 
@@ -74,6 +75,10 @@ class Rank:
         #: dues[r]: the decoding requests that take a block at the steps with c % block_size == r
         #: (a dict used as a set), so that a preemption step visits only the decodes due a block
         self.dues: list[dict[Request, None]] = [{} for _ in range(block_size)]
+        #: the head of the waiting queue cannot be admitted, and cannot become admissible until something
+        #: changes on this rank (:meth:`changed`): free blocks only shrink while the decodes run, and seats
+        #: and budget stay. A blocked rank with no partial prefill needs no planning while its blocks last.
+        self.blocked = False
         #: requests whose KV was computed elsewhere (disaggregated) seated in the step being planned: the
         #: instance stamps their first token at the step's start (TTFT includes the wait for a seat)
         self.seated: list[Request] = []
@@ -111,6 +116,11 @@ class Rank:
         pool.due[r] -= 1
         del self.dues[r][req]
         return req.kv_base + steps
+
+    def changed(self) -> None:
+        """A request left, finished its prefill or freed blocks here: recompute what was known."""
+        self.kv.invalidate()
+        self.blocked = False
 
     # -- admission and preemption --------------------------------------------------------------------------
 
@@ -193,15 +203,20 @@ class Rank:
             ctx += off + chunk
             if off + chunk == req.prefill_target:
                 self.partial = None
+        self.blocked = False
         if preempted:
             kv.refresh(self.n_dec)
             return tokens, pairs, ctx
         waiting, running, bs = self.waiting, self.running, kv.block_size
-        while waiting and budget > 0 and len(running) < self.seats:
+        while waiting and budget > 0:
+            if len(running) >= self.seats:
+                self.blocked = self.partial is None
+                break
             req = waiting[0]
             target = req.prefill_target
             need = blocks_for(req.input_tokens + req.generated, bs)
             if need > kv.free:
+                self.blocked = self.partial is None
                 break
             waiting.popleft()
             kv.free -= need
