@@ -93,6 +93,11 @@ class OperatingPoint:
     redundant_experts: int = 0
     #: classes sharded over the tp*dp group under attention DP (sim/parallel.py parse_dp_sharded); None = sglang
     dp_sharded: str | None = None
+    # cost conventions (sim/cost/conventions.py); None = the default
+    expert_fusion: str | None = None
+    dispatch_prefill: str | None = None
+    dispatch_decode: str | None = None
+    tp_allreduce: str | None = None
     instances: int = 1
     prefill_tp: int | None = None
     prefill_dp: int | None = None
@@ -289,7 +294,8 @@ def _instance_cost(point: OperatingPoint, model, hw, plan, max_batch_tokens: int
                                              "expert_weights_dtype", "attention_weights_dtype", "dense_weights_dtype",
                                              "embedding_weights_dtype",
                                              "hw", "hw_fields", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance",
-                                             "tbo", "costs"))
+                                             "tbo", "costs", "expert_fusion", "dispatch_prefill", "dispatch_decode",
+                                             "tp_allreduce"))
     key = (prec, plan, max_batch_tokens, tuple(sorted(cost_kw.items())))
     if key not in _COSTS:
         if len(_COSTS) >= 64:
@@ -310,7 +316,11 @@ def _serving(point: OperatingPoint) -> dict:
         spec = SpecDecode.parse(point.mtp, point.mtp_acceptance)
     elif point.mtp_acceptance is not None:
         raise InputError("--mtp-acceptance given without --mtp K")
-    return {"spec_decode": spec, "tbo": bool(point.tbo), "costs": point.costs}
+    from .cost.conventions import Conventions
+
+    conv = {n: getattr(point, n) for n in ("expert_fusion", "dispatch_prefill", "dispatch_decode", "tp_allreduce")}
+    return {"spec_decode": spec, "tbo": bool(point.tbo), "costs": point.costs,
+            "conventions": Conventions(**{n: v for n, v in conv.items() if v is not None})}
 
 
 @dataclass
@@ -349,7 +359,7 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
                                        max_seqs=point.max_seqs, block_size=point.block_size, router=point.router,
                                        step_by_step=point.step_by_step, **engine_kw)
 
-        cols = {"plan": plan.describe(), "plan_tp": plan.tp, "plan_dp": plan.dp, "plan_ep": plan.ep,
+        cols = {"plan": plan.describe(), "gpus_per_instance": plan.num_gpus, "plan_tp": plan.tp, "plan_dp": plan.dp, "plan_ep": plan.ep,
                 "plan_pp": plan.pp, "kv_capacity_tokens_per_rank": inst.kv_capacity_tokens}
         return _Deployment(run, point.instances * plan.num_gpus, cols, (inst, copies, plan.dp))
     if point.mode != "disagg":
@@ -369,6 +379,7 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
     cols = {"plan": f"prefill {pplan.describe()} x{point.prefill_instances}; decode {dplan.describe()} "
                     f"x{point.decode_instances}",
             "plan_prefill": pplan.describe(), "plan_decode": dplan.describe(),
+            "gpus_per_instance": max(pplan.num_gpus, dplan.num_gpus),
             "kv_capacity_tokens_per_rank": dec.kv_capacity_tokens}
     gpus = point.prefill_instances * pplan.num_gpus + point.decode_instances * dplan.num_gpus
     return _Deployment(run, gpus, cols, (dec, point.decode_instances * dmicro, dplan.dp))
