@@ -346,7 +346,8 @@ def main() -> None:
         if len(labels) == 2:
             differ = [pts[i]["index"] for i in range(len(pts))
                       if info[labels[0]][i]["digest"] != info[labels[1]][i]["digest"]]
-            print(f"\nrecords equal to {labels[1]}'s on {len(pts) - len(differ)} of {len(pts)} points"
+            print(f"\nrecords identical to {labels[1]}'s on {len(pts) - len(differ)} of {len(pts)} points (they differ "
+                  "wherever the cost model changed in between; exactness is tests/test_engine_exact.py's job)"
                   + (f"; differ on points {differ}" if differ else ""))
     finally:
         for w in workers.values():

@@ -3,9 +3,8 @@ write measured tables (the format of :mod:`latentmoe_sim.cost.measured`, docs/KE
 
 Run on a machine with a CUDA GPU, as one prepared command (sized to finish in under 8 minutes)::
 
-    pip install --no-deps -e .            # torch and triton must already be there (the GPU image has them)
-    python -m latentmoe_sim.kernels.bench --out hwprofiles/measured/h200_sxm --gpu h200_sxm
-    # or, where the simulator's own dependencies are installed: lmsim kernels bench --out ...
+    python kernels/bench.py --out hwprofiles/measured/h200_sxm --gpu h200_sxm     # needs only torch + triton
+    # or, installed: python -m latentmoe_sim.kernels.bench ... / lmsim kernels bench --out ...
 
 Per shape: build the tensors, run ``warmup`` untimed launches, then ``repeats`` timed ones, each between a
 pair of CUDA events with the L2 cache flushed (a 256 MiB write) before it, and keep the **median**. The
@@ -43,6 +42,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+if __package__ in (None, ""):  # run as a plain script (`python kernels/bench.py`), no install needed:
+    # register this folder as the package latentmoe_sim.kernels so the relative imports below resolve
+    import importlib.util
+    import types
+
+    _here = Path(__file__).resolve().parent
+    sys.modules.setdefault("latentmoe_sim", types.ModuleType("latentmoe_sim")).__path__ = []
+    _spec = importlib.util.spec_from_file_location("latentmoe_sim.kernels", _here / "__init__.py",
+                                                   submodule_search_locations=[str(_here)])
+    sys.modules["latentmoe_sim.kernels"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["latentmoe_sim.kernels"])
+    __package__ = "latentmoe_sim.kernels"
+
 #: Columns per kind: must equal latentmoe_sim.cost.measured.KINDS (tests/test_bench.py checks it).
 COLUMNS = {
     "gemm": ("dtype", "m", "n", "k"),
@@ -70,6 +82,8 @@ MOE_TOKENS_PER_RANK = (1, 4, 16, 64, 256, 1024, 4096, 16384)
 MOE_EP = (8, 16)
 MLA_DECODE = dict(heads=(8, 16, 64), batch=(1, 8, 32, 128, 512), context=(1024, 4096, 16384))
 MLA_PREFILL = dict(heads=(8, 64), batch=(1,), isl=(512, 2048, 8192, 16384))
+#: device the builders allocate on (tests set "cpu" to run the builders in Triton's interpreter)
+DEVICE = "cuda"
 #: bytes written to flush the L2 cache between timed launches (H200 L2 is 50 MB; B200 126 MB)
 L2_FLUSH_BYTES = 256 * 2**20
 
@@ -113,13 +127,13 @@ def _gemm_builder(dtype, m, n, k):
     def make():
         import torch
 
-        a = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-        w = torch.randn(k, n, device="cuda", dtype=torch.bfloat16) / math.sqrt(k)
+        a = torch.randn(m, k, device=DEVICE, dtype=torch.bfloat16)
+        w = torch.randn(k, n, device=DEVICE, dtype=torch.bfloat16) / math.sqrt(k)
         if dtype == "bf16":
             return lambda: a @ w
         a8 = a.to(torch.float8_e4m3fn)
         w8 = w.t().contiguous().to(torch.float8_e4m3fn).t()  # column-major, as _scaled_mm wants
-        one = torch.ones((), device="cuda", dtype=torch.float32)
+        one = torch.ones((), device=DEVICE, dtype=torch.float32)
         return lambda: torch._scaled_mm(a8, w8, one, one, out_dtype=torch.bfloat16)
     return make
 
@@ -132,16 +146,16 @@ def _moe_builder(row):
 
         E, ep, K = row["num_experts"], row["ep"], row["topk"]
         local = E // ep
-        g = torch.Generator(device="cuda").manual_seed(0)
-        idx = torch.rand(row["tokens"], E, device="cuda", generator=g).topk(K, dim=-1).indices
+        g = torch.Generator(device=DEVICE).manual_seed(0)
+        idx = torch.rand(row["tokens"], E, device=DEVICE, generator=g).topk(K, dim=-1).indices
         keep = idx < local  # pairs routed to this GPU's experts
         tok, slot = keep.nonzero(as_tuple=True)
         # the pairs this GPU receives, as (token, 1) rows: the dispatch has already happened
         ids = idx[tok, slot].reshape(-1, 1)
-        w = torch.rand(ids.shape[0], 1, device="cuda", generator=g)
-        z = torch.randn(ids.shape[0], row["hidden"], device="cuda", dtype=torch.bfloat16)
-        w1 = torch.randn(local, row["hidden"], 2 * row["ffn"], device="cuda", dtype=torch.bfloat16) / math.sqrt(row["hidden"])
-        w2 = torch.randn(local, row["ffn"], row["hidden"], device="cuda", dtype=torch.bfloat16) / math.sqrt(row["ffn"])
+        w = torch.rand(ids.shape[0], 1, device=DEVICE, generator=g)
+        z = torch.randn(ids.shape[0], row["hidden"], device=DEVICE, dtype=torch.bfloat16)
+        w1 = torch.randn(local, row["hidden"], 2 * row["ffn"], device=DEVICE, dtype=torch.bfloat16) / math.sqrt(row["hidden"])
+        w2 = torch.randn(local, row["ffn"], row["hidden"], device=DEVICE, dtype=torch.bfloat16) / math.sqrt(row["ffn"])
         experts = TritonExperts(fp8=row["dtype"] == "fp8", block_m=64, block_n=128, block_k=64)
         if ids.shape[0] == 0:
             return lambda: None
@@ -154,8 +168,8 @@ def _mla_decode_builder(heads, batch, context):
     def make():
         import torch
 
-        q = torch.randn(batch, heads, 576, device="cuda", dtype=torch.bfloat16)
-        cache = torch.randn(batch, context, 576, device="cuda", dtype=torch.bfloat16)
+        q = torch.randn(batch, heads, 576, device=DEVICE, dtype=torch.bfloat16)
+        cache = torch.randn(batch, context, 576, device=DEVICE, dtype=torch.bfloat16)
         scale = 1.0 / math.sqrt(192)
 
         def run():
@@ -169,9 +183,9 @@ def _mla_prefill_builder(heads, batch, isl):
     def make():
         import torch
 
-        q = torch.randn(batch, heads, isl, 192, device="cuda", dtype=torch.bfloat16)
-        k = torch.randn(batch, heads, isl, 192, device="cuda", dtype=torch.bfloat16)
-        v = torch.randn(batch, heads, isl, 128, device="cuda", dtype=torch.bfloat16)
+        q = torch.randn(batch, heads, isl, 192, device=DEVICE, dtype=torch.bfloat16)
+        k = torch.randn(batch, heads, isl, 192, device=DEVICE, dtype=torch.bfloat16)
+        v = torch.randn(batch, heads, isl, 128, device=DEVICE, dtype=torch.bfloat16)
         return lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
     return make
 

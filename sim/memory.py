@@ -81,14 +81,14 @@ def weight_bytes_per_gpu(model: ModelSpec, plan: ParallelPlan) -> dict[str, floa
         add("norms", nA * h, bf16)
     wb = dtype_bytes(prec.class_weights("dense"))  # dense FFN, shared experts, latent and Mamba projections
     if nD:
-        add("dense_ffn", nD * ffn_matrices(model.dense_activation) * h * model.dense_ffn / tp, wb)
+        add("dense_ffn", nD * ffn_matrices(model.dense_activation) * h * model.dense_ffn / plan.shard("dense_ffn"), wb)
         add("norms", nD * h, bf16)
     if nE:
         m = model.moe
         # every expert slot, redundant copies included (sim/parallel.py), holds a full expert
         add("routed_experts", nE * (plan.expert_slots(m.num_experts) / plan.ep) * m.expert_params(h) / plan.moe_tp,
             dtype_bytes(prec.class_weights("experts")))
-        add("shared_experts", nE * m.shared_params(h) / tp, wb)
+        add("shared_experts", nE * m.shared_params(h) / plan.shard("shared_experts"), wb)
         add("router", nE * m.router_params(h), bf16)
         add("latent_proj", nE * m.latent_proj_params(h), wb)
         add("norms", nE * h, bf16)
@@ -98,9 +98,12 @@ def weight_bytes_per_gpu(model: ModelSpec, plan: ParallelPlan) -> dict[str, floa
         add("mamba", nM * proj / tp, wb)
         add("mamba", nM * (mb.params(h) - proj) / tp, bf16)
         add("norms", nM * h, bf16)
-    # first stage holds the embedding, last the LM head; with pp = 1 one GPU holds both
-    vocab = model.vocab_size * h / tp
-    add("embedding_lm_head", vocab * (1 if plan.pp > 1 or model.tie_embeddings else 2), dtype_bytes(prec.class_weights("embedding")))
+    # first stage holds the embedding, last the LM head; with pp = 1 one GPU holds both (the busiest
+    # stage is charged the larger of the two); tied embeddings are one tensor, split the wider way
+    vocab = model.vocab_size * h
+    emb, head = vocab / plan.shard("embedding"), vocab / plan.shard("lm_head")
+    both = max(emb, head) if plan.pp > 1 or model.tie_embeddings else emb + head
+    add("embedding_lm_head", both, dtype_bytes(prec.class_weights("embedding")))
     return out
 
 

@@ -116,6 +116,7 @@ import numpy as np
 import polars as pl
 
 from .errors import InputError, require
+from .tdist import t_quantile
 
 #: the source named in error messages about the records frame
 SOURCE = "request records"
@@ -399,14 +400,13 @@ def _output_throughput_ci(req: _Requests, gpus: int, t0: float, t1: float, n_bat
     ok = isinstance(n_batches, (int, np.integer)) and not isinstance(n_batches, bool) and n_batches >= 2
     require(ok, f"n_batches: must be an integer >= 2, got {n_batches!r}")
     require(0.0 < confidence < 1.0, f"confidence: must be in (0, 1), got {confidence!r}")
-    from scipy.stats import t as student_t  # imported here: importing scipy.stats is slow
 
     edges_s = np.linspace(t0, t1, n_batches + 1)  # linspace puts the last edge exactly at t1
     length_s = (t1 - t0) / n_batches
     # n_batches iterations, each vectorised over all requests
     values = np.array([_output_tokens_in(req, a, b).sum() / (b - a) / gpus for a, b in zip(edges_s[:-1], edges_s[1:])])
     mean = float(_output_tokens_in(req, t0, t1).sum()) / (t1 - t0) / gpus
-    quantile = float(student_t.ppf(0.5 + confidence / 2.0, df=n_batches - 1))
+    quantile = t_quantile(0.5 + confidence / 2.0, n_batches - 1)  # closed form: no scipy.stats import
     half_width = quantile * float(values.std(ddof=1)) / math.sqrt(n_batches)
     return BatchMeansCI(mean, half_width, confidence, tuple(float(v) for v in values), length_s)
 

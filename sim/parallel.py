@@ -10,14 +10,58 @@ Redundant experts: the EP group may hold ``E + R`` expert slots, ``R`` of them c
 that EP need not divide ``E`` (DeepSeek's EPLB: 32 redundant experts in prefill and decode, open-infra-index
 day-6 overview; SGLang ``--ep-num-redundant-experts``). ``ep`` must divide ``E + R``; every slot holds a full
 expert, so memory and weight traffic count the copies.
+
+Attention DP and the tensors outside attention and the routed experts: each attention-DP rank holds its own
+copy of a tensor *replicated* over DP (split over its ``tp`` GPUs only), or the tensor is *sharded over the
+whole group* of ``tp * dp`` GPUs of a stage (each GPU holds ``1 / (tp * dp)``; the tokens of all ranks are
+gathered for it). ``dp_sharded`` names the classes sharded over the group (:data:`DP_SHARDABLE`); the
+defaults follow the frameworks (:data:`FRAMEWORK_DP_SHARDED`, docs/MODELING.md §3a):
+
+* SGLang (``--enable-dp-attention``, DeepEP all-to-all): the embedding is replicated
+  (``VocabParallelEmbedding(enable_tp=not is_dp_attention_enabled())``); the LM head is vocab-parallel over
+  the whole TP group unless ``--enable-dp-lm-head`` (then over the attention-TP group: replicated over
+  DP); the dense MLP layers are split over ``--moe-dense-tp-size``, default the whole TP group; the shared
+  experts are replicated when the all-to-all backend is DeepEP (``tp_size=1``).
+* TensorRT-LLM (``enable_attention_dp``): the dense MLP and the shared experts use DP instead of TP
+  ("If using attention DP, the MLP also uses DP instead of TP", ``_compute_mlp_tp_size``,
+  ``_compute_shared_expert_tp_size``: tp size 1); the LM head is replicated unless
+  ``enable_lm_head_tp_in_adp`` (default False); the embedding is built without a TP mapping.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import InputError
 from .hw import HwProfile
+
+
+#: tensor classes that may be sharded over the whole tp*dp group under attention DP
+DP_SHARDABLE = ("embedding", "lm_head", "shared_experts", "dense_ffn")
+#: which classes each framework shards over the group by default (module docstring gives the sources)
+FRAMEWORK_DP_SHARDED = {
+    "sglang": frozenset({"lm_head", "dense_ffn"}),
+    "trtllm": frozenset(),
+}
+#: the plan default: SGLang's (the project's dispatch conventions also follow SGLang + DeepEP)
+DEFAULT_DP_SHARDED = FRAMEWORK_DP_SHARDED["sglang"]
+
+
+def parse_dp_sharded(text: str, where: str = "--dp-sharded") -> frozenset:
+    """A framework name (``sglang``, ``trtllm``), ``none``, ``all``, or a comma list of :data:`DP_SHARDABLE`."""
+    t = text.strip().lower()
+    if t in FRAMEWORK_DP_SHARDED:
+        return FRAMEWORK_DP_SHARDED[t]
+    if t in ("none", ""):
+        return frozenset()
+    if t == "all":
+        return frozenset(DP_SHARDABLE)
+    names = frozenset(x.strip() for x in t.split(","))
+    bad = sorted(names - set(DP_SHARDABLE))
+    if bad:
+        raise InputError(f"{where}: {', '.join(bad)} unknown (allowed: {', '.join(FRAMEWORK_DP_SHARDED)}, none, all, "
+                         f"or a comma list of {', '.join(DP_SHARDABLE)})")
+    return names
 
 
 @dataclass(frozen=True)
@@ -30,6 +74,12 @@ class ParallelPlan:
     pp: int = 1
     #: redundant expert slots R (copies of hot experts) on top of the model's routed experts
     redundant_experts: int = 0
+    #: tensor classes sharded over the tp*dp group rather than replicated over DP (:data:`DP_SHARDABLE`)
+    dp_sharded: frozenset = field(default=DEFAULT_DP_SHARDED)
+
+    def shard(self, tensor_class: str) -> int:
+        """GPUs one copy of ``tensor_class`` is split over: ``tp * dp`` if sharded over the group, else ``tp``."""
+        return self.gpus_per_stage if tensor_class in self.dp_sharded else self.tp
 
     @property
     def gpus_per_stage(self) -> int:
@@ -59,6 +109,9 @@ class ParallelPlan:
                 raise InputError(f"{where}: {f}{name} = {value!r} must be an integer >= 1")
         if self.gpus_per_stage % self.ep:
             raise InputError(f"{where}: {f}ep {self.ep} must divide tp*dp = {self.gpus_per_stage} (EP spans the GPUs of a stage)")
+        bad = set(self.dp_sharded) - set(DP_SHARDABLE)
+        if bad:
+            raise InputError(f"{where}: dp_sharded {sorted(bad)} (allowed: {', '.join(DP_SHARDABLE)})")
         r = self.redundant_experts
         if not isinstance(r, int) or r < 0:
             raise InputError(f"{where}: {f}redundant-experts = {r!r} must be an integer >= 0")

@@ -91,6 +91,13 @@ class OperatingPoint:
     pp: int = 1
     #: redundant expert slots (EPLB copies; ep must divide experts + R), per role as the plan fields
     redundant_experts: int = 0
+    #: classes sharded over the tp*dp group under attention DP (sim/parallel.py parse_dp_sharded); None = sglang
+    dp_sharded: str | None = None
+    # cost conventions (sim/cost/conventions.py); None = the default
+    expert_fusion: str | None = None
+    dispatch_prefill: str | None = None
+    dispatch_decode: str | None = None
+    tp_allreduce: str | None = None
     instances: int = 1
     prefill_tp: int | None = None
     prefill_dp: int | None = None
@@ -251,7 +258,10 @@ def plan_of(point: OperatingPoint, model, hw, role: str = ""):
     if ep is None:
         ep = tp * dp if model.moe else 1
     prefix = f"{role}-" if role else ""
-    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red or 0).validate(
+    from .parallel import DEFAULT_DP_SHARDED, parse_dp_sharded
+
+    sharded = DEFAULT_DP_SHARDED if point.dp_sharded is None else parse_dp_sharded(point.dp_sharded)
+    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red or 0, dp_sharded=sharded).validate(
         model.moe.num_experts if model.moe else None, hw, None, model.num_layers,
         where=f"{role} plan" if role else "plan", flag_prefix=prefix)
 
@@ -284,7 +294,8 @@ def _instance_cost(point: OperatingPoint, model, hw, plan, max_batch_tokens: int
                                              "expert_weights_dtype", "attention_weights_dtype", "dense_weights_dtype",
                                              "embedding_weights_dtype",
                                              "hw", "hw_fields", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance",
-                                             "tbo", "costs"))
+                                             "tbo", "costs", "expert_fusion", "dispatch_prefill", "dispatch_decode",
+                                             "tp_allreduce"))
     key = (prec, plan, max_batch_tokens, tuple(sorted(cost_kw.items())))
     if key not in _COSTS:
         if len(_COSTS) >= 64:
@@ -305,7 +316,11 @@ def _serving(point: OperatingPoint) -> dict:
         spec = SpecDecode.parse(point.mtp, point.mtp_acceptance)
     elif point.mtp_acceptance is not None:
         raise InputError("--mtp-acceptance given without --mtp K")
-    return {"spec_decode": spec, "tbo": bool(point.tbo), "costs": point.costs}
+    from .cost.conventions import Conventions
+
+    conv = {n: getattr(point, n) for n in ("expert_fusion", "dispatch_prefill", "dispatch_decode", "tp_allreduce")}
+    return {"spec_decode": spec, "tbo": bool(point.tbo), "costs": point.costs,
+            "conventions": Conventions(**{n: v for n, v in conv.items() if v is not None})}
 
 
 @dataclass
@@ -319,6 +334,7 @@ class _Deployment:
 
 
 def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
+    from .cost.pipeline import pipeline_micro_batches
     from .engine import simulate_aggregated, simulate_disaggregated
 
     imb = point.expert_imbalance
@@ -334,23 +350,28 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
 
             inst = replace(inst, step_cost=DecodeOnlyStepCost(inst.step_cost))
 
+        # pp micro-batches in flight: pp virtual instances per instance (sim/cost/pipeline.py)
+        inst, micro = pipeline_micro_batches(inst, plan.pp)
+        copies = point.instances * micro
+
         def run(requests):
-            return simulate_aggregated(inst, point.instances, requests, max_batch_tokens=budget,
+            return simulate_aggregated(inst, copies, requests, max_batch_tokens=budget,
                                        max_seqs=point.max_seqs, block_size=point.block_size, router=point.router,
                                        step_by_step=point.step_by_step, **engine_kw)
 
-        cols = {"plan": plan.describe(), "plan_tp": plan.tp, "plan_dp": plan.dp, "plan_ep": plan.ep,
+        cols = {"plan": plan.describe(), "gpus_per_instance": plan.num_gpus, "plan_tp": plan.tp, "plan_dp": plan.dp, "plan_ep": plan.ep,
                 "plan_pp": plan.pp, "kv_capacity_tokens_per_rank": inst.kv_capacity_tokens}
-        return _Deployment(run, point.instances * plan.num_gpus, cols, (inst, point.instances, plan.dp))
+        return _Deployment(run, point.instances * plan.num_gpus, cols, (inst, copies, plan.dp))
     if point.mode != "disagg":
         raise InputError(f"mode = {point.mode!r}: must be agg, disagg, decode-only or prefill-only")
     cost_kw, engine_kw = _split_options(point, simulate_disaggregated)
     pplan, dplan = plan_of(point, model, hw, "prefill"), plan_of(point, model, hw, "decode")
-    pre = _instance_cost(point, model, hw, pplan, point.prefill_max_batch_tokens, cost_kw)
-    dec = _instance_cost(point, model, hw, dplan, point.max_batch_tokens, cost_kw)
+    pre, pmicro = pipeline_micro_batches(_instance_cost(point, model, hw, pplan, point.prefill_max_batch_tokens, cost_kw),
+                                         pplan.pp)
+    dec, dmicro = pipeline_micro_batches(_instance_cost(point, model, hw, dplan, point.max_batch_tokens, cost_kw), dplan.pp)
 
     def run(requests):
-        return simulate_disaggregated(pre, point.prefill_instances, dec, point.decode_instances, requests,
+        return simulate_disaggregated(pre, point.prefill_instances * pmicro, dec, point.decode_instances * dmicro, requests,
                                       prefill_max_batch_tokens=point.prefill_max_batch_tokens,
                                       decode_max_batch_tokens=point.max_batch_tokens, decode_max_seqs=point.max_seqs, block_size=point.block_size,
                                       router=point.router, step_by_step=point.step_by_step, **engine_kw)
@@ -358,9 +379,10 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
     cols = {"plan": f"prefill {pplan.describe()} x{point.prefill_instances}; decode {dplan.describe()} "
                     f"x{point.decode_instances}",
             "plan_prefill": pplan.describe(), "plan_decode": dplan.describe(),
+            "gpus_per_instance": max(pplan.num_gpus, dplan.num_gpus),
             "kv_capacity_tokens_per_rank": dec.kv_capacity_tokens}
     gpus = point.prefill_instances * pplan.num_gpus + point.decode_instances * dplan.num_gpus
-    return _Deployment(run, gpus, cols, (dec, point.decode_instances, dplan.dp))
+    return _Deployment(run, gpus, cols, (dec, point.decode_instances * dmicro, dplan.dp))
 
 
 def _workload(point: OperatingPoint, num_requests: int):

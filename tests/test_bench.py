@@ -65,3 +65,10 @@ def test_bench_grid_is_what_the_issue_asks():
     assert {r["tokens"] // r["ep"] for r in moe} == {1, 4, 16, 64, 256, 1024, 4096, 16384}
     assert {(1792, 7168), (7168, 1792)} <= {(c.row["n"], c.row["k"]) for c in grid if c.kind == "gemm"}
     assert len(bench.cases(quick=True)) < len(grid) / 10
+
+
+def test_bench_cli_rejects_bad_repeats(capsys):
+    from latentmoe_sim.cli import main
+
+    assert main(["kernels", "bench", "--out", "x", "--repeats", "0"]) == 2
+    assert "--repeats" in capsys.readouterr().err

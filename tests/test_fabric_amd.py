@@ -87,3 +87,21 @@ def test_amd_profiles_carry_their_datasheet_numbers_and_sources(name, bf16, hbm_
     assert p.hbm_bandwidth_bytes_per_s == pytest.approx(hbm_tbps * 1e12)
     assert p.peak_flops.get("fp4") == (None if fp4 is None else pytest.approx(fp4 * 1e12))
     assert all(src.strip() for src in p.sources.values()) and "scaleup_fabric" in p.sources
+
+
+def test_simulate_expresses_an_mi355x_row_and_a_deepseek_fp4_mtp_row(capsys):
+    """The two kinds of published rows issue 11 names: DeepSeek-R1 FP4 + MTP disaggregated on GB200 NVL72
+    (InferenceX 2026-05-22) and DeepSeek-R1 FP4 on MI355X TP8 (InferenceX sglang); small runs, shape only."""
+    import json
+
+    from latentmoe_sim.cli import main
+
+    common = ["simulate", "--model", "deepseek-v3", "--precision", "fp4", "--workload", "prefill-heavy",
+              "--input-len", "1024", "--output-len", "64", "--num-requests", "60", "--json"]
+    assert main(common + ["--hw", "mi355x", "--tp", "8", "--ep", "1", "--concurrency", "16"]) == 0
+    amd = json.loads(capsys.readouterr().out)
+    assert amd["precision_ran"] == "experts FP4, attention/dense FP8, embedding BF16" and amd["num_gpus"] == 8
+    assert main(common + ["--hw", "gb200_nvl72", "--mode", "disagg", "--mtp", "1", "--prefill-tp", "4", "--prefill-ep", "4",
+                          "--decode-dp", "16", "--decode-ep", "16", "--concurrency", "32"]) == 0
+    nv = json.loads(capsys.readouterr().out)
+    assert nv["mtp_tokens_per_step"] == pytest.approx(1.85) and nv["num_gpus"] == 20

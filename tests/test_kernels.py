@@ -138,3 +138,19 @@ def test_reference_experts_equal_dense_mixture():
     w = torch.full((5, 3), 1 / 3)
     dense = sum(activate(z @ p["w1"][e], "relu2") @ p["w2"][e] for e in range(3)) / 3
     assert torch.allclose(experts_reference(z, idx, w, p["w1"], p["w2"], "relu2"), dense, atol=1e-6)
+
+
+@needs_triton
+def test_bench_builders_run_on_cpu(monkeypatch):
+    """The GPU harness's shape builders, on tiny shapes on CPU (catches shape bugs before a GPU is lent)."""
+    from latentmoe_sim.kernels import bench
+
+    monkeypatch.setattr(bench, "DEVICE", "cpu")
+    for dtype in ("bf16", "fp8"):
+        row = dict(dtype=dtype, distribution="balanced", activation="swiglu", tokens=12, ep=2, hidden=32, ffn=16, topk=2,
+                   num_experts=8)
+        assert bench._moe_builder(row)() is not None
+    out = bench._gemm_builder("bf16", 4, 32, 16)()()
+    assert out.shape == (4, 32)
+    assert bench._mla_decode_builder(2, 3, 40)()().shape == (3, 2, 512)
+    assert bench._mla_prefill_builder(2, 1, 24)()().shape == (1, 2, 24, 128)

@@ -8,7 +8,7 @@ from ..errors import InputError
 from ..hwprofile_io import load_hw
 from ..models import load_model
 from ..models.spec import BYTES_PER_ELEMENT
-from ..parallel import ParallelPlan
+from ..parallel import DEFAULT_DP_SHARDED, ParallelPlan, parse_dp_sharded
 from ..schema import bounds as B
 
 DEFAULT_MODEL = "kimi-k2-1t"
@@ -58,6 +58,11 @@ def add_plan_args(p: argparse.ArgumentParser, prefix: str = "", label: str = "")
     g.add_argument(f"--{prefix}redundant-experts", type=B.REDUNDANT, default=None, metavar="R",
                    help=f"redundant expert slots, {B.REDUNDANT.text} (EPLB copies; EP must divide experts + R; default "
                         + ("--redundant-experts)" if prefix else "0)"))
+    if not prefix:
+        g.add_argument("--dp-sharded", default=None, metavar="SET",
+                       help="under attention DP, which of embedding, lm_head, shared_experts, dense_ffn are sharded "
+                            "over the whole tp*dp group: sglang (lm_head,dense_ffn; the default), trtllm (none), none, "
+                            "all, or a comma list (docs/MODELING.md §3a)")
 
 
 def add_serving_args(p: argparse.ArgumentParser) -> None:
@@ -71,6 +76,30 @@ def add_serving_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tbo", action="store_true",
                    help="two-batch overlap: two micro-batches, one's all-to-all hidden behind the other's compute "
                         "(SGLang --enable-two-batch-overlap)")
+    add_convention_args(p)
+
+
+def add_convention_args(p: argparse.ArgumentParser) -> None:
+    """The cost model's named conventions (sim/cost/conventions.py, docs/MODELING.md §4a)."""
+    from ..cost.conventions import DEFAULT_CONVENTIONS as D, DISPATCH_MODES, EXPERT_FUSIONS, TP_ALLREDUCES
+
+    g = p.add_argument_group("cost conventions (docs/MODELING.md §4a)")
+    g.add_argument("--expert-fusion", choices=EXPERT_FUSIONS, default=None,
+                   help=f"routed-expert activation traffic (default {D.expert_fusion}: activation in GEMM1's epilogue)")
+    g.add_argument("--dispatch-prefill", choices=DISPATCH_MODES, default=None,
+                   help=f"all-to-all copies per token in steps with a prefill chunk (default {D.dispatch_prefill}: DeepEP normal)")
+    g.add_argument("--dispatch-decode", choices=DISPATCH_MODES, default=None,
+                   help=f"all-to-all copies per token in decode steps (default {D.dispatch_decode}: DeepEP low-latency)")
+    g.add_argument("--tp-allreduce", choices=TP_ALLREDUCES, default=None,
+                   help=f"TP all-reduce algorithm (default {D.tp_allreduce}; nvls = NVLink SHARP)")
+
+
+def resolve_conventions(args):
+    """The :class:`~latentmoe_sim.cost.conventions.Conventions` the flags name (defaults where unset)."""
+    from ..cost.conventions import Conventions
+
+    names = ("expert_fusion", "dispatch_prefill", "dispatch_decode", "tp_allreduce")
+    return Conventions(**{n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
 
 
 def resolve_serving(args) -> dict:
@@ -120,7 +149,9 @@ def resolve_plan(args, model, hw, prefix: str = "") -> ParallelPlan:
     if ep is None:
         ep = tp * dp if model.moe else 1
     role = prefix.rstrip("-")
-    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red).validate(
+    shard = getattr(args, "dp_sharded", None)
+    sharded = DEFAULT_DP_SHARDED if shard is None else parse_dp_sharded(shard)
+    return ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red, dp_sharded=sharded).validate(
         model.moe.num_experts if model.moe else None, hw, None, model.num_layers,
         where=f"{role} plan" if role else "plan", flag_prefix=prefix)
 

@@ -111,6 +111,26 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
             ops.append(Op(f"{block}.tp_allreduce", block, count, comm_bytes={F_T: ar_factor * h * ACT_BYTES}, link=link_tp, peers=tp,
                           table={"kind": "allreduce", "dtype": "bf16", "domain": link_tp, "ranks": tp, "bytes": {F_T: h * ACT_BYTES}}))
 
+    # layers sharded over the whole tp*dp group under attention DP (plan.dp_sharded): each GPU computes its
+    # 1/G slice of the width for the tokens of all dp ranks (balanced ranks: dp x this rank's tokens)
+    G, dpn, D = plan.gpus_per_stage, plan.dp, hw.nvlink_domain_size
+
+    def group_comm(name, block, count, elems_per_token, feature=F_T, gate=F_T, collectives=2.0):
+        """Ring all-gather of the group's tokens before and reduce-scatter after a group-sharded layer
+        (``collectives`` of them), per GPU: ``(G-1)/G`` of the group's message over NVLink; when the group
+        spans ``N`` NVLink domains, each domain also receives ``(N-1)/N`` of it over its ``D`` NICs, i.e.
+        ``(N-1)/(N D)`` per GPU over scale-out (charged after the NVLink part, not overlapped)."""
+        if G <= 1 or not count:
+            return
+        group_bytes = collectives * dpn * elems_per_token * ACT_BYTES  # per token of this rank
+        if G <= D:
+            ops.append(Op(name, block, count, comm_bytes={feature: (G - 1) / G * group_bytes}, link="nvlink", gate=gate, peers=G))
+            return
+        N = G / D
+        ops.append(Op(name, block, count, comm_bytes={feature: (D - 1) / D * group_bytes}, link="nvlink", gate=gate, peers=D))
+        ops.append(Op(name + ".scaleout", block, count, comm_bytes={feature: (N - 1) / (N * D) * group_bytes}, link="scaleout",
+                      gate=gate, peers=G))
+
     def norm(block, count):
         if count:
             ops.append(Op(f"{block}.norm", block, count, "bf16", {F_T: NORM_FLOPS_PER_ELEMENT * h}, {F_T: 3.0 * h * ACT_BYTES}))
@@ -177,9 +197,14 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
     if nD:
         norm("dense", nD)
         n = ffn_matrices(model.dense_activation)
-        I = model.dense_ffn / tp
-        ops.append(_gemm("dense.ffn", "D", nD, tokens, h, I * n, wb, gemm_dt, weight_elems=n * h * I))
-        allreduce("dense", nD)
+        if "dense_ffn" in plan.dp_sharded and dpn > 1:
+            I = model.dense_ffn / G
+            ops.append(_gemm("dense.ffn", "D", nD, {F_T: float(dpn)}, h, I * n, wb, gemm_dt, weight_elems=n * h * I))
+            group_comm("dense.dp_gather_scatter", "D", nD, h)
+        else:
+            I = model.dense_ffn / tp
+            ops.append(_gemm("dense.ffn", "D", nD, tokens, h, I * n, wb, gemm_dt, weight_elems=n * h * I))
+            allreduce("dense", nD)
 
     if nE:
         m = model.moe
@@ -192,9 +217,14 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
             ops.append(_gemm("moe.latent_up", "E", nE, u, m.latent_dim, h, wb, gemm_dt))
         if m.num_shared:
             n = ffn_matrices(m.activation)
-            S = m.num_shared * m.shared_ffn / tp
-            ops.append(_gemm("moe.shared_experts", "E", nE, tokens, h, S * n, wb, gemm_dt, weight_elems=n * h * S))
-            allreduce("moe", nE)
+            if "shared_experts" in plan.dp_sharded and dpn > 1:
+                S = m.num_shared * m.shared_ffn / G
+                ops.append(_gemm("moe.shared_experts", "E", nE, {F_T: float(dpn)}, h, S * n, wb, gemm_dt, weight_elems=n * h * S))
+                group_comm("moe.shared_dp_gather_scatter", "E", nE, h)
+            else:
+                S = m.num_shared * m.shared_ffn / tp
+                ops.append(_gemm("moe.shared_experts", "E", nE, tokens, h, S * n, wb, gemm_dt, weight_elems=n * h * S))
+                allreduce("moe", nE)
 
     if nM:
         mb = model.mamba
@@ -212,8 +242,16 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
     # embedding gather (first stage) and LM head on the tokens that sample (decodes), vocab split over TP
     ops.append(Op("embed", "head", 1, "bf16", {}, {F_T: 2.0 * h * BF16}))
     norm("head", 1)
-    ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, dtype_bytes(prec.class_weights("embedding")),
-                     prec.class_compute("embedding"), gate=F_D))
+    if "embedding" in plan.dp_sharded and dpn > 1:  # vocab-parallel lookup, then an all-reduce over the group
+        group_comm("embed.dp_allreduce", "head", 1, h)
+    head_w, head_dt = dtype_bytes(prec.class_weights("embedding")), prec.class_compute("embedding")
+    if "lm_head" in plan.dp_sharded and dpn > 1:
+        # SGLang without --enable-dp-lm-head: gather the group's sampling tokens, each GPU computes its V/G
+        # slice of the logits, then the logits are all-gathered (LogitsProcessor, DP-attention path)
+        ops.append(_gemm("lm_head", "head", 1, {F_D: float(dpn)}, h, model.vocab_size / G, head_w, head_dt, gate=F_D))
+        group_comm("lm_head.dp_gather", "head", 1, h + model.vocab_size, feature=F_D, gate=F_D, collectives=1.0)
+    else:
+        ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, head_w, head_dt, gate=F_D))
     if plan.pp > 1:
         link = "nvlink" if plan.num_gpus <= hw.nvlink_domain_size else "scaleout"
         ops.append(Op("pp.p2p", "pp", plan.pp - 1, comm_bytes={F_T: h * ACT_BYTES / tp}, link=link, peers=2))

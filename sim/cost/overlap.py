@@ -5,9 +5,11 @@ SGLang splits every rank's batch into two micro-batches and interleaves them so 
 combine run while the other computes (``--enable-two-batch-overlap``; LMSYS large-scale EP blog,
 2025-05-05, where it lifts H100 prefill throughput by up to 35 % and makes the DeepSeek profile's decode
 reachable); DeepSeek's own inference system does the same for prefill and decode ("dual micro-batch
-overlap", open-infra-index day 6 overview). TensorRT-LLM's wide-EP path overlaps DeepEP communication on
-separate streams in the same spirit. It is an option here (``--tbo``), off by default because the
-frameworks leave it off by default.
+overlap", open-infra-index day 6 overview); vLLM calls it dual-batch overlap (DBO, vLLM blog "Large Scale
+Serving: DeepSeek @ 2.2k tok/s/H200 with Wide-EP", 2025-12-17). DeepEP itself offers a hook-based
+communication-computation overlap that occupies no SMs (DeepEP README). TensorRT-LLM's parallelism docs
+(Wide-EP, ``enable_attention_dp``) name no two-batch switch; its DeepSeek deployments overlap communication
+on separate streams. It is an option here (``--tbo``), off by default as in SGLang.
 
 Critical path
 -------------
@@ -72,14 +74,15 @@ class TwoBatchOverlapStepCost:
 
 
 def build_tbo_cost(model, hw, plan, *, expert_imbalance: float = 1.0, decode_query_tokens: int = 1,
-                   measured=None) -> TwoBatchOverlapStepCost:
+                   measured=None, conventions=None) -> TwoBatchOverlapStepCost:
     """Compile the two streams of ``(model, hw, plan)`` for two-batch overlap (``measured``: tables, or None)."""
     from .model import CostModel
     from .step import CompiledStepCost
 
     bare = replace(hw, step_overhead_s=0.0)
     streams = [CompiledStepCost(CostModel(model, bare, plan, expert_imbalance=expert_imbalance,
-                                          decode_query_tokens=decode_query_tokens, only=kind, measured=measured))
+                                          decode_query_tokens=decode_query_tokens, only=kind, measured=measured,
+                                          **({} if conventions is None else {"conventions": conventions})))
                for kind in ("compute", "comm")]
     return TwoBatchOverlapStepCost(*streams, overhead_s=hw.step_overhead_s, layers=model.num_layers)
 

@@ -21,8 +21,11 @@ import numpy as np
 
 from .base import RankLoad
 from .model import CostModel, features
-from .ops import F_DK
+from .ops import F_CTX, F_DK, F_PAIRS
 from .stretch import DecodeStretch, upper_envelope
+
+
+_CONTEXT = [F_PAIRS, F_CTX, F_DK]  # the features that grow with a rank's context
 
 
 class CompiledStepCost:
@@ -57,6 +60,16 @@ class CompiledStepCost:
         self._pieces_memo: dict[int, tuple] = {}
         self._step_memo: dict[tuple, float] = {}  # rank-local seconds of a rank with prefill, by its load
         self._measured = cost.measured is not None
+        # ops whose time depends on a rank's context (causal pairs, context tokens, decode KV), and the rest
+        context = (cf[:, _CONTEXT] != 0).any(axis=1) | (cb[:, _CONTEXT] != 0).any(axis=1) | np.isin(gate, _CONTEXT)
+        self._token_ops = np.flatnonzero(~context)
+        self._context_ops = [
+            (int(gate[i]), float(lat[i]),
+             tuple((int(f), float(cf[i, f])) for f in np.flatnonzero(cf[i])),
+             tuple((int(f), float(cb[i, f])) for f in np.flatnonzero(cb[i])))
+            for i in np.flatnonzero(context)
+        ]
+        self._token_memo: dict[tuple[int, int], float] = {}
         self._idle_s = float(self.rank_times([RankLoad()])[0])  # an idle rank's (0 unless an op needs no work)
 
     # ---- pieces ----------------------------------------------------------------------------------
@@ -87,8 +100,9 @@ class CompiledStepCost:
 
         The slowest rank paces the step. A decode-only rank's time is a function of its decode count and
         attended KV (:meth:`_decode_pieces`), which grows with the KV, so per decode count only the rank
-        with the most KV is evaluated, in O(1); ranks with prefill chunks go through the matrices (memoised
-        on the load: prefill steps of equal chunks repeat exactly; bounded memo, cleared when full).
+        with the most KV is evaluated, in O(1); a rank with a prefill chunk costs its token-dependent ops
+        (memoised) plus its few context-dependent ones (:meth:`_prefill_rank_time`). With measured costs
+        every rank goes through the matrices (memoised on the loads).
         """
         if self._measured:  # the measured/roofline ratios depend on every feature: the matrices, per rank
             key = tuple(loads)
@@ -102,7 +116,7 @@ class CompiledStepCost:
                 self._step_memo[key] = t
             return t
         most: dict[int, int] = {}
-        prefill = []
+        chunks = []
         total = busiest = 0
         idle = False
         for load in loads:
@@ -112,30 +126,66 @@ class CompiledStepCost:
             if tokens > busiest:
                 busiest = tokens
             if p:
-                prefill.append(load)
+                chunks.append(load)
             elif d:
                 if load[4] > most.get(d, -1):
                     most[d] = load[4]
             else:
                 idle = True
+        return self.step_time_grouped(most, chunks, idle, total, busiest)
+
+    @property
+    def grouped(self) -> bool:
+        """Whether :meth:`step_time_grouped` and :meth:`decode_stretch_grouped` may stand in for
+        :meth:`step_time` and :meth:`decode_stretch` (roofline costs; measured ratios need every rank)."""
+        return not self._measured
+
+    def step_time_grouped(self, most: dict, chunks: Sequence[RankLoad], idle: bool, total_tokens: int,
+                          busiest_tokens: int) -> float:
+        """:meth:`step_time` from what it depends on, which the engine can gather without building a load
+        per rank: ``most[d]``, the largest attended KV of the decode-only ranks with ``d`` decodes; the loads
+        of the ranks with a prefill chunk; whether some rank is idle; and the step's total and busiest rank's
+        tokens (prefill + decodes)."""
         slowest = self._idle_s if idle else 0.0
+        memo = self._pieces_memo
         for d, kv in most.items():
-            base, pieces = self._decode_pieces(d)
-            t = base + max(a + b * kv for a, b in pieces)
-            if t > slowest:
-                slowest = t
-        if prefill:
-            memo = self._step_memo
-            for load in prefill:
-                t = memo.get(load)
-                if t is None:
-                    t = float(self.rank_times([load])[0])
-                    if len(memo) >= 65536:
-                        memo.clear()
-                    memo[load] = t
+            base, pieces = memo.get(d) or self._decode_pieces(d)
+            for a, b in pieces:
+                t = base + a + b * kv
                 if t > slowest:
                     slowest = t
-        return self._overhead + slowest + self.group_time(total, busiest, bool(prefill))
+        for load in chunks:
+            t = self._prefill_rank_time(load)
+            if t > slowest:
+                slowest = t
+        return self._overhead + slowest + self.group_time(total_tokens, busiest_tokens, bool(chunks))
+
+    def _prefill_rank_time(self, load: RankLoad) -> float:
+        """Rank-local seconds of a rank running a prefill chunk: the ops that depend on its token counts
+        only (GEMMs, norms, router: memoised on ``(prefill tokens, decodes)``), plus the few that depend on
+        its context (attention cores: causal pairs, context tokens, decode KV), evaluated term by term."""
+        p, pairs, ctx, d, dk = load
+        key = (p, d)
+        t = self._token_memo.get(key)
+        if t is None:
+            x = np.array(features(RankLoad(p, 0.0, 0, d, 0)))
+            rows = self._token_ops
+            T = (np.maximum(self._cf[rows] @ x, self._cb[rows] @ x) + self._lat[rows]) * (x[self._gate[rows]] != 0)
+            t = float(T.sum())
+            if len(self._token_memo) >= 65536:
+                self._token_memo.clear()
+            self._token_memo[key] = t
+        x = (1.0, float(p + d), float(p), float(pairs), float(ctx), float(d), float(dk))
+        for gate, lat, cf, cb in self._context_ops:
+            if x[gate]:
+                a = 0.0
+                for f, c in cf:
+                    a += c * x[f]
+                b = 0.0
+                for f, c in cb:
+                    b += c * x[f]
+                t += (a if a > b else b) + lat
+        return t
 
     def _decode_terms(self, d: int, kv: int = 0) -> tuple:
         """For ``d`` decodes on a rank: the fixed ops' seconds and, per KV-dependent op, its compute and
@@ -201,11 +251,21 @@ class CompiledStepCost:
             for d, kv in zip(decode_seqs, decode_kv_tokens):
                 if d > 0 and kv >= most.get(d, -1):
                     most[d] = kv
-            for d, kv in most.items():
-                base, pieces = self._decode_pieces(d)
-                for a, b in pieces:
-                    lines.append((base + a + b * kv, b * d))
+            return self.decode_stretch_grouped(most, sum(decode_seqs), max(decode_seqs))
         if not lines:
             lines.append((0.0, 0.0))
         const = self._overhead + self.group_time(float(sum(decode_seqs)), float(max(decode_seqs)))
+        return DecodeStretch(const, lines)
+
+    def decode_stretch_grouped(self, most: dict, total_decodes: int, busiest_decodes: int) -> DecodeStretch:
+        """:meth:`decode_stretch` from ``most[d]``, the largest attended KV at step 0 among the ranks with
+        ``d`` decodes, and the decodes of all ranks and of the busiest one (roofline costs only)."""
+        lines: list[tuple[float, float]] = []
+        for d, kv in most.items():
+            base, pieces = self._decode_pieces(d)
+            for a, b in pieces:
+                lines.append((base + a + b * kv, b * d))
+        if not lines:
+            lines.append((0.0, 0.0))
+        const = self._overhead + self.group_time(float(total_decodes), float(busiest_decodes))
         return DecodeStretch(const, lines)

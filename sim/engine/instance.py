@@ -1,4 +1,4 @@
-"""One serving instance: ``dp`` attention-DP ranks stepping together, as one SimPy process.
+"""One serving instance: ``dp`` attention-DP ranks stepping together, driven by SimPy timer events.
 
 An engine step batches work on every rank (:meth:`.scheduler.Rank.plan_step`) and lasts
 ``step_cost.step_time(loads)``: the ranks synchronise at every MoE layer, so the cost model charges the
@@ -18,7 +18,7 @@ tokens of context at the ``j``-th step. The cost model sums such steps in closed
 event. The stretch ends at the first of
 
 (a) a request emitting its last token (the smallest remaining count, from a heap),
-(b) a step at which some rank would need more KV blocks than it has free (:meth:`.kvcache.KVPool.steps_fitting`;
+(b) a step at which some rank would need more KV blocks than it has free (:attr:`.kvcache.KVPool.runs_out`;
     that step is then run on its own, with preemption),
 (c) an external event: a request routed to this instance (or a KV transfer landing). The stretch is cut
     to the steps that have started by then (:meth:`DecodeStretch.steps_within`): the request joins at the next step
@@ -40,7 +40,7 @@ from simpy.events import Event
 
 from latentmoe_sim.cost.base import InstanceCost, RankLoad
 
-from .clock import COMPLETE, SCHEDULE, At, fire
+from .clock import COMPLETE, SCHEDULE, At
 from .kvcache import blocks_for
 from .request import DECODE, DONE, HELD, Request
 from .scheduler import Rank
@@ -94,15 +94,20 @@ class Instance:
         self._seq = [0]  # admission counter (a list so that ranks can bump it)
         self._inbox: list = []  # (time, request id, request) routed here since the last plan
         self._chunks: list = []  # (rank, request, chunk) of the step in flight
-        self._state = IDLE
-        self._wake: Event | None = None
+        self._state = IDLE  # nothing to do until a request is submitted
+        self._timer: Event | None = None  # the live timer of the stretch in flight
         self._dt = 0.0
         self._stretch = None
+        #: the step cost takes a step's summary instead of a load per rank (CompiledStepCost with roofline
+        #: costs): the engine gathers the summary in its own pass over the ranks (the reference mode,
+        #: step_by_step, always builds every rank's load)
+        self._grouped = bool(getattr(self.step_cost, "grouped", False)) and not step_by_step
+        self._most: dict[int, int] = {}  # decode count -> largest attended KV at a stretch's first step
+        self._total = self._busiest = 0  # decodes of all ranks and of the busiest rank in that stretch
         self._seqs: list[int] = []  # decodes per rank at the start of a stretch
         self._kvs: list[int] = []  # attended context per rank at its first step
         self._t0 = self._end = 0.0
         self._n = 0
-        self._proc = env.process(self._life())
 
     # -- from outside ----------------------------------------------------------------------------------------
 
@@ -118,54 +123,63 @@ class Instance:
     def release(self, rank: Rank, blocks: int) -> None:
         """Free ``blocks`` KV blocks that a finished prefill held on ``rank`` (its KV has left)."""
         rank.kv.free += blocks
-        rank.kv.invalidate()
+        rank.changed()
         if self._state == IDLE and rank.waiting:
             self._wake_up()
 
     def _wake_up(self) -> None:
-        if self._wake is not None:
-            fire(self._wake, SCHEDULE)
-            self._wake = None
-            self._state = BETWEEN
+        self._state = BETWEEN
+        At(self.env, 0.0, SCHEDULE).callbacks.append(self._on_plan)
 
     def _cut(self) -> None:
-        """Shorten the running stretch to the steps started by now (the new request joins after them)."""
+        """Shorten the running stretch to the steps started by now (the new request joins after them).
+
+        The stretch's timer is superseded by one at the new end (the old one fires and is ignored, which is
+        cheaper than interrupting a process)."""
         now, t0, st, n = self.env.now, self._t0, self._stretch, self._n
         k = st.steps_within(now - t0, n)
         if t0 + st.elapsed(k) < now:
             k += 1  # keep the step in progress at `now`
         if k < n:
             self._n = k
-            self._end = t0 + st.elapsed(k)
-            self._proc.interrupt()
+            end = self._end = t0 + st.elapsed(k)
+            timer = self._timer = At(self.env, max(end - now, 0.0), COMPLETE)
+            timer.callbacks.append(self._on_stretch_end)
 
-    # -- the process ---------------------------------------------------------------------------------------
+    # -- the life of the instance: plan, run a step or a stretch, apply it, plan again ---------------------------
+    # Written as event callbacks rather than a SimPy process: no generator to resume per step, and a cut
+    # stretch needs no interrupt.
 
-    def _life(self):
+    def _on_plan(self, _event=None) -> None:
+        kind = self._plan()
+        if kind == IDLE:
+            self._state = IDLE  # submit() or release() wakes it
+        elif kind == STEP:
+            self._state = STEP
+            At(self.env, self._dt, COMPLETE).callbacks.append(self._on_step_end)
+        else:
+            self._state = STRETCH
+            timer = self._timer = At(self.env, self._end - self.env.now, COMPLETE)
+            timer.callbacks.append(self._on_stretch_end)
+
+    def _on_step_end(self, _event) -> None:
+        self._end_step()
+        self._next()
+
+    def _on_stretch_end(self, timer) -> None:
+        if timer is not self._timer:
+            return  # superseded by a cut
+        self._timer = None
+        self._end_stretch()
+        self._next()
+
+    def _next(self) -> None:
         env = self.env
-        while True:
-            kind = self._plan()
-            if kind == IDLE:
-                self._state = IDLE
-                self._wake = Event(env)
-                yield self._wake
-                continue
-            if kind == STEP:
-                self._state = STEP
-                yield At(env, self._dt, COMPLETE)
-                self._end_step()
-            else:
-                self._state = STRETCH
-                while True:
-                    try:
-                        yield At(env, max(self._end - env.now, 0.0), COMPLETE)
-                        break
-                    except simpy.Interrupt:
-                        pass  # cut short by _cut(): wait for the new end
-                self._end_stretch()
-            if env.peek() <= env.now:  # more may happen at this instant: plan after it (phase SCHEDULE)
-                self._state = BETWEEN
-                yield At(env, 0.0, SCHEDULE)
+        if env.peek() <= env.now:  # more may happen at this instant: plan after it (phase SCHEDULE)
+            self._state = BETWEEN
+            At(env, 0.0, SCHEDULE).callbacks.append(self._on_plan)
+        else:
+            self._on_plan()
 
     def _plan(self) -> int:
         if self._inbox:
@@ -175,23 +189,30 @@ class Instance:
         if not self.step_by_step and self._heap:
             n = self._stretch_steps(c)
             if n >= 2:
-                st = self._stretch = self.step_cost.decode_stretch(self._seqs, self._kvs)
+                if self._grouped:
+                    st = self.step_cost.decode_stretch_grouped(self._most, self._total, self._busiest)
+                else:
+                    st = self.step_cost.decode_stretch(self._seqs, self._kvs)
+                self._stretch = st
                 self._t0 = now = self.env.now
                 self._n = n
                 self._end = now + st.elapsed(n)
                 return STRETCH
+        if self._grouped:
+            return self._plan_step_grouped(c)
         chunks = self._chunks = []
         loads = []
         busy = False
         eager = self.step_by_step  # the reference: every busy rank plans every step and takes its blocks now
         for rank in ranks:
             nd = rank.n_dec
-            if rank.partial is None and not rank.waiting:
+            if rank.partial is None and (not rank.waiting or (rank.blocked and not eager)):
+                # nothing to admit: an idle rank, or one that only decodes
                 if not nd:
                     loads.append(_EMPTY)
                     continue
-                if c < rank.kv.runs_out and not eager:  # decodes only, and their blocks are there (taken
-                    # lazily; an unknown runs_out, -inf, sends the rank through plan_step, which recomputes it)
+                if c < rank.kv.runs_out and not eager:  # its decode blocks are there (taken lazily; an
+                    # unknown runs_out, -inf, sends the rank through plan_step, which recomputes it)
                     busy = True
                     loads.append(RankLoad(0, 0.0, 0, nd, rank.kv_off + nd * (c + 1)))
                     continue
@@ -213,6 +234,56 @@ class Instance:
         if not busy:
             return IDLE
         self._dt = self.step_cost.step_time(loads)
+        return STEP
+
+    def _plan_step_grouped(self, c: int) -> int:
+        """:meth:`_plan`'s single step when the step cost takes the step's summary
+        (``step_time_grouped``): the same planning, but a decode-only rank only updates the largest KV of
+        its decode count and the token totals, without a load of its own."""
+        chunks = self._chunks = []
+        loaded: list[RankLoad] = []  # ranks with a prefill chunk
+        most: dict[int, int] = {}
+        total = busiest = 0
+        busy = idle = False
+        for rank in self.ranks:
+            nd = rank.n_dec
+            if rank.partial is None and (not rank.waiting or rank.blocked):
+                if not nd:
+                    idle = True
+                    continue
+                if c < rank.kv.runs_out:  # decodes only, blocks there (see _plan)
+                    busy = True
+                    kv = rank.kv_off + nd * (c + 1)
+                    if kv > most.get(nd, -1):
+                        most[nd] = kv
+                    total += nd
+                    if nd > busiest:
+                        busiest = nd
+                    continue
+            tokens, pairs, ctx = rank.plan_step(c, self._seq, self._heap, chunks)
+            if rank.seated:  # transferred KV seated now: the first token is delivered from here
+                now = self.env.now
+                for req in rank.seated:
+                    req.first_token_s = now
+                rank.seated.clear()
+            nd = rank.n_dec
+            t = tokens + nd
+            total += t
+            if t > busiest:
+                busiest = t
+            if tokens:
+                busy = True
+                loaded.append(RankLoad(tokens, pairs, ctx, nd, rank.kv_off + nd * (c + 1) if nd else 0))
+            elif nd:
+                busy = True
+                kv = rank.kv_off + nd * (c + 1)
+                if kv > most.get(nd, -1):
+                    most[nd] = kv
+            else:
+                idle = True
+        if not busy:
+            return IDLE
+        self._dt = self.step_cost.step_time_grouped(most, loaded, idle, total, busiest)
         return STEP
 
     def _drain_inbox(self) -> None:
@@ -243,6 +314,8 @@ class Instance:
         n = heap[0][0] - c  # (a) steps until the next request emits its last token
         if n < 2:
             return 0
+        if self._grouped:
+            return self._stretch_summary(c, n)
         seqs, kvs = self._seqs, self._kvs = [], []  # fresh lists: the step cost may keep them
         for rank in self.ranks:
             nd = rank.n_dec
@@ -257,17 +330,55 @@ class Instance:
                     if fit < 2:
                         return 0
                     n = fit
-                if rank.waiting:
+                if rank.waiting and not rank.blocked:
                     kv.sync(c, nd)
                     if rank.head_fits(kv.free - kv.due[c % kv.block_size]):
                         return 0
                 seqs.append(nd)
                 kvs.append(rank.kv_off + nd * (c + 1))
             else:
-                if rank.waiting and rank.head_fits(rank.kv.free):
+                if rank.waiting and not rank.blocked and rank.head_fits(rank.kv.free):
                     return 0
                 seqs.append(0)
                 kvs.append(0)
+        return n
+
+    def _stretch_summary(self, c: int, n: int) -> int:
+        """:meth:`_stretch_steps` over the ranks when the step cost takes a summary: leaves the largest
+        attended KV at step 0 per decode count in ``_most`` and the decodes of all ranks and of the busiest
+        in ``_total`` and ``_busiest``."""
+        most: dict[int, int] = {}
+        get = most.get
+        total = busiest = 0
+        c1 = c + 1
+        for rank in self.ranks:
+            if rank.partial is not None:
+                return 0
+            nd = rank.n_dec
+            if nd:
+                kv = rank.kv
+                fit = kv.runs_out - c  # (b) steps before the pool runs out
+                if fit < n:
+                    if fit == _UNKNOWN:
+                        kv.refresh(nd)
+                        fit = kv.runs_out - c
+                    if fit < n:
+                        if fit < 2:
+                            return 0
+                        n = fit
+                if rank.waiting and not rank.blocked:
+                    kv.sync(c, nd)
+                    if rank.head_fits(kv.free - kv.due[c % kv.block_size]):
+                        return 0
+                k = rank.kv_off + nd * c1
+                if k > get(nd, -1):
+                    most[nd] = k
+                total += nd
+                if nd > busiest:
+                    busiest = nd
+            elif rank.waiting and not rank.blocked and rank.head_fits(rank.kv.free):
+                return 0
+        self._most, self._total, self._busiest = most, total, busiest
         return n
 
     # -- applying a step or a stretch --------------------------------------------------------------------------
@@ -296,7 +407,7 @@ class Instance:
             req.first_token_s = now
         if g >= req.output_tokens:
             rank.kv.free += req.blocks
-            rank.kv.invalidate()
+            rank.changed()
             self._finish(rank, req, now)
         elif self.prefill_only:
             del rank.running[req]
@@ -306,7 +417,7 @@ class Instance:
             self.sim.prefilled(req, self, rank)
         else:
             rank.start_decode(req, req.prefill_target, g, c, self._heap)
-            rank.kv.invalidate()
+            rank.changed()
 
     def _pop_finishes(self, now: float, c: int) -> None:
         heap, bs = self._heap, self.block_size
@@ -317,7 +428,7 @@ class Instance:
             rank = req.rank
             kv = rank.stop_decode(req, c)  # first: it takes the blocks owed up to c from kv.free
             rank.kv.free += blocks_for(kv, bs)
-            rank.kv.invalidate()
+            rank.changed()
             self._finish(rank, req, now)
 
     def _finish(self, rank: Rank, req: Request, now: float) -> None:

@@ -28,6 +28,7 @@ each decode emits its last token.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from heapq import heappush
 from operator import attrgetter
@@ -53,6 +54,7 @@ class Rank:
         "max_tokens",
         "seats",
         "dues",
+        "blocked",
         "seated",
     )
 
@@ -74,6 +76,10 @@ class Rank:
         #: dues[r]: the decoding requests that take a block at the steps with c % block_size == r
         #: (a dict used as a set), so that a preemption step visits only the decodes due a block
         self.dues: list[dict[Request, None]] = [{} for _ in range(block_size)]
+        #: the head of the waiting queue cannot be admitted, and cannot become admissible until something
+        #: changes on this rank (:meth:`changed`): free blocks only shrink while the decodes run, and seats
+        #: and budget stay. A blocked rank with no partial prefill needs no planning while its blocks last.
+        self.blocked = False
         #: requests whose KV was computed elsewhere (disaggregated) seated in the step being planned: the
         #: instance stamps their first token at the step's start (TTFT includes the wait for a seat)
         self.seated: list[Request] = []
@@ -111,6 +117,11 @@ class Rank:
         pool.due[r] -= 1
         del self.dues[r][req]
         return req.kv_base + steps
+
+    def changed(self) -> None:
+        """A request left, finished its prefill or freed blocks here: recompute what was known."""
+        self.kv.invalidate()
+        self.blocked = False
 
     # -- admission and preemption --------------------------------------------------------------------------
 
@@ -193,17 +204,24 @@ class Rank:
             ctx += off + chunk
             if off + chunk == req.prefill_target:
                 self.partial = None
+        self.blocked = False
         if preempted:
             kv.refresh(self.n_dec)
             return tokens, pairs, ctx
         waiting, running, bs = self.waiting, self.running, kv.block_size
-        while waiting and budget > 0 and len(running) < self.seats:
+        admitted = False
+        while waiting and budget > 0:
+            if len(running) >= self.seats:
+                self.blocked = self.partial is None
+                break
             req = waiting[0]
             target = req.prefill_target
             need = blocks_for(req.input_tokens + req.generated, bs)
             if need > kv.free:
+                self.blocked = self.partial is None
                 break
             waiting.popleft()
+            admitted = True
             kv.free -= need
             running[req] = None
             req.admit_seq = seq[0]
@@ -223,5 +241,6 @@ class Rank:
                 self.start_decode(req, req.input_tokens + req.generated - 1, req.generated, c, heap)
                 self.seated.append(req)
                 budget -= 1
-        kv.refresh(self.n_dec)
+        if admitted or kv.runs_out == -math.inf:
+            kv.refresh(self.n_dec)  # else: only this step's decode blocks were taken, as runs_out foresaw
         return tokens, pairs, ctx

@@ -20,6 +20,7 @@ docs/MODELING.md (section "Parameters"), which reproduces DeepSeek-V3's publishe
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Literal
 
 from ..errors import InputError
@@ -239,6 +240,12 @@ class Precision:
         return {c: self.class_weights(c) for c in WEIGHT_CLASSES}
 
 
+@lru_cache(maxsize=1024)
+def _count_blocks(layers: tuple[str, ...], block: str) -> int:
+    """Blocks of one kind over the layer strings (cached: the cost model asks at every EP-group evaluation)."""
+    return sum(layer.count(block) for layer in layers)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A decoder-only LLM: its layers, block shapes, vocabulary and precision."""
@@ -267,7 +274,7 @@ class ModelSpec:
 
     def block_count(self, block: str) -> int:
         """How many blocks of one kind ('A', 'D', 'E', 'M') the model has."""
-        return sum(layer.count(block) for layer in self.layers)
+        return _count_blocks(self.layers, block)
 
     def validate(self, where: str | None = None) -> "ModelSpec":
         where = where or f"model {self.name}"

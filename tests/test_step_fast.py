@@ -1,0 +1,59 @@
+"""The compiled step cost's shortcuts equal the readable op-by-op reference (``CostModel.step_time``).
+
+``CompiledStepCost.step_time`` evaluates a decode-only rank in closed form from its decode count and KV
+(only the rank with the most KV per decode count), and a rank with a prefill chunk as memoised
+token-dependent ops plus its context-dependent ops term by term. Random steps mixing idle ranks, decode-only
+ranks and ranks with chunks (and decodes) must cost what ``CostModel`` says, op for op, on several plans
+and models (a LatentMoE one and a TP one included).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from latentmoe_sim.cost import CompiledStepCost, CostModel, RankLoad
+from latentmoe_sim.hwprofile_io import load_hw
+from latentmoe_sim.models.catalog import load_model
+from latentmoe_sim.parallel import ParallelPlan
+
+CASES = [
+    ("kimi-k2-1t", "gb200_nvl72", ParallelPlan(tp=1, dp=8, ep=8)),
+    ("kimi-k2-1t", "gb200_nvl72", ParallelPlan(tp=4, dp=4, ep=16)),
+    ("kimi-k2-1t-latentmoe", "h200_sxm", ParallelPlan(tp=2, dp=4, ep=8)),
+]
+
+
+def random_load(rng: random.Random) -> RankLoad:
+    kind = rng.random()
+    if kind < 0.25:
+        return RankLoad()
+    d = rng.randint(1, 96)
+    dk = d * rng.randint(1, 30_000)
+    if kind < 0.6:
+        return RankLoad(0, 0.0, 0, d, dk)
+    chunk, offset = rng.randint(1, 4096), rng.choice([0, rng.randint(1, 60_000)])
+    d = rng.choice([0, d])
+    return RankLoad(chunk, chunk * (offset + (chunk + 1) / 2.0), offset + chunk, d, dk if d else 0)
+
+
+@pytest.mark.parametrize("model,hw,plan", CASES)
+def test_fast_step_time_equals_op_by_op_reference(model, hw, plan):
+    ref = CostModel(load_model(model), load_hw(hw), plan)
+    fast = CompiledStepCost(ref)
+    rng = random.Random(hash((model, plan.tp, plan.dp)) & 0xFFFF)
+    for _ in range(150):
+        loads = [random_load(rng) for _ in range(plan.dp)]
+        if not any(l[0] or l[3] for l in loads):
+            continue
+        assert fast.step_time(loads) == pytest.approx(ref.step_time(loads), rel=1e-12)
+
+
+def test_only_the_most_kv_per_decode_count_matters():
+    """Two decode-only ranks with the same decode count: the step costs what the one with more KV costs."""
+    ref = CostModel(load_model("kimi-k2-1t"), load_hw("gb200_nvl72"), ParallelPlan(tp=1, dp=2, ep=2))
+    fast = CompiledStepCost(ref)
+    small, big = RankLoad(0, 0.0, 0, 16, 16 * 1000), RankLoad(0, 0.0, 0, 16, 16 * 50_000)
+    assert fast.step_time([small, big]) == pytest.approx(fast.step_time([big, big]), rel=1e-15)
+    assert fast.step_time([small, big]) > fast.step_time([small, small])
