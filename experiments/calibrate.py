@@ -83,10 +83,18 @@ def loss(rows, cal, executor: str, workers: int) -> float:
     return total / len(done)
 
 
+#: Plausible ranges the search stays in (YAML units), tighter than the schema's: an efficiency fitted to 1.0
+#: or 0.05 would say the model lacks something, not measure a kernel. Efficiencies: 0.2-0.95 of peak;
+#: fixed latencies: 0.5-50 us per op or collective step; step overhead: 50 us - 5 ms.
+PLAUSIBLE = {"fraction": (0.2, 0.95), "us": (0.5, 50.0)}
+STEP_OVERHEAD_RANGE_US = (50.0, 5000.0)
+
+
 def clamp(name: str, value: float) -> float:
-    spec = field_spec(name.split(":")[0])
-    lo, hi = spec.lo / spec.to_si, spec.hi / spec.to_si
-    return min(max(value, lo if not spec.lo_open else lo * 1.001, 0.01 if spec.unit == "fraction" else 0.0), hi)
+    base = name.split(":")[0]
+    spec = field_spec(base)
+    lo, hi = STEP_OVERHEAD_RANGE_US if base == "step_overhead_us" else PLAUSIBLE[spec.unit]
+    return min(max(value, lo), hi)
 
 
 def main() -> None:
