@@ -60,7 +60,7 @@ def _validate(args) -> int:
                executor=args.executor, workers=args.workers, costs=args.costs)
     report = run_validation(args.file, calibration=calibration, **run)
     if calibration is not None:  # the raw model's summary beside the calibrated one
-        raw = run_validation(args.file, **run)
+        raw = run_validation(args.file, split=calibration, **run)  # the same fitted/held-out groups
         report["uncalibrated"] = {"summary": raw["summary"], "median_abs_error": raw["median_abs_error"],
                                   "errors": {r["id"]: r["errors"] for r in raw["rows"]}}
     if args.json:
