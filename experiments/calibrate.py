@@ -20,7 +20,8 @@ behaviour the model lacks) cannot pull every constant toward itself as a squared
 coordinate descent over a log grid of each constant, the grid narrowing each pass (bounded to the schema's
 ranges).
 
-Usage: ``python experiments/calibrate.py [--out sim/data/calibration.yaml] [--passes 2]`` (a few minutes).
+Usage: ``python experiments/calibrate.py [--out sim/data/calibration-hopper.yaml] [--passes 2] [--all-constants]`` (10-20 minutes on a
+busy core).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def clamp(name: str, value: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="sim/data/calibration.yaml")
+    ap.add_argument("--out", default="sim/data/calibration-hopper.yaml")
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument("--executor", default="serial", choices=("serial", "process"))
     ap.add_argument("--all-constants", action="store_true", help="fit the cited efficiencies too (see the docstring)")
