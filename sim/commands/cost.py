@@ -7,7 +7,8 @@ from ..errors import DoesNotFit, InputError
 from ..schema import bounds as B
 from ..memory import plan_memory
 from ..cost.measured import resolve_costs
-from ._common import add_costs_arg, add_model_args, add_plan_args, resolve_model_hw, resolve_plan
+from ._common import (add_convention_args, add_costs_arg, add_model_args, add_plan_args, resolve_conventions,
+                      resolve_model_hw, resolve_plan)
 from ._fmt import human, print_json, table
 
 
@@ -25,6 +26,7 @@ def register(sub) -> None:
     g.add_argument("--kv-len", type=B.TOKENS_OR_ZERO, default=0, metavar="N",
                    help=f"context length each decode attends, tokens, {B.TOKENS_OR_ZERO.text} (default 0)")
     add_costs_arg(p)
+    add_convention_args(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cost)
 
@@ -47,7 +49,8 @@ def _cost(args) -> int:
     p, pairs, ctx = chunk_load(args.prefill_tokens, args.prefill_offset) if args.prefill_tokens else (0, 0.0, 0)
     load = RankLoad(p, pairs, ctx, args.decode_seqs, args.decode_seqs * args.kv_len)
     measured = resolve_costs(args.costs, hw)
-    cm = CostModel(model, hw, plan, expert_imbalance=args.expert_imbalance, measured=measured)
+    cm = CostModel(model, hw, plan, expert_imbalance=args.expert_imbalance, measured=measured,
+                   conventions=resolve_conventions(args))
     loads = [load] * plan.dp
     bd = cm.breakdown(loads)
     compiled = CompiledStepCost(cm).step_time(loads)
