@@ -160,7 +160,8 @@ class SpecDecodeStepCost:
         self._k = spec.draft_tokens
         self._inv_tau = 1.0 / spec.tokens_per_step
 
-    def _real_step(self, loads: Sequence[RankLoad]) -> float:
+    def real_step(self, loads: Sequence[RankLoad]) -> float:
+        """Seconds of one real speculative step (verify 1 + k tokens per decode, k draft passes)."""
         q = self._q
         verify = self.verify.step_time([RankLoad(l[0], l[1], l[2], l[3] * q, l[4] * q) for l in loads])
         if not any(l[3] for l in loads):
@@ -168,7 +169,7 @@ class SpecDecodeStepCost:
         return verify + self._k * self.draft.step_time([RankLoad(0, 0.0, 0, l[3], l[4]) for l in loads])
 
     def step_time(self, loads: Sequence[RankLoad]) -> float:
-        real = self._real_step(loads)
+        real = self.real_step(loads)
         if not any(l[3] for l in loads):
             return real
         if not any(l[0] for l in loads):
