@@ -28,7 +28,8 @@ from . import __version__
 from .errors import EXIT_BAD_INPUT, EXIT_DOES_NOT_FIT, DoesNotFit, InputError
 
 #: Command modules, in the order `lmsim --help` lists them.
-COMMAND_MODULES = ("models", "hw", "cost", "memory", "simulate", "epm", "validate", "kernels")
+COMMAND_MODULES = ("models", "hw", "cost", "memory", "simulate", "sweep", "frontier", "compare", "plot", "epm", "validate",
+                   "kernels")
 #: Exit status of an unexpected exception (a bug), as sysexits.h's EX_SOFTWARE.
 EXIT_INTERNAL = 70
 EXIT_FAILED = 1
@@ -60,6 +61,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "lmsim epm multiplier": ("lmsim epm multiplier --baseline-score 70.1 --treated-score 71.5 --size 1T",
                              "lmsim epm multiplier --epm 1.35"),
     "lmsim epm variant": ("lmsim epm variant kimi-k2-1t --epm 1.35 --write kimi-k2-1.35t.yaml",),
+    "lmsim sweep": ("lmsim sweep experiments/quickstart.yaml --out out/quickstart",
+                    "lmsim sweep experiments/fig7.yaml --out out/fig7 --executor ray --max-points 2000",
+                    "lmsim sweep experiments/fig7.yaml --out out/fig7 --dry-run"),
+    "lmsim frontier": ("lmsim frontier out/quickstart", "lmsim frontier out/quickstart --sla-ttft-s 2 --json"),
+    "lmsim compare": ("lmsim compare out/quickstart --baseline kimi-k2-1.35t --target kimi-k2-1t-latentmoe",),
+    "lmsim plot": ("lmsim plot out/quickstart", "lmsim plot out/fig7 --sla-ttft-s 5 --out ttft5.html"),
     "lmsim validate": ("lmsim validate", "lmsim validate --file my_results.csv --json"),
     "lmsim kernels import-aic": ("lmsim kernels import-aic --system h200_sxm --version 1.0.0rc3",),
     "lmsim kernels bench": ("lmsim kernels bench --out hwprofiles/measured/h200_sxm/ --quick",),

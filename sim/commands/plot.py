@@ -1,0 +1,40 @@
+"""`lmsim plot DIR`: the frontier figure of a sweep (self-contained HTML; PNG where kaleido + Chromium exist)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .frontier import add_sla_args, sla_kwargs
+
+
+def register(sub) -> None:
+    p = sub.add_parser("plot", help="HTML figure: one panel per traffic pattern, frontiers over the point cloud, ratios")
+    p.add_argument("dir", metavar="DIR", help="a sweep's --out folder")
+    p.add_argument("--out", metavar="FILE.html", help="default: DIR/frontier.html")
+    p.add_argument("--no-png", action="store_true", help="skip the PNG even where kaleido is installed")
+    add_sla_args(p)
+    p.set_defaults(func=_plot)
+
+
+def _plot(args) -> int:
+    from ..frontier import default_pairs
+    from ..plot import figure, write
+    from ..sweep import read_rows, read_spec
+
+    rows = read_rows(args.dir)
+    spec = read_spec(args.dir)
+    models = list(dict.fromkeys(rows["model"].to_list()))
+    pairs = [(c.baseline, c.target) for c in spec.compare] or default_pairs(models)
+    prec = spec.precision if isinstance(spec.precision, str) or spec.precision is None else "mixed precision"
+    title = f"{spec.name}: {spec.hardware}, {prec or 'catalog precision'}, <= {spec.max_gpus_per_instance} GPUs/instance"
+    fig, ratios = figure(rows, pairs, title, **sla_kwargs(args))
+    out = Path(args.out) if args.out else Path(args.dir) / "frontier.html"
+    written = write(fig, out, png=not args.no_png)
+    for r in ratios:
+        if r["ratio_min"] is not None:
+            print(f"{r['traffic']}: {r['target']} / {r['baseline']} = {r['ratio_min']:.2f}-{r['ratio_max']:.2f}x "
+                  f"(median {r['ratio_median']:.2f}x) at equal tokens/s/user")
+        else:
+            print(f"{r['traffic']}: {r['target']} / {r['baseline']}: {r['reason']}")
+    print("wrote " + ", ".join(str(w) for w in written))
+    return 0
