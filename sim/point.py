@@ -324,6 +324,7 @@ class _Deployment:
 
 
 def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
+    from .cost.pipeline import pipeline_micro_batches
     from .engine import simulate_aggregated, simulate_disaggregated
 
     imb = point.expert_imbalance
@@ -339,23 +340,28 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
 
             inst = replace(inst, step_cost=DecodeOnlyStepCost(inst.step_cost))
 
+        # pp micro-batches in flight: pp virtual instances per instance (sim/cost/pipeline.py)
+        inst, micro = pipeline_micro_batches(inst, plan.pp)
+        copies = point.instances * micro
+
         def run(requests):
-            return simulate_aggregated(inst, point.instances, requests, max_batch_tokens=budget,
+            return simulate_aggregated(inst, copies, requests, max_batch_tokens=budget,
                                        max_seqs=point.max_seqs, block_size=point.block_size, router=point.router,
                                        step_by_step=point.step_by_step, **engine_kw)
 
         cols = {"plan": plan.describe(), "plan_tp": plan.tp, "plan_dp": plan.dp, "plan_ep": plan.ep,
                 "plan_pp": plan.pp, "kv_capacity_tokens_per_rank": inst.kv_capacity_tokens}
-        return _Deployment(run, point.instances * plan.num_gpus, cols, (inst, point.instances, plan.dp))
+        return _Deployment(run, point.instances * plan.num_gpus, cols, (inst, copies, plan.dp))
     if point.mode != "disagg":
         raise InputError(f"mode = {point.mode!r}: must be agg, disagg, decode-only or prefill-only")
     cost_kw, engine_kw = _split_options(point, simulate_disaggregated)
     pplan, dplan = plan_of(point, model, hw, "prefill"), plan_of(point, model, hw, "decode")
-    pre = _instance_cost(point, model, hw, pplan, point.prefill_max_batch_tokens, cost_kw)
-    dec = _instance_cost(point, model, hw, dplan, point.max_batch_tokens, cost_kw)
+    pre, pmicro = pipeline_micro_batches(_instance_cost(point, model, hw, pplan, point.prefill_max_batch_tokens, cost_kw),
+                                         pplan.pp)
+    dec, dmicro = pipeline_micro_batches(_instance_cost(point, model, hw, dplan, point.max_batch_tokens, cost_kw), dplan.pp)
 
     def run(requests):
-        return simulate_disaggregated(pre, point.prefill_instances, dec, point.decode_instances, requests,
+        return simulate_disaggregated(pre, point.prefill_instances * pmicro, dec, point.decode_instances * dmicro, requests,
                                       prefill_max_batch_tokens=point.prefill_max_batch_tokens,
                                       decode_max_batch_tokens=point.max_batch_tokens, decode_max_seqs=point.max_seqs, block_size=point.block_size,
                                       router=point.router, step_by_step=point.step_by_step, **engine_kw)
@@ -365,7 +371,7 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
             "plan_prefill": pplan.describe(), "plan_decode": dplan.describe(),
             "kv_capacity_tokens_per_rank": dec.kv_capacity_tokens}
     gpus = point.prefill_instances * pplan.num_gpus + point.decode_instances * dplan.num_gpus
-    return _Deployment(run, gpus, cols, (dec, point.decode_instances, dplan.dp))
+    return _Deployment(run, gpus, cols, (dec, point.decode_instances * dmicro, dplan.dp))
 
 
 def _workload(point: OperatingPoint, num_requests: int):

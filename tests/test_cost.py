@@ -304,3 +304,37 @@ def test_cli_cost_json(capsys):
     assert main(["cost", "--hw", "h300", "--decode-seqs", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("lmsim: error:") for line in err)
+
+
+# ---- pipeline parallelism: micro-batches in flight ------------------------------------------------------
+def test_pipeline_micro_batches_are_virtual_instances():
+    """A PP2 instance serves 2 micro-batches: 2 virtual instances, each with the full-model step cost, half
+    the GPUs and half of each rank's KV."""
+    from latentmoe_sim.cost.pipeline import pipeline_micro_batches
+
+    inst = build_instance_cost(load_model("kimi-k2-1.35t"), load_hw("h200_sxm"), ParallelPlan(tp=1, dp=8, ep=8, pp=2))
+    virtual, copies = pipeline_micro_batches(inst, 2)
+    assert copies == 2 and virtual.num_gpus == 8 and virtual.dp == 8
+    assert virtual.kv_capacity_tokens == inst.kv_capacity_tokens // 2
+    assert virtual.step_cost is inst.step_cost
+    assert pipeline_micro_batches(inst, 1) == (inst, 1)
+
+
+def test_pipeline_micro_batches_double_decode_throughput():
+    """Closed form, step = 10 ms + 1 ms per token: 4 one-token prompts with 10 output tokens on a PP2
+    instance run as 2 micro-batches of 2 requests (12 ms per traversal, all done at 10 x 12 ms) instead of
+    one batch of 4 (10 x 14 ms)."""
+    from latentmoe_sim.cost.base import InstanceCost, LinearStepCost
+    from latentmoe_sim.cost.pipeline import pipeline_micro_batches
+    from latentmoe_sim.engine import simulate_aggregated
+    from latentmoe_sim.workloads import RequestSpecs
+    import numpy as np
+
+    inst = InstanceCost(LinearStepCost(0.010, 0.001, 0.0), dp=1, num_gpus=4, kv_capacity_tokens=10_000)
+    specs = RequestSpecs(np.zeros(4), np.ones(4, np.int64), np.full(4, 10, np.int64))
+    one = simulate_aggregated(inst, 1, specs)
+    virtual, copies = pipeline_micro_batches(inst, 2)
+    two = simulate_aggregated(virtual, copies, specs)
+    assert one.records["finish_s"].to_numpy() == pytest.approx([0.14] * 4)
+    assert two.records["finish_s"].to_numpy() == pytest.approx([0.12] * 4)
+    assert two.num_gpus == one.num_gpus == 4
