@@ -67,6 +67,7 @@ AGGREGATED = [
     (8, 1, ClosedLoop(24, 0.5), None, 128),  # think time
     (8, 3, Poisson(80.0), 8_500, 32),  # preemptions on many ranks of three instances
     (16, 1, Poisson(6.0), None, 128),
+    (32, 1, Poisson(30.0), 8_200, 16),  # many ranks, preemptions
 ]
 
 

@@ -116,7 +116,7 @@ class CompiledStepCost:
                 self._step_memo[key] = t
             return t
         most: dict[int, int] = {}
-        prefill = []
+        chunks = []
         total = busiest = 0
         idle = False
         for load in loads:
@@ -126,23 +126,37 @@ class CompiledStepCost:
             if tokens > busiest:
                 busiest = tokens
             if p:
-                prefill.append(load)
+                chunks.append(load)
             elif d:
                 if load[4] > most.get(d, -1):
                     most[d] = load[4]
             else:
                 idle = True
+        return self.step_time_grouped(most, chunks, idle, total, busiest)
+
+    @property
+    def grouped(self) -> bool:
+        """Whether :meth:`step_time_grouped` and :meth:`decode_stretch_grouped` may stand in for
+        :meth:`step_time` and :meth:`decode_stretch` (roofline costs; measured ratios need every rank)."""
+        return not self._measured
+
+    def step_time_grouped(self, most: dict, chunks: Sequence[RankLoad], idle: bool, total_tokens: int,
+                          busiest_tokens: int) -> float:
+        """:meth:`step_time` from what it depends on, which the engine can gather without building a load
+        per rank: ``most[d]``, the largest attended KV of the decode-only ranks with ``d`` decodes; the loads
+        of the ranks with a prefill chunk; whether some rank is idle; and the step's total and busiest rank's
+        tokens (prefill + decodes)."""
         slowest = self._idle_s if idle else 0.0
         for d, kv in most.items():
             base, pieces = self._decode_pieces(d)
             t = base + max(a + b * kv for a, b in pieces)
             if t > slowest:
                 slowest = t
-        for load in prefill:
+        for load in chunks:
             t = self._prefill_rank_time(load)
             if t > slowest:
                 slowest = t
-        return self._overhead + slowest + self.group_time(total, busiest, bool(prefill))
+        return self._overhead + slowest + self.group_time(total_tokens, busiest_tokens, bool(chunks))
 
     def _prefill_rank_time(self, load: RankLoad) -> float:
         """Rank-local seconds of a rank running a prefill chunk: the ops that depend on its token counts
@@ -235,11 +249,21 @@ class CompiledStepCost:
             for d, kv in zip(decode_seqs, decode_kv_tokens):
                 if d > 0 and kv >= most.get(d, -1):
                     most[d] = kv
-            for d, kv in most.items():
-                base, pieces = self._decode_pieces(d)
-                for a, b in pieces:
-                    lines.append((base + a + b * kv, b * d))
+            return self.decode_stretch_grouped(most, sum(decode_seqs), max(decode_seqs))
         if not lines:
             lines.append((0.0, 0.0))
         const = self._overhead + self.group_time(float(sum(decode_seqs)), float(max(decode_seqs)))
+        return DecodeStretch(const, lines)
+
+    def decode_stretch_grouped(self, most: dict, total_decodes: int, busiest_decodes: int) -> DecodeStretch:
+        """:meth:`decode_stretch` from ``most[d]``, the largest attended KV at step 0 among the ranks with
+        ``d`` decodes, and the decodes of all ranks and of the busiest one (roofline costs only)."""
+        lines: list[tuple[float, float]] = []
+        for d, kv in most.items():
+            base, pieces = self._decode_pieces(d)
+            for a, b in pieces:
+                lines.append((base + a + b * kv, b * d))
+        if not lines:
+            lines.append((0.0, 0.0))
+        const = self._overhead + self.group_time(float(total_decodes), float(busiest_decodes))
         return DecodeStretch(const, lines)

@@ -98,6 +98,12 @@ class Instance:
         self._timer: Event | None = None  # the live timer of the stretch in flight
         self._dt = 0.0
         self._stretch = None
+        #: the step cost takes a step's summary instead of a load per rank (CompiledStepCost with roofline
+        #: costs): the engine gathers the summary in its own pass over the ranks (the reference mode,
+        #: step_by_step, always builds every rank's load)
+        self._grouped = bool(getattr(self.step_cost, "grouped", False)) and not step_by_step
+        self._most: dict[int, int] = {}  # decode count -> largest attended KV at a stretch's first step
+        self._total = self._busiest = 0  # decodes of all ranks and of the busiest rank in that stretch
         self._seqs: list[int] = []  # decodes per rank at the start of a stretch
         self._kvs: list[int] = []  # attended context per rank at its first step
         self._t0 = self._end = 0.0
@@ -183,11 +189,17 @@ class Instance:
         if not self.step_by_step and self._heap:
             n = self._stretch_steps(c)
             if n >= 2:
-                st = self._stretch = self.step_cost.decode_stretch(self._seqs, self._kvs)
+                if self._grouped:
+                    st = self.step_cost.decode_stretch_grouped(self._most, self._total, self._busiest)
+                else:
+                    st = self.step_cost.decode_stretch(self._seqs, self._kvs)
+                self._stretch = st
                 self._t0 = now = self.env.now
                 self._n = n
                 self._end = now + st.elapsed(n)
                 return STRETCH
+        if self._grouped:
+            return self._plan_step_grouped(c)
         chunks = self._chunks = []
         loads = []
         busy = False
@@ -224,6 +236,56 @@ class Instance:
         self._dt = self.step_cost.step_time(loads)
         return STEP
 
+    def _plan_step_grouped(self, c: int) -> int:
+        """:meth:`_plan`'s single step when the step cost takes the step's summary
+        (``step_time_grouped``): the same planning, but a decode-only rank only updates the largest KV of
+        its decode count and the token totals, without a load of its own."""
+        chunks = self._chunks = []
+        loaded: list[RankLoad] = []  # ranks with a prefill chunk
+        most: dict[int, int] = {}
+        total = busiest = 0
+        busy = idle = False
+        for rank in self.ranks:
+            nd = rank.n_dec
+            if rank.partial is None and (not rank.waiting or rank.blocked):
+                if not nd:
+                    idle = True
+                    continue
+                if c < rank.kv.runs_out:  # decodes only, blocks there (see _plan)
+                    busy = True
+                    kv = rank.kv_off + nd * (c + 1)
+                    if kv > most.get(nd, -1):
+                        most[nd] = kv
+                    total += nd
+                    if nd > busiest:
+                        busiest = nd
+                    continue
+            tokens, pairs, ctx = rank.plan_step(c, self._seq, self._heap, chunks)
+            if rank.seated:  # transferred KV seated now: the first token is delivered from here
+                now = self.env.now
+                for req in rank.seated:
+                    req.first_token_s = now
+                rank.seated.clear()
+            nd = rank.n_dec
+            t = tokens + nd
+            total += t
+            if t > busiest:
+                busiest = t
+            if tokens:
+                busy = True
+                loaded.append(RankLoad(tokens, pairs, ctx, nd, rank.kv_off + nd * (c + 1) if nd else 0))
+            elif nd:
+                busy = True
+                kv = rank.kv_off + nd * (c + 1)
+                if kv > most.get(nd, -1):
+                    most[nd] = kv
+            else:
+                idle = True
+        if not busy:
+            return IDLE
+        self._dt = self.step_cost.step_time_grouped(most, loaded, idle, total, busiest)
+        return STEP
+
     def _drain_inbox(self) -> None:
         inbox = self._inbox
         if len(inbox) > 1:
@@ -252,7 +314,12 @@ class Instance:
         n = heap[0][0] - c  # (a) steps until the next request emits its last token
         if n < 2:
             return 0
-        seqs, kvs = self._seqs, self._kvs = [], []  # fresh lists: the step cost may keep them
+        grouped = self._grouped
+        if grouped:
+            most = self._most = {}
+            total = busiest = 0
+        else:
+            seqs, kvs = self._seqs, self._kvs = [], []  # fresh lists: the step cost may keep them
         for rank in self.ranks:
             nd = rank.n_dec
             if rank.partial is not None:
@@ -270,13 +337,24 @@ class Instance:
                     kv.sync(c, nd)
                     if rank.head_fits(kv.free - kv.due[c % kv.block_size]):
                         return 0
-                seqs.append(nd)
-                kvs.append(rank.kv_off + nd * (c + 1))
+                if grouped:
+                    k = rank.kv_off + nd * (c + 1)
+                    if k > most.get(nd, -1):
+                        most[nd] = k
+                    total += nd
+                    if nd > busiest:
+                        busiest = nd
+                else:
+                    seqs.append(nd)
+                    kvs.append(rank.kv_off + nd * (c + 1))
             else:
                 if rank.waiting and not rank.blocked and rank.head_fits(rank.kv.free):
                     return 0
-                seqs.append(0)
-                kvs.append(0)
+                if not grouped:
+                    seqs.append(0)
+                    kvs.append(0)
+        if grouped:
+            self._total, self._busiest = total, busiest
         return n
 
     # -- applying a step or a stretch --------------------------------------------------------------------------
