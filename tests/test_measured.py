@@ -268,3 +268,17 @@ def test_saturating_last_axis_holds_above_only():
     assert f([1.0, 1000.0]) == pytest.approx(4.0)  # far above the last axis: the edge
     assert f([1.0, 0.25]) is None  # below it, the usual factor-2 limit
     assert f([4.0, 1000.0]) is None  # other axes keep their limit
+
+
+def test_validate_passes_costs_to_every_point(monkeypatch):
+    from latentmoe_sim.validation import validate as V
+
+    seen = []
+
+    def fake_execute(points, executor, workers):
+        seen.extend(points)
+        return {p.point_id: {"status": "infeasible", "reason": "not run in this test"} for p in points}
+
+    monkeypatch.setattr(V, "execute", fake_execute)
+    V.run_validation(only=["latentmoe_h100_c4_latent", "sglang_kimik2_h200"], costs="measured")
+    assert seen and {p.costs for p in seen} == {"measured"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..errors import InputError
 from ..schema import bounds as B
 from ..validation.rows import METRICS
+from ._common import add_costs_arg
 from ._fmt import print_json
 
 #: column labels of the text report
@@ -28,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--executor", choices=("serial", "process", "ray"), default="serial",
                    help="how the points run (the sweep executors; default serial)")
     p.add_argument("--workers", type=int, default=1, help="workers of the process/ray executor (default 1)")
+    add_costs_arg(p)
     p.add_argument("--default-isl", type=B.TOKENS, default=None, metavar="N",
                    help=f"ISL for rows that state none, {B.TOKENS.text} (default 1024)")
     p.add_argument("--default-osl", type=B.TOKENS, default=None, metavar="N",
@@ -54,7 +56,7 @@ def _validate(args) -> int:
     if args.workers < 1:
         raise InputError(f"--workers = {args.workers} must be >= 1")
     run = dict(default_isl=args.default_isl or DEFAULT_ISL, default_osl=args.default_osl or DEFAULT_OSL, only=only,
-               executor=args.executor, workers=args.workers)
+               executor=args.executor, workers=args.workers, costs=args.costs)
     report = run_validation(args.file, calibration=calibration, **run)
     if calibration is not None:  # the raw model's summary beside the calibrated one
         raw = run_validation(args.file, **run)

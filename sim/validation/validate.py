@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError
@@ -110,9 +111,10 @@ def expand_rows(rows: list[MeasuredRow]) -> list[MeasuredRow]:
 
 def validate_rows(rows: list[MeasuredRow], *, calibration=None, default_isl: int = DEFAULT_ISL,
                   default_osl: int = DEFAULT_OSL, executor: str = "serial", workers: int = 1,
-                  expand: bool = True) -> tuple[list, list]:
+                  expand: bool = True, costs: str = "roofline") -> tuple[list, list]:
     """(simulated rows, unexpressible rows): configure every row, run all their points in one batch through
-    the executor, then compare (and pick the searched plans)."""
+    the executor, then compare (and pick the searched plans). ``costs``: op times from the roofline, the
+    GPU's measured tables or ``auto`` (docs/KERNELS.md)."""
     expanded = expand_rows(rows) if expand else list(rows)
     skipped, jobs, points = [], [], []
     for row in expanded:
@@ -122,7 +124,7 @@ def validate_rows(rows: list[MeasuredRow], *, calibration=None, default_isl: int
             continue
         hw_fields = calibration.hw_fields(row.hw, row.framework) if calibration else None
         plans, budget = _plans(case)
-        pts = [point_of(case, plan, hw_fields) for plan in plans]
+        pts = [replace(point_of(case, plan, hw_fields), costs=costs) for plan in plans]
         jobs.append((row, case, plans, pts, budget))
         points += pts
     results = execute(points, executor, workers)
@@ -150,7 +152,7 @@ def validate_rows(rows: list[MeasuredRow], *, calibration=None, default_isl: int
 
 def run_validation(path: str | Path | None = None, *, calibration=None, default_isl: int = DEFAULT_ISL,
                    default_osl: int = DEFAULT_OSL, only: list[str] | None = None, executor: str = "serial",
-                   workers: int = 1) -> dict:
+                   workers: int = 1, costs: str = "roofline") -> dict:
     """Validate every row of ``path`` (default: the shipped file); ``only`` keeps the rows with these ids."""
     t0 = time.perf_counter()
     rows = read_measured(path or DEFAULT_FILE)
@@ -160,7 +162,7 @@ def run_validation(path: str | Path | None = None, *, calibration=None, default_
             raise InputError(f"--rows: no row with id {', '.join(unknown)} in {path or DEFAULT_FILE}")
         rows = [r for r in rows if r.id in set(only)]
     done, skipped = validate_rows(rows, calibration=calibration, default_isl=default_isl, default_osl=default_osl,
-                                  executor=executor, workers=workers)
+                                  executor=executor, workers=workers, costs=costs)
     summary = summarize_errors(done)
     return {
         "file": str(path or DEFAULT_FILE),
