@@ -30,11 +30,15 @@ CURVE_POINTS = 201
 
 
 def usable(rows: pl.DataFrame, *, sla_ttft_s: float | None = None, sla_tpot_s: float | None = None,
-           percentile: int = 90) -> pl.DataFrame:
-    """Rows with ``status == ok`` that meet the SLA on the given latency percentile (50, 90 or 99)."""
+           percentile: int = 90, max_gpus_per_instance: int | None = None) -> pl.DataFrame:
+    """Rows with ``status == ok`` that meet the SLA on the given latency percentile (50, 90 or 99) and, if
+    given, use at most ``max_gpus_per_instance`` GPUs in any one instance (the frontier a smaller
+    instance cap would give, from the same sweep)."""
     if percentile not in (50, 90, 99):
         raise InputError(f"--sla-percentile = {percentile}: must be 50, 90 or 99")
     df = rows.filter(pl.col("status") == "ok").filter(pl.col(X).is_not_null() & (pl.col(Y) > 0))
+    if max_gpus_per_instance is not None:
+        df = df.filter(pl.col("gpus_per_instance") <= max_gpus_per_instance)
     if sla_ttft_s is not None:
         df = df.filter(pl.col(f"ttft_p{percentile}_s") <= sla_ttft_s)
     if sla_tpot_s is not None:

@@ -349,7 +349,7 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
                                        max_seqs=point.max_seqs, block_size=point.block_size, router=point.router,
                                        step_by_step=point.step_by_step, **engine_kw)
 
-        cols = {"plan": plan.describe(), "plan_tp": plan.tp, "plan_dp": plan.dp, "plan_ep": plan.ep,
+        cols = {"plan": plan.describe(), "gpus_per_instance": plan.num_gpus, "plan_tp": plan.tp, "plan_dp": plan.dp, "plan_ep": plan.ep,
                 "plan_pp": plan.pp, "kv_capacity_tokens_per_rank": inst.kv_capacity_tokens}
         return _Deployment(run, point.instances * plan.num_gpus, cols, (inst, copies, plan.dp))
     if point.mode != "disagg":
@@ -369,6 +369,7 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
     cols = {"plan": f"prefill {pplan.describe()} x{point.prefill_instances}; decode {dplan.describe()} "
                     f"x{point.decode_instances}",
             "plan_prefill": pplan.describe(), "plan_decode": dplan.describe(),
+            "gpus_per_instance": max(pplan.num_gpus, dplan.num_gpus),
             "kv_capacity_tokens_per_rank": dec.kv_capacity_tokens}
     gpus = point.prefill_instances * pplan.num_gpus + point.decode_instances * dplan.num_gpus
     return _Deployment(run, gpus, cols, (dec, point.decode_instances * dmicro, dplan.dp))

@@ -6,6 +6,7 @@ from ._fmt import print_json
 
 #: columns the table shows for each frontier point
 SHOWN = ("traffic", "model", "tokens_per_s_per_user_p50", "output_tokens_per_s_per_gpu", "plan", "instances",
+         "gpus_per_instance",
          "concurrency", "rate", "ttft_p90_s", "tpot_p50_s", "num_gpus")
 
 
@@ -13,6 +14,8 @@ def add_sla_args(p) -> None:
     p.add_argument("--sla-ttft-s", type=float, help="keep points whose TTFT (at --sla-percentile) is <= this, seconds")
     p.add_argument("--sla-tpot-s", type=float, help="keep points whose TPOT (at --sla-percentile) is <= this, seconds")
     p.add_argument("--sla-percentile", type=int, default=90, choices=(50, 90, 99), help="latency percentile the SLA bounds (default 90)")
+    p.add_argument("--max-gpus-per-instance", type=int, metavar="N",
+                   help="keep points whose instances (each pool's, when disaggregated) use at most N GPUs")
 
 
 def sla_kwargs(args) -> dict:
@@ -20,7 +23,9 @@ def sla_kwargs(args) -> dict:
 
     positive("--sla-ttft-s", args.sla_ttft_s)
     positive("--sla-tpot-s", args.sla_tpot_s)
-    return {"sla_ttft_s": args.sla_ttft_s, "sla_tpot_s": args.sla_tpot_s, "percentile": args.sla_percentile}
+    positive("--max-gpus-per-instance", args.max_gpus_per_instance)
+    return {"sla_ttft_s": args.sla_ttft_s, "sla_tpot_s": args.sla_tpot_s, "percentile": args.sla_percentile,
+            "max_gpus_per_instance": args.max_gpus_per_instance}
 
 
 def register(sub) -> None:
