@@ -109,8 +109,13 @@ def test_kv_pool_block_counts_match_brute_force():
 
         for n in (0, 1, n_max // 2, n_max):
             assert pool.blocks_over(c0, n, len(kvs)) == sum(need(j) for j in range(n))
-        fit, used = 0, 0
-        while fit < n_max and used + need(fit) <= pool.free:
+        fit, used = 0, 0  # brute force: the first step whose decodes find no free block
+        while used + need(fit) <= pool.free:
             used += need(fit)
             fit += 1
-        assert pool.steps_fitting(c0, n_max, len(kvs)) == fit
+        pool.synced = c0
+        pool.refresh(len(kvs))
+        assert pool.runs_out == c0 + fit
+        free = pool.free  # lazily taken blocks: sync(c) takes exactly those of steps c0 .. c - 1
+        pool.sync(c0 + n_max, len(kvs))
+        assert pool.free == free - sum(need(j) for j in range(n_max)) and pool.synced == c0 + n_max

@@ -147,11 +147,13 @@ class CompiledStepCost:
         of the ranks with a prefill chunk; whether some rank is idle; and the step's total and busiest rank's
         tokens (prefill + decodes)."""
         slowest = self._idle_s if idle else 0.0
+        memo = self._pieces_memo
         for d, kv in most.items():
-            base, pieces = self._decode_pieces(d)
-            t = base + max(a + b * kv for a, b in pieces)
-            if t > slowest:
-                slowest = t
+            base, pieces = memo.get(d) or self._decode_pieces(d)
+            for a, b in pieces:
+                t = base + a + b * kv
+                if t > slowest:
+                    slowest = t
         for load in chunks:
             t = self._prefill_rank_time(load)
             if t > slowest:

@@ -314,12 +314,9 @@ class Instance:
         n = heap[0][0] - c  # (a) steps until the next request emits its last token
         if n < 2:
             return 0
-        grouped = self._grouped
-        if grouped:
-            most = self._most = {}
-            total = busiest = 0
-        else:
-            seqs, kvs = self._seqs, self._kvs = [], []  # fresh lists: the step cost may keep them
+        if self._grouped:
+            return self._stretch_summary(c, n)
+        seqs, kvs = self._seqs, self._kvs = [], []  # fresh lists: the step cost may keep them
         for rank in self.ranks:
             nd = rank.n_dec
             if rank.partial is not None:
@@ -337,24 +334,51 @@ class Instance:
                     kv.sync(c, nd)
                     if rank.head_fits(kv.free - kv.due[c % kv.block_size]):
                         return 0
-                if grouped:
-                    k = rank.kv_off + nd * (c + 1)
-                    if k > most.get(nd, -1):
-                        most[nd] = k
-                    total += nd
-                    if nd > busiest:
-                        busiest = nd
-                else:
-                    seqs.append(nd)
-                    kvs.append(rank.kv_off + nd * (c + 1))
+                seqs.append(nd)
+                kvs.append(rank.kv_off + nd * (c + 1))
             else:
                 if rank.waiting and not rank.blocked and rank.head_fits(rank.kv.free):
                     return 0
-                if not grouped:
-                    seqs.append(0)
-                    kvs.append(0)
-        if grouped:
-            self._total, self._busiest = total, busiest
+                seqs.append(0)
+                kvs.append(0)
+        return n
+
+    def _stretch_summary(self, c: int, n: int) -> int:
+        """:meth:`_stretch_steps` over the ranks when the step cost takes a summary: leaves the largest
+        attended KV at step 0 per decode count in ``_most`` and the decodes of all ranks and of the busiest
+        in ``_total`` and ``_busiest``."""
+        most: dict[int, int] = {}
+        get = most.get
+        total = busiest = 0
+        c1 = c + 1
+        for rank in self.ranks:
+            if rank.partial is not None:
+                return 0
+            nd = rank.n_dec
+            if nd:
+                kv = rank.kv
+                fit = kv.runs_out - c  # (b) steps before the pool runs out
+                if fit < n:
+                    if fit == _UNKNOWN:
+                        kv.refresh(nd)
+                        fit = kv.runs_out - c
+                    if fit < n:
+                        if fit < 2:
+                            return 0
+                        n = fit
+                if rank.waiting and not rank.blocked:
+                    kv.sync(c, nd)
+                    if rank.head_fits(kv.free - kv.due[c % kv.block_size]):
+                        return 0
+                k = rank.kv_off + nd * c1
+                if k > get(nd, -1):
+                    most[nd] = k
+                total += nd
+                if nd > busiest:
+                    busiest = nd
+            elif rank.waiting and not rank.blocked and rank.head_fits(rank.kv.free):
+                return 0
+        self._most, self._total, self._busiest = most, total, busiest
         return n
 
     # -- applying a step or a stretch --------------------------------------------------------------------------

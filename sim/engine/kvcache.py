@@ -87,19 +87,3 @@ class KVPool:
             end = start + rest
             total += sum(due[start:end]) if end <= bs else sum(due[start:]) + sum(due[: end - bs])
         return total
-
-    def steps_fitting(self, c: int, n_max: int, n_dec: int) -> int:
-        """Largest ``n <= n_max`` such that steps ``c .. c + n - 1`` find a free block for every decode."""
-        bs = self.block_size
-        free = self.free
-        if n_dec * (n_max // bs + 1) <= free:  # cannot run out in n_max steps: the common case, O(1)
-            return n_max
-        cycles = free // n_dec  # whole cycles of block_size steps take n_dec blocks each
-        j, used = cycles * bs, cycles * n_dec
-        due = self.due
-        while j < n_max:  # less than one cycle to go before the pool runs out
-            used += due[(c + j) % bs]
-            if used > free:
-                return j
-            j += 1
-        return n_max

@@ -28,6 +28,7 @@ each decode emits its last token.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from heapq import heappush
 from operator import attrgetter
@@ -208,6 +209,7 @@ class Rank:
             kv.refresh(self.n_dec)
             return tokens, pairs, ctx
         waiting, running, bs = self.waiting, self.running, kv.block_size
+        admitted = False
         while waiting and budget > 0:
             if len(running) >= self.seats:
                 self.blocked = self.partial is None
@@ -219,6 +221,7 @@ class Rank:
                 self.blocked = self.partial is None
                 break
             waiting.popleft()
+            admitted = True
             kv.free -= need
             running[req] = None
             req.admit_seq = seq[0]
@@ -238,5 +241,6 @@ class Rank:
                 self.start_decode(req, req.input_tokens + req.generated - 1, req.generated, c, heap)
                 self.seated.append(req)
                 budget -= 1
-        kv.refresh(self.n_dec)
+        if admitted or kv.runs_out == -math.inf:
+            kv.refresh(self.n_dec)  # else: only this step's decode blocks were taken, as runs_out foresaw
         return tokens, pairs, ctx
