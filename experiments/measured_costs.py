@@ -3,7 +3,8 @@
     python experiments/measured_costs.py            # prints the markdown tables (about 10 s)
 
 1. per op, one Kimi-K2 decode step on 8xH200 (TP8/EP8, 32 decodes at KV 4500: AIConfigurator's
-   `estimate` point, ../shared/reference/aiconfigurator.md §5.4), roofline vs measured;
+   `estimate` point, ../shared/reference/aiconfigurator.md §5.4), roofline vs measured; then Kimi-K2 and
+   Kimi-K2-LatentMoE on GB200 NVL72 (DP16/EP16, FP4, 128 decodes per rank at KV 4096);
 2. achieved efficiency of the full-width (Kimi-K2) and latent-width (LatentMoE) GEMMs and grouped expert
    GEMMs, from the bundled AIConfigurator tables (H200, GB200);
 3. step times and ratios of the three Kimi-K2 variants, --costs roofline vs measured, at decode 8 and
@@ -31,12 +32,12 @@ def _model(name, precision):
     return m.with_precision(weights=precision, activations=precision, dispatch=precision) if precision else m
 
 
-def per_op():
-    hw = load_hw("h200_sxm")
-    plan = ParallelPlan(tp=8, dp=1, ep=8)
-    loads = [RankLoad(0, 0.0, 0, 32, 32 * 4500)]
-    roof = CostModel(load_model("kimi-k2-1t"), hw, plan).breakdown(loads)
-    meas = CostModel(load_model("kimi-k2-1t"), hw, plan, measured=load_tables(hw)).breakdown(loads)
+def per_op(hw_name="h200_sxm", plan=ParallelPlan(tp=8, dp=1, ep=8), load=RankLoad(0, 0.0, 0, 32, 32 * 4500),
+           model="kimi-k2-1t", precision=None):
+    hw = load_hw(hw_name)
+    loads = [load] * plan.dp
+    roof = CostModel(_model(model, precision), hw, plan).breakdown(loads)
+    meas = CostModel(_model(model, precision), hw, plan, measured=load_tables(hw)).breakdown(loads)
     print("| op | roofline ms | measured ms | measured / roofline | source |\n|---|---|---|---|---|")
     for r, m in zip(roof["ops"], meas["ops"]):
         print(f"| {r.name} | {r.time_s * 1e3:.3f} | {m.time_s * 1e3:.3f} | {m.time_s / r.time_s:.2f} | {m.source} |")
@@ -84,5 +85,7 @@ def variants():
 
 if __name__ == "__main__":
     per_op()
+    for name in VARIANTS[:2]:
+        per_op("gb200_nvl72", ParallelPlan(tp=1, dp=16, ep=16), RankLoad(0, 0.0, 0, 128, 128 * 4096), name, "fp4")
     widths()
     variants()
