@@ -93,6 +93,11 @@ class OperatingPoint:
     redundant_experts: int = 0
     #: classes sharded over the tp*dp group under attention DP (sim/parallel.py parse_dp_sharded); None = sglang
     dp_sharded: str | None = None
+    # cost conventions (sim/cost/conventions.py); None = the default
+    expert_fusion: str | None = None
+    dispatch_prefill: str | None = None
+    dispatch_decode: str | None = None
+    tp_allreduce: str | None = None
     instances: int = 1
     prefill_tp: int | None = None
     prefill_dp: int | None = None
@@ -289,7 +294,8 @@ def _instance_cost(point: OperatingPoint, model, hw, plan, max_batch_tokens: int
                                              "expert_weights_dtype", "attention_weights_dtype", "dense_weights_dtype",
                                              "embedding_weights_dtype",
                                              "hw", "hw_fields", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance",
-                                             "tbo", "costs"))
+                                             "tbo", "costs", "expert_fusion", "dispatch_prefill", "dispatch_decode",
+                                             "tp_allreduce"))
     key = (prec, plan, max_batch_tokens, tuple(sorted(cost_kw.items())))
     if key not in _COSTS:
         if len(_COSTS) >= 64:
@@ -310,7 +316,11 @@ def _serving(point: OperatingPoint) -> dict:
         spec = SpecDecode.parse(point.mtp, point.mtp_acceptance)
     elif point.mtp_acceptance is not None:
         raise InputError("--mtp-acceptance given without --mtp K")
-    return {"spec_decode": spec, "tbo": bool(point.tbo), "costs": point.costs}
+    from .cost.conventions import Conventions
+
+    conv = {n: getattr(point, n) for n in ("expert_fusion", "dispatch_prefill", "dispatch_decode", "tp_allreduce")}
+    return {"spec_decode": spec, "tbo": bool(point.tbo), "costs": point.costs,
+            "conventions": Conventions(**{n: v for n, v in conv.items() if v is not None})}
 
 
 @dataclass

@@ -375,3 +375,24 @@ def test_small_gemm_fixed_latency_against_measured_floor():
     assert bound == "memory"
     assert t == pytest.approx((7168 * 2048 + 16 * 9216 * 2) / (4.8e12 * 0.8) + 3e-6, rel=1e-9)
     assert 6.8e-6 < t < 8.8e-6
+
+
+def test_convention_flags_reach_the_cost(capsys):
+    """--expert-fusion / --dispatch-* / --tp-allreduce select the conventions of `lmsim cost` and of
+    build_instance_cost; a bad value is a one-line error, exit 2."""
+    base = ["cost", "--model", "kimi-k2-1t", "--hw", "h200_sxm", "--dp", "8", "--decode-seqs", "64", "--kv-len", "1024", "--json"]
+
+    def experts_bytes(extra):
+        assert main(base + extra) == 0
+        ops = {o["name"]: o for o in json.loads(capsys.readouterr().out)["ops"]}
+        return ops["moe.routed_experts"]["bytes"]
+
+    fused, unfused = experts_bytes([]), experts_bytes(["--expert-fusion", "unfused"])
+    # 64 x 8 tokens x 8 experts / 8 ranks = 512 pairs per slot, 60 layers: 45,056 - 25,952 B more per pair
+    assert unfused - fused == pytest.approx(60 * 512 * (45_056 - 25_952), rel=1e-9)
+    assert main(base + ["--dispatch-decode", "per-token"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--dispatch-decode" in err[0]
+    inst = build_instance_cost(load_model("kimi-k2-1t"), load_hw("h200_sxm"), ParallelPlan(tp=1, dp=16, ep=16),
+                               conventions=Conventions(dispatch_decode="per-rank"))
+    assert inst.step_cost.cost.conventions.dispatch_decode == "per-rank"

@@ -76,6 +76,30 @@ def add_serving_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tbo", action="store_true",
                    help="two-batch overlap: two micro-batches, one's all-to-all hidden behind the other's compute "
                         "(SGLang --enable-two-batch-overlap)")
+    add_convention_args(p)
+
+
+def add_convention_args(p: argparse.ArgumentParser) -> None:
+    """The cost model's named conventions (sim/cost/conventions.py, docs/MODELING.md §4a)."""
+    from ..cost.conventions import DEFAULT_CONVENTIONS as D, DISPATCH_MODES, EXPERT_FUSIONS, TP_ALLREDUCES
+
+    g = p.add_argument_group("cost conventions (docs/MODELING.md §4a)")
+    g.add_argument("--expert-fusion", choices=EXPERT_FUSIONS, default=None,
+                   help=f"routed-expert activation traffic (default {D.expert_fusion}: activation in GEMM1's epilogue)")
+    g.add_argument("--dispatch-prefill", choices=DISPATCH_MODES, default=None,
+                   help=f"all-to-all copies per token in steps with a prefill chunk (default {D.dispatch_prefill}: DeepEP normal)")
+    g.add_argument("--dispatch-decode", choices=DISPATCH_MODES, default=None,
+                   help=f"all-to-all copies per token in decode steps (default {D.dispatch_decode}: DeepEP low-latency)")
+    g.add_argument("--tp-allreduce", choices=TP_ALLREDUCES, default=None,
+                   help=f"TP all-reduce algorithm (default {D.tp_allreduce}; nvls = NVLink SHARP)")
+
+
+def resolve_conventions(args):
+    """The :class:`~latentmoe_sim.cost.conventions.Conventions` the flags name (defaults where unset)."""
+    from ..cost.conventions import Conventions
+
+    names = ("expert_fusion", "dispatch_prefill", "dispatch_decode", "tp_allreduce")
+    return Conventions(**{n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
 
 
 def resolve_serving(args) -> dict:

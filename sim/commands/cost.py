@@ -7,7 +7,8 @@ from ..errors import DoesNotFit, InputError
 from ..schema import bounds as B
 from ..memory import plan_memory
 from ..cost.measured import resolve_costs
-from ._common import add_costs_arg, add_model_args, add_plan_args, add_serving_args, resolve_model_hw, resolve_plan, resolve_serving
+from ._common import (add_convention_args, add_costs_arg, add_model_args, add_plan_args, add_serving_args,
+                      resolve_conventions, resolve_model_hw, resolve_plan, resolve_serving)
 from ._fmt import human, print_json, table
 
 
@@ -25,6 +26,7 @@ def register(sub) -> None:
     g.add_argument("--kv-len", type=B.TOKENS_OR_ZERO, default=0, metavar="N",
                    help=f"context length each decode attends, tokens, {B.TOKENS_OR_ZERO.text} (default 0)")
     add_costs_arg(p)
+    add_convention_args(p)
     add_serving_args(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cost)
@@ -48,7 +50,8 @@ def _cost(args) -> int:
     p, pairs, ctx = chunk_load(args.prefill_tokens, args.prefill_offset) if args.prefill_tokens else (0, 0.0, 0)
     load = RankLoad(p, pairs, ctx, args.decode_seqs, args.decode_seqs * args.kv_len)
     measured = resolve_costs(args.costs, hw)
-    cm = CostModel(model, hw, plan, expert_imbalance=args.expert_imbalance, measured=measured)
+    cm = CostModel(model, hw, plan, expert_imbalance=args.expert_imbalance, measured=measured,
+                   conventions=resolve_conventions(args))
     loads = [load] * plan.dp
     bd = cm.breakdown(loads)
     compiled = CompiledStepCost(cm).step_time(loads)
@@ -63,7 +66,7 @@ def _cost(args) -> int:
         "costs": args.costs, "measured_tables": measured.where if measured else None,
         "ops": [o.as_dict() for o in bd["ops"]],
     }
-    out |= _serving_step(args, model, hw, plan, measured, loads)
+    out |= _serving_step(args, model, hw, plan, measured, loads, cm.conventions)
     if args.json:
         print_json(out)
         return 0
@@ -105,7 +108,7 @@ def print_cost_table(out: dict, bd: dict, prefill_tokens: int, args) -> None:
         print(line + "; the op table above is the plain step")
 
 
-def _serving_step(args, model, hw, plan, measured, loads) -> dict:
+def _serving_step(args, model, hw, plan, measured, loads, conventions) -> dict:
     """With --mtp/--tbo: the step time of the serving step cost (docs/MODELING.md, "Serving features")."""
     serving = resolve_serving(args)
     spec, tbo = serving["spec_decode"], serving["tbo"]
@@ -114,7 +117,7 @@ def _serving_step(args, model, hw, plan, measured, loads) -> dict:
     from ..cost import build_step_cost
 
     cost = build_step_cost(model, hw, plan, expert_imbalance=args.expert_imbalance, spec_decode=spec, tbo=tbo,
-                           measured=measured)
+                           measured=measured, conventions=conventions)
     out = {"serving_step_time_s": cost.step_time(loads), "tbo": tbo, "mtp": spec.describe() if spec else None,
            "mtp_tokens_per_step": spec.tokens_per_step if spec else 1.0}
     if spec is not None:

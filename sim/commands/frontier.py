@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..schema import bounds as B
 from ._fmt import print_json
 
 #: columns the table shows for each frontier point
@@ -11,8 +12,10 @@ SHOWN = ("traffic", "model", "tokens_per_s_per_user_p50", "output_tokens_per_s_p
 
 
 def add_sla_args(p) -> None:
-    p.add_argument("--sla-ttft-s", type=float, help="keep points whose TTFT (at --sla-percentile) is <= this, seconds")
-    p.add_argument("--sla-tpot-s", type=float, help="keep points whose TPOT (at --sla-percentile) is <= this, seconds")
+    p.add_argument("--sla-ttft-s", type=B.SLA_S, metavar="S",
+                   help=f"keep points whose TTFT (at --sla-percentile) is <= this, seconds, {B.SLA_S.text}")
+    p.add_argument("--sla-tpot-s", type=B.SLA_S, metavar="S",
+                   help=f"keep points whose TPOT (at --sla-percentile) is <= this, seconds, {B.SLA_S.text}")
     p.add_argument("--sla-percentile", type=int, default=90, choices=(50, 90, 99), help="latency percentile the SLA bounds (default 90)")
     p.add_argument("--max-gpus-per-instance", type=int, metavar="N",
                    help="keep points whose instances (each pool's, when disaggregated) use at most N GPUs")

@@ -94,6 +94,15 @@ def point_from_args(args) -> OperatingPoint:
     from ..schema.outputs import check_output_path
 
     check_output_path("--records", args.records, (".parquet", ".csv"))
+    if not args.trace:
+        from ..workloads.presets import get_preset
+
+        get_preset(args.workload)  # an unknown preset is bad input, reported before any model is costed
+    from ..workloads.lengths import parse_length
+
+    for flag in ("input_len", "output_len"):
+        if getattr(args, flag) is not None:
+            parse_length(getattr(args, flag), "--" + flag.replace("_", "-"))  # bounds checked before any costing
     if args.warmup_fraction + args.cooldown_fraction >= 0.95:
         raise InputError(f"--warmup-fraction {args.warmup_fraction:g} + --cooldown-fraction {args.cooldown_fraction:g} "
                          "must be < 0.95 (they leave the steady window)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from ..schema import bounds as B
 from ._fmt import print_json
 
 
@@ -19,9 +20,10 @@ def register(sub) -> None:
     p.add_argument("--executor", choices=("ray", "process", "serial"), default="process",
                    help="process (default: a local process pool), ray (embedded local Ray, or --ray-address), serial")
     p.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (default: RAY_ADDRESS, else embedded)")
-    p.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
-    p.add_argument("--max-points", type=int, metavar="N", help="run an evenly strided slice of N points")
-    p.add_argument("--batch-size", type=int, metavar="N", help="points per task (default: ~8 batches per worker, <= 100)")
+    p.add_argument("--workers", type=B.WORKERS, metavar="N", help=f"worker processes, {B.WORKERS.text} (default: CPU count)")
+    p.add_argument("--max-points", type=B.POINTS, metavar="N", help=f"run an evenly strided slice of N points, {B.POINTS.text}")
+    p.add_argument("--batch-size", type=B.POINTS, metavar="N",
+                   help=f"points per task, {B.POINTS.text} (default: ~8 batches per worker, <= 100)")
     p.add_argument("--dry-run", action="store_true", help="print how many points the spec has and stop")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.set_defaults(func=_sweep)

@@ -28,7 +28,8 @@ def register(sub) -> None:
                      help="calibration file to apply (default: the shipped sim/data/calibration.yaml)")
     p.add_argument("--executor", choices=("serial", "process", "ray"), default="serial",
                    help="how the points run (the sweep executors; default serial)")
-    p.add_argument("--workers", type=int, default=1, help="workers of the process/ray executor (default 1)")
+    p.add_argument("--workers", type=B.WORKERS, default=1, metavar="N",
+                   help=f"workers of the process/ray executor, {B.WORKERS.text} (default 1)")
     add_costs_arg(p)
     p.add_argument("--default-isl", type=B.TOKENS, default=None, metavar="N",
                    help=f"ISL for rows that state none, {B.TOKENS.text} (default 1024)")

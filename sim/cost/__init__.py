@@ -9,6 +9,7 @@ from ..memory import plan_memory, require_fit
 from ..models.spec import ModelSpec
 from ..parallel import ParallelPlan
 from .measured import MeasuredTables, resolve_costs
+from .conventions import DEFAULT_CONVENTIONS, Conventions
 from .base import ConstantStepCost, InstanceCost, LinearStepCost, RankLoad, chunk_load
 from .model import CostModel
 from .overlap import TwoBatchOverlapStepCost, build_tbo_cost
@@ -18,15 +19,17 @@ from .stretch import DecodeStretch
 
 
 def build_step_cost(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, expert_imbalance: float = 1.0,
-                    spec_decode: SpecDecode | None = None, tbo: bool = False, measured: MeasuredTables | None = None):
+                    spec_decode: SpecDecode | None = None, tbo: bool = False, measured: MeasuredTables | None = None,
+                    conventions: Conventions = DEFAULT_CONVENTIONS):
     """The engine's step cost of one instance: compiled op by op, optionally with two-batch overlap
     (:mod:`.overlap`) and speculative decoding / MTP (:mod:`.spec_decode`) wrapped around it; ``measured``
-    op tables (:mod:`.measured`) or None for the roofline."""
+    op tables (:mod:`.measured`) or None for the roofline; ``conventions`` (:mod:`.conventions`)."""
     def target(q: int):
         if tbo:
-            return build_tbo_cost(model, hw, plan, expert_imbalance=expert_imbalance, decode_query_tokens=q, measured=measured)
+            return build_tbo_cost(model, hw, plan, expert_imbalance=expert_imbalance, decode_query_tokens=q, measured=measured,
+                                  conventions=conventions)
         return CompiledStepCost(CostModel(model, hw, plan, expert_imbalance=expert_imbalance, decode_query_tokens=q,
-                                          measured=measured))
+                                          measured=measured, conventions=conventions))
 
     if spec_decode is None:
         return target(1)
@@ -44,18 +47,19 @@ def kv_shards_per_rank(model: ModelSpec, plan: ParallelPlan) -> int:
 def build_instance_cost(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, max_batch_tokens: int = 2048,
                         max_seqs: int = 128, expert_imbalance: float = 1.0, max_gpus: int | None = None,
                         spec_decode: SpecDecode | None = None, tbo: bool = False,
-                        costs: str = "roofline") -> InstanceCost:
+                        costs: str = "roofline", conventions: Conventions = DEFAULT_CONVENTIONS) -> InstanceCost:
     """Validate the plan, size memory, compile the step cost: everything the engine needs for one instance.
 
     With ``spec_decode`` the MTP draft layer's weights and its own KV cache are part of memory (the model is
     sized with its draft layer appended). ``costs``: ``roofline``, ``measured`` or ``auto`` op times
-    (sim/cost/measured.py, docs/KERNELS.md)."""
+    (sim/cost/measured.py, docs/KERNELS.md). ``conventions``: kernel and all-to-all conventions
+    (sim/cost/conventions.py, docs/MODELING.md §4a)."""
     plan.validate(model.moe.num_experts if model.moe else None, hw, max_gpus, model.num_layers)
     sized = model if spec_decode is None else model.with_layers(model.layers + draft_model(model).layers)
     mem = require_fit(plan_memory(sized, hw, plan, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs), sized, hw, plan,
                       min_tokens=max_batch_tokens)
     step = build_step_cost(model, hw, plan, expert_imbalance=expert_imbalance, spec_decode=spec_decode, tbo=tbo,
-                           measured=resolve_costs(costs, hw))
+                           measured=resolve_costs(costs, hw), conventions=conventions)
     return InstanceCost(
         step_cost=step,
         dp=plan.dp,

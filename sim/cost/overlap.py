@@ -74,14 +74,15 @@ class TwoBatchOverlapStepCost:
 
 
 def build_tbo_cost(model, hw, plan, *, expert_imbalance: float = 1.0, decode_query_tokens: int = 1,
-                   measured=None) -> TwoBatchOverlapStepCost:
+                   measured=None, conventions=None) -> TwoBatchOverlapStepCost:
     """Compile the two streams of ``(model, hw, plan)`` for two-batch overlap (``measured``: tables, or None)."""
     from .model import CostModel
     from .step import CompiledStepCost
 
     bare = replace(hw, step_overhead_s=0.0)
     streams = [CompiledStepCost(CostModel(model, bare, plan, expert_imbalance=expert_imbalance,
-                                          decode_query_tokens=decode_query_tokens, only=kind, measured=measured))
+                                          decode_query_tokens=decode_query_tokens, only=kind, measured=measured,
+                                          **({} if conventions is None else {"conventions": conventions})))
                for kind in ("compute", "comm")]
     return TwoBatchOverlapStepCost(*streams, overhead_s=hw.step_overhead_s, layers=model.num_layers)
 

@@ -23,8 +23,17 @@ the allowed range in ``--help`` and refuse NaN, inf, zero sizes and non-integer 
 Errors are :class:`~latentmoe_sim.errors.InputError`: the CLI prints one line and exits with 2.
 """
 
-from .base import StrictModel, allowed_text, error_line, validate
 from .loader import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, load_file, parse_json, parse_yaml, read_text, short
+
+_LAZY = {"StrictModel", "allowed_text", "error_line", "validate"}  # from .base; pydantic loads on first use
+
+
+def __getattr__(name: str):
+    if name in _LAZY:  # keeps `import latentmoe_sim.schema.bounds` (every --help) free of pydantic's import time
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "StrictModel", "allowed_text", "error_line", "load_file",

@@ -26,7 +26,7 @@ from ..errors import InputError
 __all__ = ["Count", "Real", "check_count", "check_real", "PLAN_DEGREE", "INSTANCES", "RANKS", "REQUESTS", "CONCURRENCY",
            "RATE", "BURSTINESS", "TOKENS", "TOKENS_OR_ZERO", "BATCH_TOKENS", "SEQS", "SEQS_OR_ZERO", "BLOCK", "SEED",
            "WINDOW_FRACTION", "SLA_S", "CI_TARGET", "SECONDS", "IMBALANCE", "MTP", "REDUNDANT", "BOOTSTRAP", "LEVEL", "SCORE", "EPM",
-           "ALIGN"]
+           "ALIGN", "WORKERS", "POINTS"]
 
 _MAX_LITERAL = 40  # characters; longer numbers are refused before int()/float() see them
 
@@ -196,6 +196,10 @@ IMBALANCE = Real(1.0, 100.0)
 REDUNDANT = Count(0, 65536)
 #: --mtp: draft tokens per step (DeepSeek-V3 uses 1; published speculative setups use up to ~8).
 MTP = Count(0, 16)
+#: --workers of a process/Ray executor: a large node's core count.
+WORKERS = Count(1, 256)
+#: sweep --max-points, --batch-size: operating points (a 10^6-point sweep is days of CPU).
+POINTS = Count(1, 1_000_000)
 #: epm --bootstrap: draws (10,000 gives percentile intervals to ~0.5 %; 100,000 is plenty and takes seconds).
 BOOTSTRAP = Count(0, 100_000)
 #: epm --level: central interval level.

@@ -40,7 +40,7 @@ def _count(lo: int, hi: int) -> Any:
 
 
 _TEXT = Annotated[str, Field(max_length=2000)]
-_NAME = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+_NAME = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$",
                              json_schema_extra={"allowed": "1 to 200 printable characters"})]
 
 
