@@ -7,8 +7,8 @@ from ..errors import DoesNotFit, InputError
 from ..schema import bounds as B
 from ..memory import plan_memory
 from ..cost.measured import resolve_costs
-from ._common import (add_convention_args, add_costs_arg, add_model_args, add_plan_args, add_serving_args,
-                      resolve_conventions, resolve_model_hw, resolve_plan, resolve_serving)
+from ._common import (add_costs_arg, add_model_args, add_plan_args, add_serving_args, resolve_conventions,
+                      resolve_model_hw, resolve_plan, resolve_serving)
 from ._fmt import human, print_json, table
 
 
@@ -26,8 +26,7 @@ def register(sub) -> None:
     g.add_argument("--kv-len", type=B.TOKENS_OR_ZERO, default=0, metavar="N",
                    help=f"context length each decode attends, tokens, {B.TOKENS_OR_ZERO.text} (default 0)")
     add_costs_arg(p)
-    add_convention_args(p)
-    add_serving_args(p)
+    add_serving_args(p)  # includes the cost conventions (add_convention_args)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cost)
 
