@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib.util
 import math
 import statistics
 import sys
@@ -44,7 +45,6 @@ from typing import Callable
 
 if __package__ in (None, ""):  # run as a plain script (`python kernels/bench.py`), no install needed:
     # register this folder as the package latentmoe_sim.kernels so the relative imports below resolve
-    import importlib.util
     import types
 
     _here = Path(__file__).resolve().parent
@@ -215,6 +215,19 @@ def cuda_timer(case: Case, warmup: int, repeats: int) -> float:
     return t
 
 
+def gpu_problem() -> str | None:
+    """Why the real timer cannot run here (no torch, no triton, no CUDA GPU), or None."""
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed (pip install torch==2.13.0; on a GPU machine its CUDA build)"
+    if importlib.util.find_spec("triton") is None:
+        return "triton is not installed (pip install triton==3.7.1)"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU visible (torch.cuda.is_available() is False): the harness times kernels on a GPU"
+    return None
+
+
 def software() -> str:
     import torch
 
@@ -236,7 +249,11 @@ def run(out, *, gpu: str, repeats: int = 20, warmup: int = 5, budget_s: float = 
         clock: Callable[[], float] = time.monotonic, software_str: str | None = None, log=sys.stderr) -> dict[str, int]:
     """Time the grid (``timer``: CUDA events by default; tests pass a fake) and write one table per kind
     under ``out``. Returns rows written per kind."""
-    timer = timer or cuda_timer
+    if timer is None:
+        problem = gpu_problem()
+        if problem:
+            raise RuntimeError(problem)
+        timer = cuda_timer
     grid = cases(quick)
     start = clock()
     rows: dict[str, list] = {}
@@ -288,6 +305,10 @@ def main(argv=None) -> int:
     p.add_argument("--budget-s", type=float, default=420.0)
     p.add_argument("--quick", action="store_true")
     a = p.parse_args(argv)
+    problem = gpu_problem()
+    if problem:
+        print(f"bench: {problem}", file=sys.stderr)
+        return 2
     written = run(a.out, gpu=a.gpu or Path(a.out).resolve().name, repeats=a.repeats, warmup=a.warmup, budget_s=a.budget_s,
                   quick=a.quick, command="python -m latentmoe_sim.kernels.bench " + " ".join(sys.argv[1:] if argv is None else argv))
     print(f"wrote {a.out}: " + ", ".join(f"{k} {v} rows" for k, v in written.items()))

@@ -72,3 +72,14 @@ def test_bench_cli_rejects_bad_repeats(capsys):
 
     assert main(["kernels", "bench", "--out", "x", "--repeats", "0"]) == 2
     assert "--repeats" in capsys.readouterr().err
+
+
+def test_bench_without_a_gpu_is_one_line(capsys, tmp_path):
+    from latentmoe_sim.cli import main
+
+    if bench.gpu_problem() is None:  # pragma: no cover - a GPU machine
+        pytest.skip("a GPU is available here")
+    assert main(["kernels", "bench", "--out", str(tmp_path / "h200_sxm")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "lmsim kernels bench:" in err
+    assert not (tmp_path / "h200_sxm").exists()

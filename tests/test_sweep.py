@@ -108,7 +108,9 @@ def test_serial_process_and_ray_give_identical_rows(spec_file, tmp_path):
     assert st.count("infeasible") >= 1 and st.count("ok") >= 4
     # the embedded Ray left nothing behind
     assert not (Path.home() / ".ray" / "auth_token").exists() or os.environ.get("LMSIM_KEEP_RAY_TOKEN")
-    assert not [p for p in Path("/tmp").glob("lmsim-ray-*")]
+    from latentmoe_sim.sweep import executor
+
+    assert executor.last_ray_temp_dir and not Path(executor.last_ray_temp_dir).exists()
 
 
 def test_other_specs_folder_is_refused(spec_file, tmp_path, capsys):

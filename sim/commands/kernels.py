@@ -67,6 +67,9 @@ def _bench(args) -> int:
     for name in ("repeats", "warmup"):
         if getattr(args, name) < (1 if name == "repeats" else 0):
             raise InputError(f"--{name} = {getattr(args, name)} must be >= {1 if name == 'repeats' else 0}")
+    problem = bench.gpu_problem()
+    if problem:
+        raise InputError(f"lmsim kernels bench: {problem}")
     out = Path(args.out)
     gpu = args.gpu or out.resolve().name
     written = bench.run(out, gpu=gpu, repeats=args.repeats, warmup=args.warmup, budget_s=args.budget_s, quick=args.quick,

@@ -35,6 +35,8 @@ EXECUTORS = ("serial", "process", "ray")
 MAX_ATTEMPTS = 3
 #: test hook: a path; the first worker to see it absent creates it and dies (simulates a crashed worker)
 CRASH_ONCE_ENV = "LMSIM_TEST_CRASH_ONCE"
+#: the temporary directory the last embedded Ray used (deleted when it stopped; for tests)
+last_ray_temp_dir: str | None = None
 
 
 def run_batch(points: list[OperatingPoint]) -> list[dict]:
@@ -123,6 +125,8 @@ def _ray(work: list[list[OperatingPoint]], workers: int, on_rows, address: str |
     if address is None:
         os.environ["RAY_AUTH_MODE"] = "disabled"  # else Ray 2.60 writes ~/.ray/auth_token (stack.md §3)
         tmp = tempfile.mkdtemp(prefix="lmsim-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+        global last_ray_temp_dir
+        last_ray_temp_dir = tmp
     import ray
 
     try:
