@@ -17,8 +17,8 @@ def add_sla_args(p) -> None:
     p.add_argument("--sla-tpot-s", type=B.SLA_S, metavar="S",
                    help=f"keep points whose TPOT (at --sla-percentile) is <= this, seconds, {B.SLA_S.text}")
     p.add_argument("--sla-percentile", type=int, default=90, choices=(50, 90, 99), help="latency percentile the SLA bounds (default 90)")
-    p.add_argument("--max-gpus-per-instance", type=int, metavar="N",
-                   help="keep points whose instances (each pool's, when disaggregated) use at most N GPUs")
+    p.add_argument("--max-gpus-per-instance", type=B.GPUS, metavar="N",
+                   help=f"keep points whose instances (each pool's, when disaggregated) use at most N GPUs, {B.GPUS.text}")
 
 
 def sla_kwargs(args) -> dict:

@@ -26,7 +26,7 @@ from ..errors import InputError
 __all__ = ["Count", "Real", "check_count", "check_real", "PLAN_DEGREE", "INSTANCES", "RANKS", "REQUESTS", "CONCURRENCY",
            "RATE", "BURSTINESS", "TOKENS", "TOKENS_OR_ZERO", "BATCH_TOKENS", "SEQS", "SEQS_OR_ZERO", "BLOCK", "SEED",
            "WINDOW_FRACTION", "SLA_S", "CI_TARGET", "SECONDS", "IMBALANCE", "MTP", "REDUNDANT", "BOOTSTRAP", "LEVEL", "SCORE", "EPM",
-           "ALIGN", "WORKERS", "POINTS"]
+           "ALIGN", "WORKERS", "POINTS", "GPUS"]
 
 _MAX_LITERAL = 40  # characters; longer numbers are refused before int()/float() see them
 
@@ -158,6 +158,8 @@ def _shorten(value) -> str:
 
 #: --tp/--dp/--ep/--pp: 1024 is 14x an NVL72 domain; plans beyond it are outside what the cost model was built for.
 PLAN_DEGREE = Count(1, 1024)
+#: GPUs of one instance (tp x dp x pp at most 1024^3 in principle; 2^20 covers every plan the flags allow in practice).
+GPUS = Count(1, 1 << 20)
 #: --instances, --prefill-instances, --decode-instances.
 INSTANCES = Count(1, 1024)
 #: attention-DP ranks the engine simulates in one pool (dp x instances): each is a scheduler in the engine.
