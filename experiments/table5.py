@@ -23,7 +23,7 @@ from latentmoe_sim.validation.runner import simulate_case
 from latentmoe_sim.validation.validate import DEFAULT_FILE
 
 CONCURRENCY = (1, 4, 16, 64, 128)
-LENGTHS = ((128, 128), (1024, 128), (1024, 1024), (4096, 1024), (8192, 1024), (1024, 4096))
+LENGTHS = ((128, 128), (1024, 128), (1024, 1024), (4096, 1024), (8192, 1024), (1024, 4096), (4096, 256), (8192, 256), (8192, 128))
 
 
 def rows():
@@ -101,6 +101,18 @@ def main() -> None:
               f"sequence per GPU, KV {model.kv_bytes_per_token / 2:.0f} B/token per GPU: 128 sequences of 2048 tokens need "
               f"{(128 * per_seq_state + 128 * 2048 * model.kv_bytes_per_token / 2) / 2**30:.1f} GiB of the "
               f"{(mem.kv_bytes + mem.state_bytes) / 2**30:.1f} GiB left")
+    print()
+    print("Measured time per output token per sequence, c / (2 GPUs x tokens/s/GPU) (prefill time included), "
+          "against the simulated TPOT:")
+    print()
+    print("| concurrency | measured c / (2 x tok/s/GPU), ms | simulated TPOT p50, ms | measured marginal ms per added sequence |")
+    print("|---|---|---|---|")
+    prev = None
+    for c in CONCURRENCY:
+        t = c / (2 * R["base", c].output_tps_per_gpu) * 1e3
+        slope = "" if prev is None else f"{(t - prev[1]) / (c - prev[0]):.3f}"
+        print(f"| {c} | {t:.2f} | {sims[c][0]['tpot_ms']:.2f} | {slope} |")
+        prev = (c, t)
     print()
     print("| hypothesis | c64 sim | c128 sim | c128/c64 | measured c128/c64 |")
     print("|---|---|---|---|---|")

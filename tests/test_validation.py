@@ -185,6 +185,8 @@ def test_pool_rows_map_to_single_pool_modes():
     pre = configure(rows["sglang_h100_prefill_4096"])
     assert pre.mode == "prefill-only" and pre.osl == 1 and pre.plan == ParallelPlan(tp=1, dp=32, ep=32, pp=1)
     assert pre.tbo  # its notes: "DeepEP + EPLB + two-batch overlap (TBO)"
+    assert dict(pre.conventions) == {"expert_fusion": "act-kernel"}  # SGLang's DeepGEMM + activation kernel
+    assert dict(configure(rows["latentmoe_h100_c4_base"]).conventions) == {}  # vLLM: the project default
     mtp = configure(rows["ix_dsr1_8k1k_h200"])
     assert mtp.mtp == 1 and any("depth not stated" in a for a in mtp.assumptions)
 
@@ -290,3 +292,10 @@ def test_pools_measured_separately_become_two_pool_rows():
     assert case.concurrency == 480 * 96 and case.plan.redundant_experts == 96  # "96 redundant experts on decode"
     assert configure(pre).plan.redundant_experts == 0
     assert pool_rows(row.__class__(**{**row.__dict__, "mode": "agg"})) == []
+
+
+def test_every_calibratable_field_is_a_profile_field():
+    from latentmoe_sim.validation.calibration import CALIBRATABLE, field_spec
+
+    for name in CALIBRATABLE:
+        assert field_spec(name).attr  # a rename in the profile schema must be followed here

@@ -34,7 +34,7 @@ from ..errors import InputError
 from ..hwprofile_io import FIELDS, FieldSpec
 
 #: Profile fields a calibration may set (YAML leaf name): software and kernel constants, not datasheet values.
-CALIBRATABLE = ("compute_efficiency", "memory_efficiency", "mem_op_latency_us", "nvlink_latency_us",
+CALIBRATABLE = ("compute_efficiency", "memory_efficiency", "mem_op_latency_us", "scaleup_latency_us",
                 "scaleout_latency_us", "comm_efficiency", "step_overhead_us")
 
 #: the calibration `lmsim validate` applies unless told otherwise

@@ -35,6 +35,14 @@ from .rows import MTP_ON, MeasuredRow
 #: limits are not taken from their sources here: their rows run with vLLM's values and say so.
 SCHEDULER_DEFAULTS: dict[str, tuple[int, int]] = {"vllm": (8192, 1024)}
 
+#: Cost conventions that follow the framework (docs/MODELING.md §4a): SGLang's DeepEP + DeepGEMM expert path
+#: writes the gate/up output in BF16 and re-quantises it in a separate activation kernel (``act-kernel``);
+#: every other framework keeps the project default (``fused``, the TensorRT-LLM CUTLASS MoE path).
+FRAMEWORK_CONVENTIONS: dict[str, dict[str, str]] = {
+    "sglang": {"expert_fusion": "act-kernel"},
+    "dynamo-sglang": {"expert_fusion": "act-kernel"},
+}
+
 #: Default ISL/OSL for rows that state neither: InferenceX's "1k/1k" setting, the commonest published
 #: setting in the shipped file (ix_*_1k1k rows). Sensitivity to this choice: docs/VALIDATION.md.
 DEFAULT_ISL = 1024
@@ -83,6 +91,8 @@ class Case:
     mtp: int = 0
     #: two-batch overlap (the row's notes say the deployment used it)
     tbo: bool = False
+    #: cost conventions of the row's framework (sim/cost/conventions.py; OperatingPoint fields), sorted pairs
+    conventions: tuple[tuple[str, str], ...] = ()
     assumptions: tuple[str, ...] = field(default=())
 
     @property
@@ -95,7 +105,8 @@ class Case:
         """The configuration as plain values (the ``config`` of a ``--json`` row)."""
         out = {"model": self.model, "hw": self.hw, "precision": dict(self.precision), "mode": self.mode,
                "isl": self.isl, "osl": self.osl, "concurrency": self.concurrency,
-               "max_batch_tokens": self.max_batch_tokens, "max_seqs": self.max_seqs, "mtp": self.mtp, "tbo": self.tbo}
+               "max_batch_tokens": self.max_batch_tokens, "max_seqs": self.max_seqs, "mtp": self.mtp, "tbo": self.tbo,
+               "conventions": dict(self.conventions)}
         if self.mode != "disagg":
             out.update(plan=self.plan.describe() if self.plan else None, instances=self.instances)
         else:
@@ -220,7 +231,11 @@ def _configure(row: MeasuredRow, *, default_isl: int, default_osl: int) -> Case 
     if tbo:
         assumptions.append("two-batch overlap on (the notes say the deployment used it)")
     prec = precision_of(row, assumptions)
-    common = dict(row_id=row.id, model=row.model, hw=row.hw, precision=tuple(sorted(prec.items())), mtp=mtp, tbo=tbo)
+    conventions = FRAMEWORK_CONVENTIONS.get(row.framework, {})
+    if conventions:
+        assumptions.append(f"{row.framework} cost conventions: " + ", ".join(f"{k} {v}" for k, v in conventions.items()))
+    common = dict(row_id=row.id, model=row.model, hw=row.hw, precision=tuple(sorted(prec.items())), mtp=mtp, tbo=tbo,
+                  conventions=tuple(sorted(conventions.items())))
     if row.phase == "decode":
         return _decode_pool(row, common, assumptions, max_batch_tokens, max_seqs, default_osl)
     if row.phase == "prefill":

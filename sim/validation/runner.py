@@ -45,6 +45,7 @@ def point_of(case: Case, plan: ParallelPlan | None = None, hw_fields: dict | Non
                   prefill_max_batch_tokens=case.prefill_max_batch_tokens, mtp=case.mtp or None, tbo=case.tbo,
                   hw_fields=tuple(sorted((hw_fields or {}).items())), workload="decode-heavy")
     fields.update({_PRECISION_FIELDS[k]: v for k, v in case.precision})
+    fields.update(dict(case.conventions))
     if case.mode == "disagg":
         fields.update(_plan_fields(case.prefill_plan, "prefill_"), prefill_instances=case.prefill_instances,
                       **_plan_fields(case.decode_plan, "decode_"), decode_instances=case.decode_instances)
