@@ -42,6 +42,7 @@ Worker mode (used internally): ``--worker SRC_ROOT`` reads point indices on stdi
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import json
 import os
@@ -130,6 +131,7 @@ def _import_tree(src_root: Path) -> None:
     copy.
     """
     pkg_dir = Path(tempfile.mkdtemp(prefix="lmsim-bench-pkg-"))
+    atexit.register(shutil.rmtree, pkg_dir, True)  # only links: the sources stay where they are
     pkg = pkg_dir / "latentmoe_sim"
     pkg.mkdir()
     for entry in (src_root / "sim").iterdir():
@@ -348,7 +350,7 @@ def main() -> None:
                       if info[labels[0]][i]["digest"] != info[labels[1]][i]["digest"]]
             print(f"\nrecords identical to {labels[1]}'s on {len(pts) - len(differ)} of {len(pts)} points (they differ "
                   "wherever the cost model changed in between; exactness is tests/test_engine_exact.py's job)"
-                  + (f"; differ on points {differ}" if differ else ""))
+                  + (f"; differ on points {differ[:8]}{' ...' if len(differ) > 8 else ''}" if differ else ""))
     finally:
         for w in workers.values():
             w.close()

@@ -1,8 +1,10 @@
 """The one error type for bad user input.
 
-Anything a user can get wrong (a model name, a YAML field, a plan that does not fit) raises
+Anything a user can get wrong (a model name, a YAML field, a flag out of range) raises
 :class:`InputError` with a message of one line that names the file or flag, the field and the allowed
 range. The CLI prints ``lmsim: error: <message>`` and exits with status 2, never a traceback.
+:class:`DoesNotFit` (a subclass, so ``except InputError`` still catches it) marks a well-formed configuration
+that does not fit the hardware; the CLI exits with status 3 for it (docs/CLI.md).
 """
 
 

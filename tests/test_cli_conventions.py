@@ -165,3 +165,26 @@ def test_subprocess_module_entry_and_special_file():
     done = subprocess.run([sys.executable, "-m", "latentmoe_sim.cli", "models", "show", "/dev/zero.yaml"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_output_folders_checked_before_work(tmp_path):
+    from latentmoe_sim.errors import InputError
+    from latentmoe_sim.schema.outputs import check_output_dir
+
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    assert check_output_dir("--out", tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"  # mkdir -p is fine
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+    for bad, needle in ((a_file, "not a folder"), ("", "empty path"), (a_file / "sub", "is not a folder")):
+        with pytest.raises(InputError, match=needle):
+            check_output_dir("--out", bad)
+    rc, out, err, _ = run_cli(["sweep", "experiments/quickstart.yaml", "--out", str(a_file), "--json"])
+    assert rc == 2 and out == "" and "--out" in err and err.count("\n") == 1
+
+
+def test_trace_longer_than_a_year_is_refused(tmp_path):
+    # an arrival at 1e300 s made every rate ~1e-300 and every latency 0 (the clock lost the step's seconds)
+    trace = tmp_path / "far.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0,64,4\n1e300,64,4\n")
+    rc, out, err, _ = run_cli(["simulate", "--model", "deepseek-v3", "--dp", "8", "--trace", str(trace), "--json"])
+    assert rc == 2 and out == "" and "far.csv:3" in err and "one year" in err

@@ -36,6 +36,7 @@ def register(sub) -> None:
     b.add_argument("--budget-s", type=B.SECONDS, default=420.0, metavar="S",
                    help=f"stop adding shapes after this many seconds, {B.SECONDS.text} (default 420)")
     b.add_argument("--quick", action="store_true", help="a few shapes per op (smoke test)")
+    b.add_argument("--json", action="store_true", help="print the folder and the rows written per table as JSON")
     b.set_defaults(func=_bench)
 
 
@@ -49,7 +50,9 @@ def _import_aic(args) -> int:
     from ..cost.measured import measured_root
     from ..kernels.aic_import import SYSTEMS, convert
 
-    out = Path(args.out) if args.out else measured_root()
+    from ..schema.outputs import check_output_dir
+
+    out = check_output_dir("--out", args.out) if args.out else measured_root()
     written = convert(args.system, args.framework, args.version, out, nccl_version=args.nccl_version,
                       data_root=args.aic_data,
                       command=_command_line("import-aic", args, ("system", "framework", "version", "nccl_version")))
@@ -70,9 +73,14 @@ def _bench(args) -> int:
     problem = bench.gpu_problem()
     if problem:
         raise InputError(f"lmsim kernels bench: {problem}")
-    out = Path(args.out)
+    from ..schema.outputs import check_output_dir
+
+    out = check_output_dir("--out", args.out)
     gpu = args.gpu or out.resolve().name
     written = bench.run(out, gpu=gpu, repeats=args.repeats, warmup=args.warmup, budget_s=args.budget_s, quick=args.quick,
                         command=_command_line("bench", args, ("out", "gpu", "repeats", "warmup", "budget_s", "quick")))
+    if getattr(args, "json", False):
+        print_json({"folder": str(out), "gpu": gpu, "rows": written})
+        return 0
     print(f"wrote {out}: " + ", ".join(f"{k} {v} rows" for k, v in written.items()))
     return 0
