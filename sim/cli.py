@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _conventions(parser: argparse.ArgumentParser) -> None:
-    """Give every (sub)command a ``--json`` flag and an examples epilog if its module did not."""
+    """Give every (sub)command its examples epilog from :data:`EXAMPLES` if its module did not set one.
+    (``--json`` is each command's own: tests/test_cli_conventions.py fails on a command without it.)"""
     for action in parser._actions:
         if not isinstance(action, argparse._SubParsersAction):
             continue
@@ -112,8 +113,6 @@ def _conventions(parser: argparse.ArgumentParser) -> None:
             if has_sub:
                 _conventions(sub)
                 continue
-            if not any("--json" in a.option_strings for a in sub._actions):
-                sub.add_argument("--json", action="store_true", help="print JSON instead of text")
             if not sub.epilog and sub.prog in EXAMPLES:
                 sub.epilog = "examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[sub.prog])
 

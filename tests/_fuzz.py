@@ -70,11 +70,20 @@ def check_contract(argv: list[str], rc: int, out: str, err: str, seconds: float)
         if "--json" in argv:
             data = _strict_loads(out)
             assert _all_finite(data), where
+            if isinstance(data, dict):  # a NaN printed as null would hide a nonsensical result: key figures must be numbers
+                for key in KEY_FIGURES & set(data):
+                    assert isinstance(data[key], (int, float)) and data[key] >= 0, f"{where}: {key} = {data[key]!r}"
         return
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("lmsim: error: "), f"{where}: stderr {err[:500]!r}"
     if "--json" in argv:
         assert rc == 3 or out == "", f"{where}: stdout not empty on error"
+
+
+#: Figures that must be real non-negative numbers whenever a --json output has them (null would mean NaN).
+KEY_FIGURES = {"step_time_s", "compiled_step_time_s", "tokens_per_s_per_gpu", "total_params", "active_params",
+               "kv_bytes_per_token", "weight_bytes", "num_gpus", "completed_requests", "output_tokens_per_s_per_gpu",
+               "epm", "target_params"}
 
 
 #: Strings a careless or hostile user types where a number belongs.

@@ -36,6 +36,7 @@ def register(sub) -> None:
     b.add_argument("--budget-s", type=B.SECONDS, default=420.0, metavar="S",
                    help=f"stop adding shapes after this many seconds, {B.SECONDS.text} (default 420)")
     b.add_argument("--quick", action="store_true", help="a few shapes per op (smoke test)")
+    b.add_argument("--json", action="store_true", help="print the folder and the rows written per table as JSON")
     b.set_defaults(func=_bench)
 
 
@@ -74,5 +75,8 @@ def _bench(args) -> int:
     gpu = args.gpu or out.resolve().name
     written = bench.run(out, gpu=gpu, repeats=args.repeats, warmup=args.warmup, budget_s=args.budget_s, quick=args.quick,
                         command=_command_line("bench", args, ("out", "gpu", "repeats", "warmup", "budget_s", "quick")))
+    if getattr(args, "json", False):
+        print_json({"folder": str(out), "gpu": gpu, "rows": written})
+        return 0
     print(f"wrote {out}: " + ", ".join(f"{k} {v} rows" for k, v in written.items()))
     return 0

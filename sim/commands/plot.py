@@ -12,6 +12,7 @@ def register(sub) -> None:
     p.add_argument("dir", metavar="DIR", help="a sweep's --out folder")
     p.add_argument("--out", metavar="FILE.html", help="default: DIR/frontier.html")
     p.add_argument("--no-png", action="store_true", help="skip the PNG even where kaleido is installed")
+    p.add_argument("--json", action="store_true", help="print the files written and the frontier ratios as JSON")
     add_sla_args(p)
     p.set_defaults(func=_plot)
 
@@ -30,6 +31,11 @@ def _plot(args) -> int:
     fig, ratios = figure(rows, pairs, title, **sla_kwargs(args))
     out = Path(args.out) if args.out else Path(args.dir) / "frontier.html"
     written = write(fig, out, png=not args.no_png)
+    if args.json:
+        from ._fmt import print_json
+
+        print_json({"written": [str(w) for w in written], "ratios": ratios})
+        return 0
     for r in ratios:
         if r["ratio_min"] is not None:
             print(f"{r['traffic']}: {r['target']} / {r['baseline']} = {r['ratio_min']:.2f}-{r['ratio_max']:.2f}x "
