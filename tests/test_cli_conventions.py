@@ -165,3 +165,18 @@ def test_subprocess_module_entry_and_special_file():
     done = subprocess.run([sys.executable, "-m", "latentmoe_sim.cli", "models", "show", "/dev/zero.yaml"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_output_folders_checked_before_work(tmp_path):
+    from latentmoe_sim.errors import InputError
+    from latentmoe_sim.schema.outputs import check_output_dir
+
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    assert check_output_dir("--out", tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"  # mkdir -p is fine
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+    for bad, needle in ((a_file, "not a folder"), ("", "empty path"), (a_file / "sub", "is not a folder")):
+        with pytest.raises(InputError, match=needle):
+            check_output_dir("--out", bad)
+    rc, out, err, _ = run_cli(["sweep", "experiments/quickstart.yaml", "--out", str(a_file), "--json"])
+    assert rc == 2 and out == "" and "--out" in err and err.count("\n") == 1

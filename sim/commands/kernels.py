@@ -50,7 +50,9 @@ def _import_aic(args) -> int:
     from ..cost.measured import measured_root
     from ..kernels.aic_import import SYSTEMS, convert
 
-    out = Path(args.out) if args.out else measured_root()
+    from ..schema.outputs import check_output_dir
+
+    out = check_output_dir("--out", args.out) if args.out else measured_root()
     written = convert(args.system, args.framework, args.version, out, nccl_version=args.nccl_version,
                       data_root=args.aic_data,
                       command=_command_line("import-aic", args, ("system", "framework", "version", "nccl_version")))
@@ -71,7 +73,9 @@ def _bench(args) -> int:
     problem = bench.gpu_problem()
     if problem:
         raise InputError(f"lmsim kernels bench: {problem}")
-    out = Path(args.out)
+    from ..schema.outputs import check_output_dir
+
+    out = check_output_dir("--out", args.out)
     gpu = args.gpu or out.resolve().name
     written = bench.run(out, gpu=gpu, repeats=args.repeats, warmup=args.warmup, budget_s=args.budget_s, quick=args.quick,
                         command=_command_line("bench", args, ("out", "gpu", "repeats", "warmup", "budget_s", "quick")))

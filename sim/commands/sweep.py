@@ -37,6 +37,9 @@ def _sweep(args) -> int:
     positive("--workers", args.workers)
     positive("--max-points", args.max_points)
     positive("--batch-size", args.batch_size)
+    from ..schema.outputs import check_output_dir
+
+    check_output_dir("--out", args.out)  # before the spec is expanded or any point runs
     spec = load_experiment(args.spec)
     points = expand(spec)
     total = len(points)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import InputError
 
-__all__ = ["check_output_path", "write_text"]
+__all__ = ["check_output_path", "check_output_dir", "write_text"]
 
 
 def check_output_path(flag: str, path: str | os.PathLike[str] | None, suffixes: tuple[str, ...]) -> Path | None:
@@ -49,6 +49,33 @@ def check_output_path(flag: str, path: str | os.PathLike[str] | None, suffixes: 
         raise InputError(f"{flag} {text}: not a regular file")
     if not os.access(p, os.W_OK):
         raise InputError(f"{flag} {text}: file is not writable")
+    return p
+
+
+def check_output_dir(flag: str, path: str | os.PathLike[str] | None) -> Path | None:
+    """A folder the command will create or write into: non-empty path, not an existing file, and either an
+    existing writable folder or one whose nearest existing parent is a writable folder (so it can be made)."""
+    if path is None:
+        return None
+    text = os.fspath(path)
+    if not text.strip():
+        raise InputError(f"{flag}: empty path (give a folder)")
+    if "\x00" in text:
+        raise InputError(f"{flag}: path contains a NUL character")
+    p = Path(text).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise InputError(f"{flag} {text}: exists and is not a folder")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise InputError(f"{flag} {text}: folder is not writable")
+        return p
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{flag} {text}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {text}: cannot create it ({parent} is not writable)")
     return p
 
 
