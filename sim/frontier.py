@@ -9,7 +9,9 @@ an SLA filter (TTFT and/or TPOT bound on a chosen percentile) is applied first.
 Comparison at equal interactivity (the LatentMoE paper's Figure 7, arXiv 2601.18089 §4.3.1): along the
 x-range where both frontiers exist, each frontier is interpolated linearly in log-log space between its
 points, and the ratio ``target / baseline`` of tokens/s/GPU is taken on 201 log-spaced x values. Min,
-median and max of that curve, and where each occurs, summarise it. Interpolating between frontier points
+median and max of that curve, and where each occurs, summarise it; p10 and p90 say how much of the range
+the extremes stand for (they often sit at the ends of the overlap, where a frontier's last point is a
+single request on a large plan and the curve is steep). Interpolating between frontier points
 assumes the frontier between two simulated points bends no more than a log-log line; a denser load grid
 makes that assumption matter less.
 """
@@ -91,6 +93,7 @@ def compare(front: pl.DataFrame, baseline: str, target: str, traffic: str) -> di
     median = float(np.median(ratio))
     i_med = int(np.argmin(np.abs(ratio - median)))
     return {**out, "ratio_min": float(ratio[i_min]), "ratio_median": median, "ratio_max": float(ratio[i_max]),
+            "ratio_p10": float(np.percentile(ratio, 10)), "ratio_p90": float(np.percentile(ratio, 90)),
             "at_min_tokens_per_s_per_user": float(xs[i_min]), "at_median_tokens_per_s_per_user": float(xs[i_med]),
             "at_max_tokens_per_s_per_user": float(xs[i_max]), "overlap_tokens_per_s_per_user": [float(xs[0]), float(xs[-1])],
             "curve": [[float(x), float(r)] for x, r in zip(xs, ratio)]}

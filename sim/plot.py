@@ -52,7 +52,8 @@ def figure(rows: pl.DataFrame, pairs: list[tuple[str, str]], title: str, **sla):
             fig.add_trace(go.Scatter(x=f[X].to_list(), y=f[Y].to_list(), mode="lines+markers", name=model,
                                      legendgroup=model, showlegend=col == 1, line=dict(color=color, width=2),
                                      marker=dict(size=6), text=_hover(f), hoverinfo="text"), row=1, col=col)
-        lines = [f"{r['target']} / {r['baseline']}: {r['ratio_min']:.2f}-{r['ratio_max']:.2f}x (median {r['ratio_median']:.2f}x)"
+        lines = [f"{r['target']} / {r['baseline']}: median {r['ratio_median']:.2f}x, p10-p90 {r['ratio_p10']:.2f}-"
+                 f"{r['ratio_p90']:.2f}x, range {r['ratio_min']:.2f}-{r['ratio_max']:.2f}x"
                  for r in ratios if r["traffic"] == traffic and r["ratio_min"] is not None]
         if lines:
             xref = "x domain" if col == 1 else f"x{col} domain"

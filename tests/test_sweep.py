@@ -176,6 +176,7 @@ def test_compare_interpolates_in_log_space():
     assert r["at_min_tokens_per_s_per_user"] == pytest.approx(10) and r["at_max_tokens_per_s_per_user"] == pytest.approx(100)
     # ratio at the log-midpoint x = sqrt(1000) is the geometric mean of 2 and 3
     assert r["ratio_median"] == pytest.approx(6 ** 0.5, rel=1e-3)
+    assert 2.0 < r["ratio_p10"] < r["ratio_median"] < r["ratio_p90"] < 3.0
 
 
 def test_frontier_compare_plot_commands(spec_file, tmp_path, capsys):

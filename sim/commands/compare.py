@@ -41,6 +41,7 @@ def _compare(args) -> int:
             continue
         lo, hi = r["overlap_tokens_per_s_per_user"]
         print(f"{r['traffic']}: {args.target} / {args.baseline} tokens/s/GPU at equal tokens/s/user ({lo:.1f}-{hi:.1f}): "
-              f"min {r['ratio_min']:.2f}x at {r['at_min_tokens_per_s_per_user']:.1f}, median {r['ratio_median']:.2f}x, "
+              f"min {r['ratio_min']:.2f}x at {r['at_min_tokens_per_s_per_user']:.1f}, median {r['ratio_median']:.2f}x "
+              f"(p10-p90 {r['ratio_p10']:.2f}-{r['ratio_p90']:.2f}), "
               f"max {r['ratio_max']:.2f}x at {r['at_max_tokens_per_s_per_user']:.1f} tokens/s/user")
     return 0

@@ -38,8 +38,8 @@ def _plot(args) -> int:
         return 0
     for r in ratios:
         if r["ratio_min"] is not None:
-            print(f"{r['traffic']}: {r['target']} / {r['baseline']} = {r['ratio_min']:.2f}-{r['ratio_max']:.2f}x "
-                  f"(median {r['ratio_median']:.2f}x) at equal tokens/s/user")
+            print(f"{r['traffic']}: {r['target']} / {r['baseline']} at equal tokens/s/user: median {r['ratio_median']:.2f}x, "
+                  f"p10-p90 {r['ratio_p10']:.2f}-{r['ratio_p90']:.2f}x, range {r['ratio_min']:.2f}-{r['ratio_max']:.2f}x")
         else:
             print(f"{r['traffic']}: {r['target']} / {r['baseline']}: {r['reason']}")
     print("wrote " + ", ".join(str(w) for w in written))
