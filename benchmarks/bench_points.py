@@ -348,7 +348,7 @@ def main() -> None:
                       if info[labels[0]][i]["digest"] != info[labels[1]][i]["digest"]]
             print(f"\nrecords identical to {labels[1]}'s on {len(pts) - len(differ)} of {len(pts)} points (they differ "
                   "wherever the cost model changed in between; exactness is tests/test_engine_exact.py's job)"
-                  + (f"; differ on points {differ}" if differ else ""))
+                  + (f"; differ on points {differ[:8]}{' ...' if len(differ) > 8 else ''}" if differ else ""))
     finally:
         for w in workers.values():
             w.close()

@@ -102,6 +102,7 @@ class Instance:
         #: costs): the engine gathers the summary in its own pass over the ranks (the reference mode,
         #: step_by_step, always builds every rank's load)
         self._grouped = bool(getattr(self.step_cost, "grouped", False)) and not step_by_step
+        self._partial_left = False  # the last single step left a prefill split across steps
         self._most: dict[int, int] = {}  # decode count -> largest attended KV at a stretch's first step
         self._total = self._busiest = 0  # decodes of all ranks and of the busiest rank in that stretch
         self._seqs: list[int] = []  # decodes per rank at the start of a stretch
@@ -182,11 +183,12 @@ class Instance:
             self._on_plan()
 
     def _plan(self) -> int:
-        if self._inbox:
-            self._drain_inbox()
         c = self.c
+        admits = self._inbox and self._drain_inbox(c)
         ranks = self.ranks
-        if not self.step_by_step and self._heap:
+        # A stretch is impossible while a prefill is split across steps (only plan_step, in a single step,
+        # continues or clears it) or when a rank just fed a request can admit it: skip the pass over the ranks.
+        if not self.step_by_step and self._heap and not self._partial_left and not admits:
             n = self._stretch_steps(c)
             if n >= 2:
                 if self._grouped:
@@ -202,7 +204,7 @@ class Instance:
             return self._plan_step_grouped(c)
         chunks = self._chunks = []
         loads = []
-        busy = False
+        busy = partial_left = False
         eager = self.step_by_step  # the reference: every busy rank plans every step and takes its blocks now
         for rank in ranks:
             nd = rank.n_dec
@@ -217,6 +219,8 @@ class Instance:
                     loads.append(RankLoad(0, 0.0, 0, nd, rank.kv_off + nd * (c + 1)))
                     continue
             tokens, pairs, ctx = rank.plan_step(c, self._seq, self._heap, chunks)
+            if rank.partial is not None:
+                partial_left = True
             if rank.seated:  # transferred KV seated now: the first token is delivered from here
                 now = self.env.now
                 for req in rank.seated:
@@ -231,6 +235,7 @@ class Instance:
                 loads.append(RankLoad(tokens, pairs, ctx, 0, 0))
             else:
                 loads.append(_EMPTY)
+        self._partial_left = partial_left
         if not busy:
             return IDLE
         self._dt = self.step_cost.step_time(loads)
@@ -244,7 +249,7 @@ class Instance:
         loaded: list[RankLoad] = []  # ranks with a prefill chunk
         most: dict[int, int] = {}
         total = busiest = 0
-        busy = idle = False
+        busy = idle = partial_left = False
         for rank in self.ranks:
             nd = rank.n_dec
             if rank.partial is None and (not rank.waiting or rank.blocked):
@@ -261,6 +266,8 @@ class Instance:
                         busiest = nd
                     continue
             tokens, pairs, ctx = rank.plan_step(c, self._seq, self._heap, chunks)
+            if rank.partial is not None:
+                partial_left = True
             if rank.seated:  # transferred KV seated now: the first token is delivered from here
                 now = self.env.now
                 for req in rank.seated:
@@ -281,22 +288,37 @@ class Instance:
                     most[nd] = kv
             else:
                 idle = True
+        self._partial_left = partial_left
         if not busy:
             return IDLE
         self._dt = self.step_cost.step_time_grouped(most, loaded, idle, total, busiest)
         return STEP
 
-    def _drain_inbox(self) -> None:
+    def _drain_inbox(self, c: int) -> bool:
+        """Move the requests routed here into the ranks' queues; return whether a rank that got one could
+        admit the head of its queue at counter ``c`` (then no stretch can start)."""
         inbox = self._inbox
         if len(inbox) > 1:
             inbox.sort(key=_by_time_then_id)
         ranks = self.ranks
+        fed = []
         for _t, _id, req in inbox:
             rank = ranks[0] if len(ranks) == 1 else min(ranks, key=_by_count)
             rank.count += 1
             req.rank = rank
             rank.waiting.append(req)
+            fed.append(rank)
         inbox.clear()
+        for rank in fed:
+            if not rank.blocked:
+                kv, nd = rank.kv, rank.n_dec
+                if nd:
+                    kv.sync(c, nd)
+                    if rank.head_fits(kv.free - kv.due[c % kv.block_size]):
+                        return True
+                elif rank.head_fits(kv.free):
+                    return True
+        return False
 
     def _stretch_steps(self, c: int) -> int:
         """Steps of pure decode that can be advanced at once from counter ``c`` (0 or 1: none).
