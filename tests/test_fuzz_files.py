@@ -1,4 +1,5 @@
-"""Fuzz the files a user writes: hardware profiles, model entries, HF config.json, traces, raw YAML/JSON.
+"""Fuzz the files a user writes: hardware profiles, model entries, HF config.json, traces, experiment specs,
+raw YAML/JSON.
 
 Each test starts from a real file (a bundled profile, a catalog entry, a real HF config), applies a few
 random mutations (a field set to a hostile value of any type, a field deleted, an unknown key added, a
@@ -14,6 +15,7 @@ import itertools
 import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,3 +248,27 @@ def test_fuzz_alias_bombs(folder, depth, width):
     except InputError as exc:
         _one_line(exc, str(path))
     assert time.perf_counter() - t0 < 2.0
+
+
+# ------------------------------------------------------------------------------------------------ experiment specs
+
+_QUICKSTART = yaml.safe_load((Path(__file__).parents[1] / "experiments" / "quickstart.yaml").read_text())
+
+
+@fuzz_settings(60)
+@given(doc=mutated(_QUICKSTART))
+def test_fuzz_experiment_spec(folder, doc):
+    """The sweep's experiment spec (sim/schema/experiment.py) under the same contract: loads and expands to
+    operating points, or one InputError line naming the file."""
+    from latentmoe_sim.schema.experiment import load_experiment
+    from latentmoe_sim.sweep import expand
+
+    path = _write(folder, doc, ".yaml")
+    t0 = time.perf_counter()
+    try:
+        points = expand(load_experiment(path))
+    except InputError as exc:
+        _one_line(exc, path)
+    else:
+        assert len(points) >= 1
+    assert time.perf_counter() - t0 < MAX_SECONDS
