@@ -9,7 +9,8 @@ point, including infeasible ones (they cost a memory check only). The projection
 divided by the slice's points/s: the slice is an evenly strided sample of the whole spec (``--max-points``),
 so its mix of cheap and expensive points is the spec's. Overhead per point = (executor wall time - the sum of
 run_point wall times) / points, for the serial executor (no parallelism to hide it): batching, shard writes,
-progress, store bookkeeping. Absolute timings depend on the machine and its load; compare within one run.
+progress, store bookkeeping. A second figure is run_point's own cost outside the engine and the metrics
+summary (row, id, workload, stopping rule), per point, in process. Absolute timings depend on the machine and its load; compare within one run.
 """
 
 from __future__ import annotations
@@ -50,6 +51,43 @@ def bench(spec_path: Path, executor: str, workers: int, max_points: int | None) 
     return out
 
 
+def run_point_overhead(spec_path: Path, n: int = 100) -> dict:
+    """Milliseconds per point that run_point spends outside the engine and the metrics summary (building the
+    point's row, id, workload, deployment lookups, stopping-rule checks), over the first ``n`` points, in process."""
+    import latentmoe_sim.engine as engine
+    from latentmoe_sim.engine.aggregated import SimResult
+    from latentmoe_sim.point import run_point
+    from latentmoe_sim.schema.experiment import load_experiment
+    from latentmoe_sim.sweep import expand
+
+    inside = [0.0]
+
+    def timed(fn):
+        def wrapper(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                inside[0] += time.perf_counter() - t
+        return wrapper
+
+    saved = (engine.simulate_aggregated, engine.simulate_disaggregated, SimResult.summary)
+    engine.simulate_aggregated, engine.simulate_disaggregated = timed(saved[0]), timed(saved[1])
+    SimResult.summary = timed(saved[2])
+    try:
+        points = [p for p in expand(load_experiment(str(spec_path)))][:n]
+        for p in points[:5]:  # warm the caches and imports
+            run_point(p)
+        inside[0] = 0.0
+        t0 = time.perf_counter()
+        runs = sum(run_point(p).get("runs", 0) for p in points)
+        total = time.perf_counter() - t0
+    finally:
+        engine.simulate_aggregated, engine.simulate_disaggregated, SimResult.summary = saved
+    return {"points": len(points), "runs": runs, "total_s": total, "engine_and_summary_s": inside[0],
+            "run_point_overhead_ms_per_point": 1e3 * (total - inside[0]) / len(points)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=2)
@@ -74,6 +112,12 @@ def main() -> None:
                 ovh = f", overhead {r['overhead_ms_per_point']:.2f} ms/point" if "overhead_ms_per_point" in r else ""
                 print(f"{r['spec']:10s} {ex:8s} x{args.workers}: {r['points']} points ({r['ok']} ok) in {r['wall_s']:.1f} s = "
                       f"{r['points_per_s']:.1f} points/s{ovh}{extra}", flush=True)
+    if not args.skip_quickstart:
+        ovh = run_point_overhead(ROOT / "experiments" / "quickstart.yaml")
+        results.append(ovh)
+        if not args.json:
+            print(f"run_point outside engine + summary: {ovh['run_point_overhead_ms_per_point']:.2f} ms/point over "
+                  f"{ovh['points']} quickstart points ({ovh['runs']} engine runs)")
     if args.json:
         print(json.dumps(results, indent=1))
 

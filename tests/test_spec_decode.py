@@ -104,7 +104,7 @@ def test_real_model_verify_reads_kv_once_and_tau_scales_step():
     assert b.mem_bytes - a.mem_bytes == pytest.approx(61 * 32 * 128 * (576 + 512) * 2.0)
     loads = [RankLoad(0, 0.0, 0, 48, 48 * 3000)] * 8
     full = build_step_cost(m, hw, plan, spec_decode=SpecDecode.parse(3, 1.0))
-    assert full.step_time(loads) * 4 == pytest.approx(full._real_step(loads))
+    assert full.step_time(loads) * 4 == pytest.approx(full.real_step(loads))
     st = full.decode_stretch([48] * 8, [48 * 3000] * 8)
     assert st.step_time(5) == pytest.approx(full.step_time([RankLoad(0, 0.0, 0, 48, 48 * 3005)] * 8))
 
@@ -130,3 +130,18 @@ def test_cli_mtp_raises_throughput_and_reports_it(capsys):
     assert 1.0 < on["output_tokens_per_s_per_gpu"] / off["output_tokens_per_s_per_gpu"] < 1.9
     assert main(base[:-1] + ["--mtp-acceptance", "0.9"]) == 2
     assert "--mtp" in capsys.readouterr().err
+
+
+def test_cli_cost_reports_the_serving_step(capsys):
+    import json
+
+    base = ["cost", "--model", "deepseek-v3", "--hw", "h200_sxm", "--dp", "8", "--decode-seqs", "32", "--kv-len", "2000",
+            "--json"]
+    assert main(base) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert "serving_step_time_s" not in plain
+    assert main(base + ["--mtp", "3", "--mtp-acceptance", "1.0"]) == 0
+    mtp = json.loads(capsys.readouterr().out)
+    # acceptance 1: every engine step is a quarter of the real (verify 4 + draft 3) step
+    assert mtp["serving_step_time_s"] * 4 == pytest.approx(mtp["mtp_real_step_time_s"])
+    assert mtp["mtp_real_step_time_s"] > plain["step_time_s"]

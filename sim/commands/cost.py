@@ -7,8 +7,8 @@ from ..errors import DoesNotFit, InputError
 from ..schema import bounds as B
 from ..memory import plan_memory
 from ..cost.measured import resolve_costs
-from ._common import (add_convention_args, add_costs_arg, add_model_args, add_plan_args, resolve_conventions,
-                      resolve_model_hw, resolve_plan)
+from ._common import (add_costs_arg, add_model_args, add_plan_args, add_serving_args, resolve_conventions,
+                      resolve_model_hw, resolve_plan, resolve_serving)
 from ._fmt import human, print_json, table
 
 
@@ -26,7 +26,7 @@ def register(sub) -> None:
     g.add_argument("--kv-len", type=B.TOKENS_OR_ZERO, default=0, metavar="N",
                    help=f"context length each decode attends, tokens, {B.TOKENS_OR_ZERO.text} (default 0)")
     add_costs_arg(p)
-    add_convention_args(p)
+    add_serving_args(p)  # includes the cost conventions (add_convention_args)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cost)
 
@@ -65,6 +65,7 @@ def _cost(args) -> int:
         "costs": args.costs, "measured_tables": measured.where if measured else None,
         "ops": [o.as_dict() for o in bd["ops"]],
     }
+    out |= _serving_step(args, model, hw, plan, measured, loads, cm.conventions)
     if args.json:
         print_json(out)
         return 0
@@ -97,6 +98,30 @@ def print_cost_table(out: dict, bd: dict, prefill_tokens: int, args) -> None:
                 align="lrrrrrrl"))
     print(f"step time {step * 1e3:.3f} ms: {out['tokens_per_step']} tokens, {out['tokens_per_s_per_gpu']:.1f} tokens/s/GPU")
     print(f"collectives: {_placement_text(out['placement'])}")
+    if out.get("serving_step_time_s") is not None:
+        feats = ", ".join(x for x in (out["mtp"], "two-batch overlap" if out["tbo"] else None) if x)
+        line = f"with {feats}: engine step {out['serving_step_time_s'] * 1e3:.3f} ms"
+        if out["mtp"]:
+            line += (f" per token of each decode (a real step of {out['mtp_real_step_time_s'] * 1e3:.3f} ms verifies "
+                     f"and drafts, emitting {out['mtp_tokens_per_step']:.2f} tokens per sequence)")
+        print(line + "; the op table above is the plain step")
+
+
+def _serving_step(args, model, hw, plan, measured, loads, conventions) -> dict:
+    """With --mtp/--tbo: the step time of the serving step cost (docs/MODELING.md, "Serving features")."""
+    serving = resolve_serving(args)
+    spec, tbo = serving["spec_decode"], serving["tbo"]
+    if spec is None and not tbo:
+        return {}
+    from ..cost import build_step_cost
+
+    cost = build_step_cost(model, hw, plan, expert_imbalance=args.expert_imbalance, spec_decode=spec, tbo=tbo,
+                           measured=measured, conventions=conventions)
+    out = {"serving_step_time_s": cost.step_time(loads), "tbo": tbo, "mtp": spec.describe() if spec else None,
+           "mtp_tokens_per_step": spec.tokens_per_step if spec else 1.0}
+    if spec is not None:
+        out["mtp_real_step_time_s"] = cost.real_step(loads)
+    return out
 
 
 def _memory(args) -> int:
