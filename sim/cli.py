@@ -6,7 +6,7 @@ which adds its parser and sets ``func`` (a callable taking the parsed namespace 
 Conventions every command follows (docs/CLI.md):
 
 * exit status 0 success; 2 bad input (one line on stderr naming the file or flag, the field and the allowed
-  range; :class:`~latentmoe_sim.errors.InputError`); 3 a well-formed configuration that does not fit
+  range; :class:`~latentmoe_sim.errors.InputError`, or an ``OSError`` on a path the user gave); 3 a well-formed configuration that does not fit
   (:class:`~latentmoe_sim.errors.DoesNotFit`); 1 a failed simulation; 70 an internal error (a bug: one
   line, the traceback only with ``LMSIM_DEBUG=1``);
 * ``--json`` on every command, printing strict JSON (no NaN/Infinity) that carries ``lmsim_version``;
@@ -160,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         rc = EXIT_BAD_INPUT
     except BrokenPipeError:  # `lmsim ... | head`
         return 0
+    except OSError as exc:  # a path the user gave: too long, no permission, disk full ... (bad input, not a bug)
+        name = str(exc.filename) if exc.filename is not None else ""
+        name = name if len(name) <= 200 else name[:200] + "..."
+        _error(f"{name + ': ' if name else ''}{exc.strerror or type(exc).__name__}")
+        rc = EXIT_BAD_INPUT
     except (Exception, RecursionError) as exc:  # a bug: one line, the traceback only on request
         if os.environ.get("LMSIM_DEBUG"):
             raise
@@ -178,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    print(f"lmsim: error: {' '.join(message.split())}", file=sys.stderr)
+    text = " ".join(message.split())
+    if len(text) > 2000:  # a 5,000-character path in a message stays one readable line
+        text = text[:2000] + "..."
+    print(f"lmsim: error: {text}", file=sys.stderr)
 
 
 def _find_subparser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser | None:

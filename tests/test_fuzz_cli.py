@@ -66,6 +66,7 @@ _WORDS = st.sampled_from([
     "--kv-len", "--epm", "--bootstrap", "--unit", "--scale", "--of", "--help", "--version", "-h", "--nope",
     "kimi-k2", "kimi-k2-1t", "h200", "h200_sxm", "gb200_nvl72", "fp4", "fp5", "AE", "M,E", "width", "depth",
     "8", "0", "-1", "nan", "1e308", "1T", "x.yaml", "/dev/zero", "/proc/self/status", "/", "config.json", "",
+    "frontier", "plot", "--write", "--family", "a" * 5000, "a" * 5000 + ".yaml", "a" * 300 + "/x.json",
 ])
 
 

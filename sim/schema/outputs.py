@@ -33,7 +33,11 @@ def check_output_path(flag: str, path: str | os.PathLike[str] | None, suffixes: 
     if suffixes and p.suffix.lower() not in suffixes:
         raise InputError(f"{flag} {text}: must end in {' or '.join(suffixes)}")
     parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
+    try:
+        parent_ok = parent.is_dir()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise InputError(f"{flag} {text[:200]}: {exc.strerror or exc}") from None
+    if not parent_ok:
         raise InputError(f"{flag} {text}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"{flag} {text}: folder {parent} is not writable")
@@ -63,6 +67,13 @@ def check_output_dir(flag: str, path: str | os.PathLike[str] | None) -> Path | N
     if "\x00" in text:
         raise InputError(f"{flag}: path contains a NUL character")
     p = Path(text).expanduser()
+    try:
+        return _check_dir(flag, text, p)
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise InputError(f"{flag} {text[:200]}: {exc.strerror or exc}") from None
+
+
+def _check_dir(flag: str, text: str, p: Path) -> Path:
     if p.exists():
         if not p.is_dir():
             raise InputError(f"{flag} {text}: exists and is not a folder")
