@@ -180,3 +180,11 @@ def test_output_folders_checked_before_work(tmp_path):
             check_output_dir("--out", bad)
     rc, out, err, _ = run_cli(["sweep", "experiments/quickstart.yaml", "--out", str(a_file), "--json"])
     assert rc == 2 and out == "" and "--out" in err and err.count("\n") == 1
+
+
+def test_trace_longer_than_a_year_is_refused(tmp_path):
+    # an arrival at 1e300 s made every rate ~1e-300 and every latency 0 (the clock lost the step's seconds)
+    trace = tmp_path / "far.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0,64,4\n1e300,64,4\n")
+    rc, out, err, _ = run_cli(["simulate", "--model", "deepseek-v3", "--dp", "8", "--trace", str(trace), "--json"])
+    assert rc == 2 and out == "" and "far.csv:3" in err and "one year" in err

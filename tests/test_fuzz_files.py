@@ -209,6 +209,7 @@ def test_fuzz_trace(folder, rows, header, jsonl):
         _one_line(exc, str(path))
     else:
         assert len(trace) >= 1 and np.isfinite(trace.arrival_s).all() and (trace.arrival_s >= 0).all()
+        assert trace.duration_s <= 365 * 86400
         assert (trace.input_tokens >= 1).all() and (trace.output_tokens >= 1).all()
         assert (trace.input_tokens <= 2**24).all() and (trace.output_tokens <= 2**24).all()
     assert time.perf_counter() - t0 < MAX_SECONDS

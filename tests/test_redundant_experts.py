@@ -49,3 +49,18 @@ def test_cli_flag_and_error(capsys):
     assert "+32 redundant" in capsys.readouterr().out
     assert main(["memory", "--model", "deepseek-v3", "--hw", "h200_sxm", "--dp", "72"]) == 2
     assert "--redundant-experts" in capsys.readouterr().err
+
+
+def test_sweep_search_adds_eplb_slots_when_ep_does_not_divide():
+    from latentmoe_sim.schema.experiment import Plan, Search
+    from latentmoe_sim.sweep.grid import _plan_fields, _plans
+
+    hw = load_hw("h200_sxm")
+    # DeepSeek-V3 on 12 GPUs (TP1 x DP12, EP12): 256 % 12 = 4, so EPLB adds 8 slots (264 = 12 x 22)
+    none = _plans("all", Search(tp=[1], dp=[12], ep="full"), DSV3, hw, 12)
+    eplb = _plans("all", Search(tp=[1], dp=[12], ep="full", redundant_experts="eplb"), DSV3, hw, 12)
+    assert none == [] and [p.redundant_experts for p in eplb] == [8]
+    # EP that divides keeps R = 0; an explicit plan carries its own R into the point's fields
+    assert [p.redundant_experts for p in _plans("all", Search(tp=[1], dp=[8], redundant_experts="eplb"), DSV3, hw, 8)] == [0]
+    explicit = _plans([Plan(tp=1, dp=72, ep=72, redundant_experts=32)], Search(), DSV3, hw, 72)
+    assert _plan_fields(explicit[0], "decode")["decode_redundant_experts"] == 32

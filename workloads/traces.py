@@ -12,7 +12,7 @@ so the Azure LLM inference traces (2023 and 2024: ``TIMESTAMP,ContextTokens,Gene
 they are. Arrival values are either numbers of seconds or timestamps (ISO 8601, or
 ``YYYY-MM-DD HH:MM:SS.fffffff`` as Azure writes them; naive times are taken as UTC). Either way they are
 shifted so the earliest request arrives at 0 s, and rows are sorted by arrival time (a stable sort, so
-ties keep file order). Blank lines and CSV lines starting with ``#`` are skipped. Token counts must be
+ties keep file order); a trace may span at most :data:`MAX_TRACE_SPAN_S` (one year). Blank lines and CSV lines starting with ``#`` are skipped. Token counts must be
 whole numbers >= 1.
 """
 
@@ -29,7 +29,12 @@ from latentmoe_sim.schema.loader import parse_json
 
 from ._util import csv_rows, existing_file, to_float_array, to_token_array
 
-__all__ = ["Trace", "read_trace", "COLUMN_ALIASES"]
+__all__ = ["Trace", "read_trace", "COLUMN_ALIASES", "MAX_TRACE_SPAN_S"]
+
+#: Longest trace, seconds from first to last arrival: one year (the Azure 2024 traces span a week, 6.05e5 s).
+#: Beyond ~1e9 s the simulated clock loses the microseconds of a step (a double has 15-16 digits), and a
+#: 1e300 s arrival made every rate ~1e-300 and every latency 0.
+MAX_TRACE_SPAN_S = 365 * 86400.0
 
 #: Field -> accepted column names, in priority order (matched case-insensitively).
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
@@ -177,6 +182,11 @@ def read_trace(path: str | Path) -> Trace:
     output_tokens = to_token_array(values["output_tokens"], where, columns["output_tokens"])
     order = np.argsort(arrival_s, kind="stable")
     arrival_s = arrival_s[order]
+    span = float(arrival_s[-1] - arrival_s[0])
+    if not span <= MAX_TRACE_SPAN_S:
+        i = int(order[-1])
+        raise InputError(f"{where[i]}: {columns['arrival']} is {span:.4g} s after the first request; a trace may span "
+                         f"at most {MAX_TRACE_SPAN_S:.4g} s (one year)")
     return Trace(
         source=str(path),
         arrival_s=arrival_s - arrival_s[0],

@@ -168,8 +168,9 @@ RANKS = Count(1, 4096)
 REQUESTS = Count(1, 200_000)
 #: --concurrency: clients of a closed loop (each holds one request in flight).
 CONCURRENCY = Count(1, 100_000)
-#: --rate, requests/s: 1e-6 (one a week) to 1e6.
-RATE = Real(1e-6, 1e6)
+#: --rate, requests/s: 1e-3 (one every 17 minutes) to 1e6. The lower bound keeps 200,000 arrivals within
+#: 2e8 s, where a double still resolves nanoseconds (a slower rate would blur microsecond step times).
+RATE = Real(1e-3, 1e6)
 #: --burstiness: the CV of gamma inter-arrival gaps; 0.01 is nearly periodic, 100 one burst.
 BURSTINESS = Real(0.01, 100.0)
 #: Tokens of one request (prompt or output): 2^24 = 16.8M, the longest context a model entry may declare.

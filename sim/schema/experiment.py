@@ -61,6 +61,8 @@ class Plan(StrictModel):
     dp: GpuCount = 1
     ep: GpuCount | None = None
     pp: Annotated[int, Field(ge=1, le=64)] = 1
+    #: redundant expert slots (EPLB copies; ep must divide experts + R; sim/parallel.py)
+    redundant_experts: Annotated[int, Field(ge=0, le=4096)] = 0
 
 
 class Search(StrictModel):
@@ -71,6 +73,9 @@ class Search(StrictModel):
     dp: list[GpuCount] = [1, 2, 4, 8, 16, 32, 64]
     pp: list[Annotated[int, Field(ge=1, le=64)]] = [1]
     ep: Literal["all", "full"] | list[GpuCount] = "full"
+    #: ``eplb``: an EP size that does not divide the experts gets the fewest redundant slots that make it
+    #: divide (DeepSeek's EPLB, SGLang ``--ep-num-redundant-experts``); ``none``: such plans are skipped
+    redundant_experts: Literal["none", "eplb"] = "none"
 
 
 class Sla(StrictModel):

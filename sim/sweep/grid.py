@@ -85,7 +85,8 @@ def _plans(plans, search: Search, model, hw, max_gpus: int) -> list[ParallelPlan
         out = []
         for p in plans:
             ep = p.ep if p.ep is not None else (p.tp * p.dp if experts else 1)
-            out.append(ParallelPlan(tp=p.tp, dp=p.dp, ep=ep, pp=p.pp).validate(experts, hw, max_gpus, model.num_layers))
+            out.append(ParallelPlan(tp=p.tp, dp=p.dp, ep=ep, pp=p.pp, redundant_experts=p.redundant_experts)
+                       .validate(experts, hw, max_gpus, model.num_layers))
         return out
     out = []
     for tp in search.tp:
@@ -103,8 +104,11 @@ def _plans(plans, search: Search, model, hw, max_gpus: int) -> list[ParallelPlan
                 else:
                     eps = [e for e in search.ep if e <= g]
                 for ep in eps:
+                    # EPLB: the fewest redundant slots that make ep divide the experts (0 when it already does)
+                    red = (-experts) % ep if experts and search.redundant_experts == "eplb" else 0
                     try:
-                        out.append(ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp).validate(experts, hw, max_gpus, model.num_layers))
+                        out.append(ParallelPlan(tp=tp, dp=dp, ep=ep, pp=pp, redundant_experts=red)
+                                   .validate(experts, hw, max_gpus, model.num_layers))
                     except InputError:
                         continue
     return out
@@ -144,7 +148,8 @@ def _mean_tokens(traffic: Traffic, seed: int) -> float:
 
 def _plan_fields(plan: ParallelPlan, role: str = "") -> dict:
     pre = f"{role}_" if role else ""
-    return {f"{pre}tp": plan.tp, f"{pre}dp": plan.dp, f"{pre}ep": plan.ep, f"{pre}pp": plan.pp}
+    return {f"{pre}tp": plan.tp, f"{pre}dp": plan.dp, f"{pre}ep": plan.ep, f"{pre}pp": plan.pp,
+            f"{pre}redundant_experts": plan.redundant_experts}
 
 
 def _loads(traffic: Traffic, slots: int | None) -> list[dict]:
