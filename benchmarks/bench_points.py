@@ -42,6 +42,7 @@ Worker mode (used internally): ``--worker SRC_ROOT`` reads point indices on stdi
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import json
 import os
@@ -130,6 +131,7 @@ def _import_tree(src_root: Path) -> None:
     copy.
     """
     pkg_dir = Path(tempfile.mkdtemp(prefix="lmsim-bench-pkg-"))
+    atexit.register(shutil.rmtree, pkg_dir, True)  # only links: the sources stay where they are
     pkg = pkg_dir / "latentmoe_sim"
     pkg.mkdir()
     for entry in (src_root / "sim").iterdir():

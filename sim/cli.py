@@ -11,7 +11,9 @@ Conventions every command follows (docs/CLI.md):
   line, the traceback only with ``LMSIM_DEBUG=1``);
 * ``--json`` on every command, printing strict JSON (no NaN/Infinity) that carries ``lmsim_version``;
   text output ends with a ``lmsim <version>`` line;
-* ``lmsim --version``; a bare ``lmsim`` prints the command list.
+* ``lmsim --version``; a bare ``lmsim`` prints the command list;
+* warning lines are printed when the command succeeds and dropped when it fails, so a failure is exactly
+  one stderr line.
 
 :func:`main` takes ``argv`` and returns the exit status without calling ``sys.exit``, so tests (and the
 fuzz suite) run it in-process.
@@ -133,6 +135,33 @@ class _Watch:
         return getattr(self._stream, name)
 
 
+class _HeldWarnings:
+    """A stderr proxy that holds back warning lines (``warning: ...``, ``lmsim: warning: ...``) until the command
+    ends: :func:`main` prints them after a success and drops them after an error, so that an error is always
+    exactly one stderr line. Everything else passes straight through (progress output stays live)."""
+
+    _PREFIXES = ("warning:", "lmsim: warning:")
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.held: list[str] = []
+        self._holding = False
+
+    def write(self, text: str) -> int:
+        if text.startswith(self._PREFIXES):
+            self.held.append(text)
+            self._holding = not text.endswith("\n")
+            return len(text)
+        if self._holding:
+            self.held.append(text)
+            self._holding = not text.endswith("\n")
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``lmsim`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -148,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         sub = _find_subparser(parser, argv)
         (sub or parser).print_help()
         return 0
-    watch = _Watch(sys.stdout)
-    sys.stdout = watch
+    watch, held = _Watch(sys.stdout), _HeldWarnings(sys.stderr)
+    sys.stdout, sys.stderr = watch, held
     try:
         rc = int(args.func(args) or 0)
     except DoesNotFit as exc:
@@ -172,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                f"(a bug; rerun with LMSIM_DEBUG=1 for the traceback)")
         rc = EXIT_INTERNAL
     finally:
-        sys.stdout = watch._stream
+        sys.stdout, sys.stderr = watch._stream, held._stream
+    if rc == 0 and held.held:
+        sys.stderr.write("".join(held.held))
     footer = getattr(args, "version_footer", True)  # a command whose text is not a table opts out
     if watch.wrote and footer and not getattr(args, "json", False) and rc in (0, EXIT_DOES_NOT_FIT):
         try:

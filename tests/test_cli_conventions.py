@@ -188,3 +188,14 @@ def test_trace_longer_than_a_year_is_refused(tmp_path):
     trace.write_text("arrival_s,input_tokens,output_tokens\n0,64,4\n1e300,64,4\n")
     rc, out, err, _ = run_cli(["simulate", "--model", "deepseek-v3", "--dp", "8", "--trace", str(trace), "--json"])
     assert rc == 2 and out == "" and "far.csv:3" in err and "one year" in err
+
+
+def test_warnings_only_after_success():
+    # FP4 on an H200 warns; when the plan then does not fit, the error must be the only stderr line
+    rc, out, err, _ = run_cli(["simulate", "--precision", "fp4", "--num-requests", "5", "--json"])
+    assert rc == 3 and err.count("\n") == 1 and err.startswith("lmsim: error:") and "does not fit" in err
+    rc, out, err, _ = run_cli(["cost", "--precision", "fp4", "--tp", "0", "--json"])
+    assert rc == 2 and err.count("\n") == 1
+    rc, out, err, _ = run_cli(["cost", "--model", "deepseek-v3", "--dp", "8", "--precision", "fp4", "--decode-seqs", "8",
+                               "--kv-len", "64", "--json"])
+    assert rc == 0 and "FP4" in err and json.loads(out)["step_time_s"] > 0  # the warning still shows on success

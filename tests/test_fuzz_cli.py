@@ -79,3 +79,27 @@ def test_fuzz_argv_sequences(argv):
     if rc == 0 and "--json" in argv and ("--help" in argv or "-h" in argv or "--version" in argv or not out.strip().startswith("{")):
         argv = [a for a in argv if a != "--json"]  # --help/--version print text even when --json is also given
     check_contract(argv, rc, out, err, seconds)
+
+
+#: Valid-looking values per simulate flag: combinations of them reach deep (plans, precisions, modes, MTP).
+_COMBO = {"--tp": ["1", "2", "8", "3"], "--dp": ["1", "8", "16", "7"], "--ep": ["1", "8", "16", "7"], "--pp": ["1", "2", "61"],
+          "--mode": ["agg", "disagg", "decode-only", "prefill-only"], "--precision": ["bf16", "fp8", "fp4"],
+          "--hw": ["h200_sxm", "b200", "gb200_nvl72", "mi355x", "h100_sxm"],
+          "--model": ["deepseek-v3", "kimi-k2-1t", "qwen3-235b-a22b", "nemotron-3-super"],
+          "--max-seqs": ["1", "4"], "--max-batch-tokens": ["1", "16", "1048576"], "--block-size": ["1", "4096"],
+          "--input-len": ["1", "uniform:1:200", "lognormal:100:2"], "--output-len": ["1", "2", "lognormal:10:1"],
+          "--mtp": ["0", "1", "16"], "--mtp-acceptance": ["0.9", "len:2", "1", "0"], "--redundant-experts": ["8", "7"],
+          "--expert-imbalance": ["1.5", "100"], "--costs": ["auto", "measured"], "--warmup-fraction": ["0", "0.5"],
+          "--sla-ttft-s": ["0.001", "10"], "--prefill-dp": ["1", "8"], "--decode-dp": ["8", "16"], "--rate": ["0.001", "1000000"],
+          "--burstiness": ["0.01", "100"]}
+
+
+@fuzz_settings(40)
+@given(picks=st.lists(st.sampled_from(sorted(_COMBO)), min_size=1, max_size=4, unique=True), data=st.data())
+def test_fuzz_simulate_flag_combinations(picks, data):
+    argv = ["simulate", "--num-requests", "12", "--json", "--input-len", "128", "--output-len", "8"]
+    for flag in picks:
+        argv += [flag, data.draw(st.sampled_from(_COMBO[flag]))]
+    if "--rate" not in picks:
+        argv += ["--concurrency", "8"]
+    check_contract(argv, *run_cli(argv))

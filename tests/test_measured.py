@@ -282,3 +282,14 @@ def test_validate_passes_costs_to_every_point(monkeypatch):
     monkeypatch.setattr(V, "execute", fake_execute)
     V.run_validation(only=["latentmoe_h100_c4_latent", "sglang_kimik2_h200"], costs="measured")
     assert seen and {p.costs for p in seen} == {"measured"}
+
+
+def test_compiled_step_equals_reference_under_measured_costs_for_mixed_ranks():
+    model = load_model("kimi-k2-1t-latentmoe")
+    cm = CostModel(model, H200, ParallelPlan(tp=1, dp=4, ep=4), measured=resolve_costs("measured", H200))
+    loads = [RankLoad(512, 512 * (1024 + 256.5), 1536, 3, 3 * 2000), RankLoad(0, 0.0, 0, 40, 40 * 3000),
+             RankLoad(0, 0.0, 0, 0, 0), RankLoad(2048, 2048 * 1024.5, 2048, 0, 0)]
+    step = CompiledStepCost(cm)
+    assert step.step_time(loads) == pytest.approx(cm.step_time(loads), rel=1e-9)
+    # every rank, not only the slowest: the vectorised ratios equal op-by-op measured times
+    assert list(step.rank_times(loads)) == pytest.approx(cm.breakdown(loads)["rank_times_s"], rel=1e-9)

@@ -19,7 +19,8 @@ differ and the difference moves the LatentMoE comparison (docs/MODELING.md §4a 
   * ``"per-pair"``: one copy per (token, expert) pair: DeepEP's low-latency kernels (receive buffers are
     ``[local experts, tokens, hidden]``), which SGLang's ``--deepep-mode auto`` uses for decode batches;
   * ``"per-rank"``: one copy per destination rank holding any of the token's experts (DeepEP's normal
-    intranode kernels, ``is_token_in_rank``);
+    intranode kernels, ``is_token_in_rank``; FlashInfer's ``moe_ep`` MNNVL all-to-alls, which dispatch each
+    token "to the ranks that own its experts", the NVLink path of TensorRT-LLM's wide EP on GB200);
   * ``"per-node"``: one copy per destination node over the scale-out network, forwarded over NVLink to the
     ranks of that node (DeepEP's normal internode kernels, ``num_tokens_per_rdma_rank``); inside one
     NVLink domain it equals ``per-rank``. SGLang's ``auto`` uses the normal kernels for prefill (extend)

@@ -352,6 +352,15 @@ SITE_NEIGHBOURS = 3
 UNBOUNDED_AXES = {"allreduce": (0,), "alltoall": (0,)}
 
 
+#: Steps per octave of the grid that query axes are read on (see :meth:`MeasuredTables.efficiency`).
+GRID_PER_OCTAVE = 64
+
+
+def _on_grid(a: float) -> float:
+    """``a`` rounded to the nearest point of a log2 grid with GRID_PER_OCTAVE steps (powers of two stay)."""
+    return 2.0 ** (round(math.log2(a) * GRID_PER_OCTAVE) / GRID_PER_OCTAVE) if a > 0 else a
+
+
 @dataclass(frozen=True)
 class Query:
     """One op's shape for a table lookup: kind, the row's columns (categoricals and numbers)."""
@@ -395,15 +404,20 @@ class MeasuredTables:
         return tuple(self.provenance)
 
     def efficiency(self, q: Query) -> float | None:
-        """Achieved efficiency (SOL / latency) at ``q``, interpolated; ``None`` where no table reaches."""
-        key = q.key()
+        """Achieved efficiency (SOL / latency) at ``q``, interpolated; ``None`` where no table reaches.
+
+        The interpolation axes are read on a grid of :data:`GRID_PER_OCTAVE` steps per octave (a change of
+        at most 0.55 % in an axis value, far below the tables' own run-to-run noise), so that the engine's
+        steps, whose context lengths all differ, share memoised efficiencies."""
+        cats = tuple(q.shape[c] for c in KINDS[q.kind].categorical)
+        axes = tuple(_on_grid(a) for a in INTERP_AXES[q.kind](q.shape))
+        key = (q.kind, cats, axes)
         if key in self._memo:
             return self._memo[key]
-        cats = tuple(q.shape[c] for c in KINDS[q.kind].categorical)
         interp = self._interp.get((q.kind,) + cats)
         eff = None
-        if interp is not None:
-            axes = list(INTERP_AXES[q.kind](q.shape))
+        if interp is not None and all(a > 0 for a in axes):
+            axes = list(axes)
             if isinstance(interp, LogInterp) and UNBOUNDED_AXES.get(q.kind) == (0,):  # clamp the first axis
                 keys = interp.root[0]
                 axes[0] = min(max(axes[0], 2.0 ** keys[0]), 2.0 ** keys[-1])

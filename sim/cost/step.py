@@ -6,7 +6,7 @@ EP-group ops (dispatch, routed experts, combine) depend on the group's token tot
 on them. The result equals :meth:`CostModel.step_time` op for op (tests/test_cost.py checks it).
 
 With measured costs (``CostModel.measured``) each rank-local op's roofline time is scaled by its
-measured/roofline ratio at the step's features (:meth:`CostModel.rank_ratios`, memoised), so steps still
+measured/roofline ratio at the step's features (:class:`_MeasuredScale`, memoised), so steps still
 equal the reference exactly. A decode stretch evaluates the ratios at its first step and holds them: exact
 for every op whose shape does not change along the stretch (all GEMMs: M is the decode count), an
 approximation for the decode attention core, whose measured efficiency drifts slowly with context length.
@@ -21,7 +21,7 @@ import numpy as np
 
 from .base import RankLoad
 from .model import CostModel, features
-from .ops import F_CTX, F_DK, F_PAIRS
+from .ops import F_CTX, F_D, F_DK, F_P, F_PAIRS
 from .stretch import DecodeStretch, upper_envelope
 
 
@@ -70,6 +70,7 @@ class CompiledStepCost:
             for i in np.flatnonzero(context)
         ]
         self._token_memo: dict[tuple[int, int], float] = {}
+        self._scale = _MeasuredScale(cost, cf, cb, lat, gate) if self._measured else None
         self._idle_s = float(self.rank_times([RankLoad()])[0])  # an idle rank's (0 unless an op needs no work)
 
     # ---- pieces ----------------------------------------------------------------------------------
@@ -90,8 +91,8 @@ class CompiledStepCost:
         X = np.array([features(l) for l in loads])
         T = np.maximum(X @ self._cfT, X @ self._cbT) + self._lat
         T *= X[:, self._gate] != 0
-        if self.cost.measured is not None:
-            T *= np.array([self.cost.rank_ratios(features(l)) for l in loads])
+        if self._scale is not None:
+            T *= np.array([self._scale.ratios(x) for x in X])
         return T.sum(axis=1)
 
     # ---- the engine's interface ------------------------------------------------------------------
@@ -196,7 +197,7 @@ class CompiledStepCost:
         terms = self._terms_memo.get(key)
         if terms is None:
             x = np.array(features(RankLoad(0, 0.0, 0, d, 0)))
-            r = np.array(self.cost.rank_ratios(features(RankLoad(0, 0.0, 0, d, kv)))) if measured else np.ones(len(self._lat))
+            r = self._scale.ratios(np.array(features(RankLoad(0, 0.0, 0, d, kv)))) if measured else np.ones(len(self._lat))
             cf, cb, lat, fixed = self._cf, self._cb, self._lat, self._fixed
             gates = x[self._gate[fixed]] != 0
             base = float(((np.maximum(cf[fixed] @ x, cb[fixed] @ x) + lat[fixed]) * r[fixed])[gates].sum())
@@ -269,3 +270,97 @@ class CompiledStepCost:
             lines.append((0.0, 0.0))
         const = self._overhead + self.group_time(float(total_decodes), float(busiest_decodes))
         return DecodeStretch(const, lines)
+
+
+_MISSING = object()
+
+
+class _MeasuredScale:
+    """Per rank-local op, measured seconds / roofline seconds at a rank's features ``x``, vectorised: the same
+    numbers as :meth:`CostModel.op_cost` (tested), without building an OpCost per op per step.
+
+    The measured time of a table op is its speed of light (pure peaks: FLOP-seconds ``SF . x``, byte-seconds
+    ``SB . x``) over the efficiency at its shape (:mod:`.measured`). Most ops (GEMMs, all-reduces) read only a
+    rank's token counts, so their ratios are memoised on (prefill tokens, decodes); the few that read its
+    context (attention cores) are evaluated term by term, their efficiencies memoised on the features they read.
+    """
+
+    def __init__(self, cost: CostModel, cf: np.ndarray, cb: np.ndarray, lat: np.ndarray, gate: np.ndarray):
+        from .measured import Query, shape_of
+
+        self._query, self._shape_of = Query, shape_of
+        mt = cost.measured
+        hw = cost.hw
+        n, nf = cf.shape
+        self._tables, self._cf, self._cb, self._lat = mt, cf, cb, lat
+        self._gate = [int(g) for g in gate]
+        sf, sb = np.zeros((n, nf)), np.zeros((n, nf))
+        token_ops, context_ops = [], []
+        for i, op in enumerate(cost.ops):
+            if op.table is None or op.link == "scaleout":
+                continue
+            c = op.count
+            if op.link:
+                sb[i] = np.array(op.vector(op.comm_bytes)) / hw.nvlink_bandwidth_bytes_per_s * c
+            else:
+                sf[i] = np.array(op.vector(op.flops)) / mt.sol.peak(op.dtype) * c
+                sb[i] = np.array(op.vector(op.mem_bytes)) / hw.hbm_bandwidth_bytes_per_s * c
+            deps = tuple(sorted({f for v in op.table.values() for d in (v if isinstance(v, tuple) else (v,))
+                                 if isinstance(d, dict) for f in d}))
+            reads = set(deps) | set(np.flatnonzero(cf[i]).tolist()) | set(np.flatnonzero(cb[i]).tolist()) \
+                | set(np.flatnonzero(sf[i]).tolist()) | set(np.flatnonzero(sb[i]).tolist()) | {self._gate[i]}
+            if reads & set(_CONTEXT):
+                sparse = lambda row: tuple((int(f), float(row[f])) for f in np.flatnonzero(row))  # noqa: E731
+                context_ops.append((i, op.table, deps, sparse(cf[i]), sparse(cb[i]), float(lat[i]), sparse(sf[i]), sparse(sb[i])))
+            else:
+                token_ops.append((i, op.table, deps))
+        self._sf, self._sb = sf, sb
+        self._token_ops, self._context_ops = token_ops, context_ops
+        self._eff: dict[tuple, float | None] = {}
+        self._token_memo: dict[tuple, np.ndarray] = {}
+
+    def _efficiency(self, i: int, spec: dict, deps: tuple, xs: list) -> float | None:
+        k = (i,) + tuple([xs[f] for f in deps])
+        eff = self._eff.get(k, _MISSING)
+        if eff is _MISSING:
+            shape = self._shape_of(spec, xs)
+            bad = any(isinstance(v, float) and v <= 0 for v in shape.values())
+            eff = None if bad else self._tables.efficiency(self._query(spec["kind"], shape))
+            if len(self._eff) >= 262144:
+                self._eff.clear()
+            self._eff[k] = eff
+        return eff
+
+    def _token_ratios(self, xs: list) -> np.ndarray:
+        """Ratios of the ops that read only token counts (1.0 for every other op), memoised."""
+        key = (xs[F_P], xs[F_D])
+        r = self._token_memo.get(key)
+        if r is None:
+            x = np.array(xs)
+            r = np.ones(len(self._lat))
+            roof = (np.maximum(self._cf @ x, self._cb @ x) + self._lat).tolist()
+            sol = np.maximum(self._sf @ x, self._sb @ x).tolist()
+            for i, spec, deps in self._token_ops:
+                if xs[self._gate[i]] and roof[i] > 0.0:
+                    eff = self._efficiency(i, spec, deps, xs)
+                    if eff is not None:
+                        r[i] = sol[i] / eff / roof[i]
+            if len(self._token_memo) >= 65536:
+                self._token_memo.clear()
+            self._token_memo[key] = r
+        return r
+
+    def ratios(self, x) -> np.ndarray:
+        xs = x.tolist() if isinstance(x, np.ndarray) else list(x)
+        r = self._token_ratios(xs)
+        copied = False
+        for i, spec, deps, cf, cb, lat, sf, sb in self._context_ops:
+            if not xs[self._gate[i]]:
+                continue
+            roof = max(sum(c * xs[f] for f, c in cf), sum(c * xs[f] for f, c in cb)) + lat
+            eff = self._efficiency(i, spec, deps, xs) if roof > 0.0 else None
+            if eff is not None:
+                if not copied:
+                    r, copied = r.copy(), True
+                r[i] = max(sum(c * xs[f] for f, c in sf), sum(c * xs[f] for f, c in sb)) / eff / roof
+        return r

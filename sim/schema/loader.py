@@ -33,7 +33,6 @@ import json
 import os
 import re
 import stat
-from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
