@@ -21,7 +21,7 @@ SPEC = Path(__file__).with_name("quickstart.yaml")
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="out/quickstart")
-    ap.add_argument("--executor", default="process", choices=("process", "ray", "serial"))
+    ap.add_argument("--executor", default="ray", choices=("ray", "process", "serial"))
     ap.add_argument("--workers", type=int)
     args = ap.parse_args()
     sweep = ["sweep", str(SPEC), "--out", args.out, "--executor", args.executor]

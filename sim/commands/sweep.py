@@ -17,8 +17,9 @@ def register(sub) -> None:
     p = sub.add_parser("sweep", help="run an experiment spec (YAML) into parquet shards; resumable")
     p.add_argument("spec", metavar="SPEC", help="experiment spec YAML (experiments/quickstart.yaml, experiments/fig7.yaml)")
     p.add_argument("--out", required=True, metavar="DIR", help="results folder (created; a re-run resumes)")
-    p.add_argument("--executor", choices=("ray", "process", "serial"), default="process",
-                   help="process (default: a local process pool), ray (embedded local Ray, or --ray-address), serial")
+    p.add_argument("--executor", choices=("ray", "process", "serial"), default="ray",
+                   help="ray (default: an embedded local Ray, started and stopped with the sweep, leaving no state; "
+                        "or --ray-address), process (a local process pool, no Ray), serial")
     p.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (default: RAY_ADDRESS, else embedded)")
     p.add_argument("--workers", type=B.WORKERS, metavar="N", help=f"worker processes, {B.WORKERS.text} (default: CPU count)")
     p.add_argument("--max-points", type=B.POINTS, metavar="N", help=f"run an evenly strided slice of N points, {B.POINTS.text}")

@@ -149,11 +149,21 @@ def _ray(work: list[list[OperatingPoint]], workers: int, on_rows, address: str |
     finally:
         ray.shutdown()
         if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove_tree(tmp)
             if saved is None:
                 os.environ.pop("RAY_AUTH_MODE", None)
             else:
                 os.environ["RAY_AUTH_MODE"] = saved
+
+
+def _remove_tree(path: str, attempts: int = 50, pause_s: float = 0.1) -> None:
+    """Delete Ray's temporary folder. Its last processes can still write logs for a moment after
+    ``ray.shutdown()`` returns, so one ``rmtree`` may race them: retry until the folder is gone (5 s at most)."""
+    for _ in range(attempts):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            return
+        time.sleep(pause_s)
 
 
 class Progress:
@@ -189,7 +199,7 @@ class Progress:
             self.stream.flush()
 
 
-def run_sweep(points: Iterable[OperatingPoint], store, *, executor: str = "process", workers: int | None = None,
+def run_sweep(points: Iterable[OperatingPoint], store, *, executor: str = "ray", workers: int | None = None,
               batch_size: int | None = None, ray_address: str | None = None, progress: bool = True) -> dict:
     """Run the points not yet in ``store`` and stream their rows into it. Returns counts and timing."""
     points = list(points)
