@@ -221,11 +221,8 @@ class Instance:
             tokens, pairs, ctx = rank.plan_step(c, self._seq, self._heap, chunks)
             if rank.partial is not None:
                 partial_left = True
-            if rank.seated:  # transferred KV seated now: the first token is delivered from here
-                now = self.env.now
-                for req in rank.seated:
-                    req.first_token_s = now
-                rank.seated.clear()
+            if rank.seated:
+                self._deliver_seated(rank)
             nd = rank.n_dec
             if nd:
                 busy = True
@@ -240,6 +237,14 @@ class Instance:
             return IDLE
         self._dt = self.step_cost.step_time(loads)
         return STEP
+
+    def _deliver_seated(self, rank) -> None:
+        """Requests whose transferred KV was seated by this step's planning get their first token now
+        (the wait for a decode seat counts in TTFT, as in aggregated mode: docs/ENGINE.md)."""
+        now = self.env.now
+        for req in rank.seated:
+            req.first_token_s = now
+        rank.seated.clear()
 
     def _plan_step_grouped(self, c: int) -> int:
         """:meth:`_plan`'s single step when the step cost takes the step's summary
@@ -268,11 +273,8 @@ class Instance:
             tokens, pairs, ctx = rank.plan_step(c, self._seq, self._heap, chunks)
             if rank.partial is not None:
                 partial_left = True
-            if rank.seated:  # transferred KV seated now: the first token is delivered from here
-                now = self.env.now
-                for req in rank.seated:
-                    req.first_token_s = now
-                rank.seated.clear()
+            if rank.seated:
+                self._deliver_seated(rank)
             nd = rank.n_dec
             t = tokens + nd
             total += t
