@@ -255,6 +255,8 @@ def test_cli_uncalibrated_and_calibration_file(tmp_path, capsys):
     assert main(["validate", "--rows", "latentmoe_h100_c1_base", "--uncalibrated", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["calibration"] is None and out["rows"][0]["error"] == pytest.approx(raw_error)
+    assert main(["validate", "--rows", "latentmoe_h100_c1_base", "--json"]) == 0  # the default is the raw model
+    assert json.loads(capsys.readouterr().out)["rows"][0]["error"] == pytest.approx(raw_error)
 
 
 def test_redundant_experts_from_notes_or_fewest_that_divide():
@@ -299,3 +301,16 @@ def test_every_calibratable_field_is_a_profile_field():
 
     for name in CALIBRATABLE:
         assert field_spec(name).attr  # a rename in the profile schema must be followed here
+
+
+def test_shipped_calibration_names_real_rows_and_fits_only_guessed_constants():
+    from latentmoe_sim.validation.calibration import load_calibration
+    from latentmoe_sim.validation.validate import expand_rows
+
+    cal = load_calibration("hopper")
+    ids = {r.id for r in expand_rows(read_measured(DEFAULT_FILE))}
+    assert set(cal.fitted_on) <= ids and set(cal.held_out) <= ids and cal.fitted_on and cal.held_out
+    assert not set(cal.fitted_on) & set(cal.held_out)
+    fitted = {name for layer in cal.layers for name in layer.fields}
+    # the profile constants sourced as "guess: ... (calibrate)" in hwprofiles/h100_sxm.yaml, nothing cited
+    assert fitted <= {"comm_efficiency", "scaleup_latency_us", "step_overhead_us"}

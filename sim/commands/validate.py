@@ -23,9 +23,11 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--rows", help="comma-separated row ids to keep (default: all)")
     cal = p.add_mutually_exclusive_group()
-    cal.add_argument("--uncalibrated", action="store_true", help="the raw model: hardware profiles as shipped, no calibration")
-    cal.add_argument("--calibration", metavar="FILE",
-                     help="calibration file to apply (default: the shipped sim/data/calibration.yaml)")
+    cal.add_argument("--uncalibrated", action="store_true",
+                     help="the raw model: hardware profiles as shipped, no calibration (the default)")
+    cal.add_argument("--calibration", metavar="NAME_OR_FILE",
+                     help="apply a calibration: a shipped one by name (hopper) or a calibration file; the raw "
+                          "model's errors are printed beside it")
     p.add_argument("--executor", choices=("serial", "process", "ray"), default="serial",
                    help="how the points run (the sweep executors; default serial)")
     p.add_argument("--workers", type=B.WORKERS, default=1, metavar="N",
@@ -46,21 +48,17 @@ def _validate(args) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise InputError(f"--{flag.replace('_', '-')} = {value} must be >= 1")
-    from ..validation.calibration import DEFAULT_CALIBRATION, load_calibration
+    from ..validation.calibration import load_calibration
 
     only = [s.strip() for s in args.rows.split(",") if s.strip()] if args.rows else None
-    calibration = None
-    if args.calibration:
-        calibration = load_calibration(args.calibration)
-    elif not args.uncalibrated and DEFAULT_CALIBRATION.exists():
-        calibration = load_calibration(DEFAULT_CALIBRATION)
+    calibration = load_calibration(args.calibration) if args.calibration else None
     if args.workers < 1:
         raise InputError(f"--workers = {args.workers} must be >= 1")
     run = dict(default_isl=args.default_isl or DEFAULT_ISL, default_osl=args.default_osl or DEFAULT_OSL, only=only,
                executor=args.executor, workers=args.workers, costs=args.costs)
     report = run_validation(args.file, calibration=calibration, **run)
     if calibration is not None:  # the raw model's summary beside the calibrated one
-        raw = run_validation(args.file, **run)
+        raw = run_validation(args.file, split=calibration, **run)  # the same fitted/held-out groups
         report["uncalibrated"] = {"summary": raw["summary"], "median_abs_error": raw["median_abs_error"],
                                   "errors": {r["id"]: r["errors"] for r in raw["rows"]}}
     if args.json:

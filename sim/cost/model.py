@@ -73,7 +73,6 @@ class CostModel:
         self.measured = measured
         ops = rank_ops(model, plan, hw, decode_query_tokens, conventions)
         self.ops: list[Op] = ops if only is None else [op for op in ops if bool(op.link) == (only == "comm")]
-        self._ratio_memo: dict[tuple, list[float]] = {}
 
     # ---- one op ----------------------------------------------------------------------------------
     def op_cost(self, op: Op, x: Sequence[float]) -> OpCost:
@@ -91,21 +90,6 @@ class CostModel:
         if m is None:
             return OpCost(op.name, n, flops * n, mem * n, comm * n, t * n, bound)
         return OpCost(op.name, n, flops * n, mem * n, comm * n, m[0] * n, bound, m[1], t * n)
-
-    def rank_ratios(self, x: Sequence[float]) -> list[float]:
-        """Per rank-local op: measured time / roofline time at features ``x`` (1.0 where the roofline
-        stands). Lets the compiled step cost keep its roofline matrices and scale them. Memoised on ``x``."""
-        key = tuple(x)
-        r = self._ratio_memo.get(key)
-        if r is None:
-            r = []
-            for op in self.ops:
-                c = self.op_cost(op, x) if self.measured is not None and op.table is not None and x[op.gate] else None
-                r.append(c.time_s / c.roofline_s if c is not None and c.roofline_s else 1.0)
-            if len(self._ratio_memo) >= 65536:
-                self._ratio_memo.clear()
-            self._ratio_memo[key] = r
-        return r
 
     def rank_breakdown(self, load: RankLoad) -> list[OpCost]:
         x = features(load)

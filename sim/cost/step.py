@@ -6,7 +6,7 @@ EP-group ops (dispatch, routed experts, combine) depend on the group's token tot
 on them. The result equals :meth:`CostModel.step_time` op for op (tests/test_cost.py checks it).
 
 With measured costs (``CostModel.measured``) each rank-local op's roofline time is scaled by its
-measured/roofline ratio at the step's features (:meth:`CostModel.rank_ratios`, memoised), so steps still
+measured/roofline ratio at the step's features (:class:`_MeasuredScale`, memoised), so steps still
 equal the reference exactly. A decode stretch evaluates the ratios at its first step and holds them: exact
 for every op whose shape does not change along the stretch (all GEMMs: M is the decode count), an
 approximation for the decode attention core, whose measured efficiency drifts slowly with context length.

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ..errors import InputError
 from ..parallel import ParallelPlan
 from ..point import OperatingPoint, resolve_model
-from ..schema.experiment import ExperimentSpec, Plan, Search, Traffic
+from ..schema.experiment import ExperimentSpec, Search, Traffic
 
 
 @dataclass(frozen=True)
@@ -227,4 +227,4 @@ def take(points: list[OperatingPoint], max_points: int | None) -> list[Operating
     return [points[int(i * step)] for i in range(max_points)]
 
 
-__all__ = ["ModelRef", "expand", "model_refs", "take", "Plan"]
+__all__ = ["ModelRef", "expand", "model_refs", "take"]

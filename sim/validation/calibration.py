@@ -20,9 +20,11 @@ Layers apply in file order, later ones overriding earlier ones. Only constants t
 and the kernels may be fitted (:data:`CALIBRATABLE`); datasheet values (peaks, bandwidths, capacities) may
 not. There are no per-row factors.
 
-Where it applies: ``lmsim validate`` applies the shipped calibration (``sim/data/calibration.yaml``) by
-default and ``--uncalibrated`` shows the raw model; ``--calibration FILE`` applies another. The hardware
-profiles themselves, and every other command, stay uncalibrated (see docs/VALIDATION.md).
+Where it applies: only where asked. ``lmsim validate --calibration hopper`` (a shipped calibration, by name)
+or ``--calibration FILE`` applies it as a layer and prints the raw model's errors beside it; the default, and
+``--uncalibrated``, is the raw model. The shipped Hopper calibration trades one metric's held-out error
+against another's (docs/VALIDATION.md), so it is not applied by default. The hardware profiles themselves,
+and every other command, stay uncalibrated.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ from ..hwprofile_io import FIELDS, FieldSpec
 CALIBRATABLE = ("compute_efficiency", "memory_efficiency", "mem_op_latency_us", "scaleup_latency_us",
                 "scaleout_latency_us", "comm_efficiency", "step_overhead_us")
 
-#: the calibration `lmsim validate` applies unless told otherwise
-DEFAULT_CALIBRATION = Path(__file__).resolve().parent.parent / "data" / "calibration.yaml"
+#: shipped calibrations, by name (``--calibration NAME``): sim/data/calibration-<name>.yaml
+SHIPPED = {"hopper": Path(__file__).resolve().parent.parent / "data" / "calibration-hopper.yaml"}
 
 
 def field_spec(name: str) -> FieldSpec:
@@ -150,11 +152,13 @@ def parse_calibration(doc, label: str) -> Calibration:
 
 
 def load_calibration(path: str | Path) -> Calibration:
-    """Read and check a calibration file (the project's one safe loader, sim/schema/loader.py)."""
+    """Read and check a calibration file, or a shipped one by name (the project's one safe loader)."""
     from ..schema.loader import load_file
 
+    if str(path) in SHIPPED:
+        path = SHIPPED[str(path)]
     return parse_calibration(load_file(path, label=f"--calibration {path}", what="calibration file"),
                              f"--calibration {path}")
 
 
-__all__ = ["CALIBRATABLE", "Calibration", "DEFAULT_CALIBRATION", "Layer", "load_calibration", "parse_calibration"]
+__all__ = ["CALIBRATABLE", "Calibration", "Layer", "SHIPPED", "load_calibration", "parse_calibration"]

@@ -37,6 +37,7 @@ def _public(metrics: dict) -> dict:
 
 
 def _group(row: MeasuredRow, calibration) -> dict:
+    """The row's groups; ``calibration`` (applied or not) labels it fitted / held-out / not used."""
     group = {"gpu_generation": GENERATION.get(row.hw, row.hw), "framework": row.framework,
              "mode": row.mode if row.phase == "both" else f"{row.mode}/{row.phase}"}
     if calibration is not None:
@@ -75,7 +76,7 @@ def execute(points: list, executor: str = "serial", workers: int = 1) -> dict:
     return out
 
 
-def _result(row: MeasuredRow, case: Case, sim: dict, calibration, note: str, searched: list[str], plan) -> dict:
+def _result(row: MeasuredRow, case: Case, sim: dict, split, note: str, searched: list[str], plan) -> dict:
     config = case.describe()
     if plan is not None:
         config["instances"] = 1
@@ -86,7 +87,7 @@ def _result(row: MeasuredRow, case: Case, sim: dict, calibration, note: str, sea
     errors = relative_errors(measured, sim)
     return {
         "id": row.id,
-        "group": _group(row, calibration),
+        "group": _group(row, split),
         "measured": measured,
         "simulated": {m: sim[m] for m in METRICS if m in measured},
         "simulated_all": _public(sim),
@@ -111,11 +112,13 @@ def expand_rows(rows: list[MeasuredRow]) -> list[MeasuredRow]:
 
 def validate_rows(rows: list[MeasuredRow], *, calibration=None, default_isl: int = DEFAULT_ISL,
                   default_osl: int = DEFAULT_OSL, executor: str = "serial", workers: int = 1,
-                  expand: bool = True, costs: str = "roofline") -> tuple[list, list]:
+                  expand: bool = True, costs: str = "roofline", split=None) -> tuple[list, list]:
     """(simulated rows, unexpressible rows): configure every row, run all their points in one batch through
-    the executor, then compare (and pick the searched plans). ``costs``: op times from the roofline, the
+    the executor, then compare (and pick the searched plans). ``split``: a calibration whose fitted/held-out
+    labels the rows get without applying it (default: ``calibration``'s). ``costs``: op times from the roofline, the
     GPU's measured tables or ``auto`` (docs/KERNELS.md)."""
     expanded = expand_rows(rows) if expand else list(rows)
+    split = split if split is not None else calibration
     skipped, jobs, points = [], [], []
     for row in expanded:
         case = configure(row, default_isl=default_isl, default_osl=default_osl)
@@ -133,7 +136,7 @@ def validate_rows(rows: list[MeasuredRow], *, calibration=None, default_isl: int
         try:
             if plans == [None]:
                 sim = metrics_of(case, results[pts[0].point_id])
-                done.append(_result(row, case, sim, calibration, "", [], None))
+                done.append(_result(row, case, sim, split, "", [], None))
                 continue
             candidates = []
             for plan, p in zip(plans, pts):
@@ -144,7 +147,7 @@ def validate_rows(rows: list[MeasuredRow], *, calibration=None, default_isl: int
             plan, sim, note = pick(candidates, row.tps_per_user, budget)
             if plan is None:
                 raise InputError(note)
-            done.append(_result(row, case, sim, calibration, note, ["tps_per_user", "tpot_ms"], plan))
+            done.append(_result(row, case, sim, split, note, ["tps_per_user", "tpot_ms"], plan))
         except InputError as exc:
             skipped.append({"id": row.id, "reason": f"configuration does not run: {exc}"})
     return done, skipped
@@ -152,7 +155,7 @@ def validate_rows(rows: list[MeasuredRow], *, calibration=None, default_isl: int
 
 def run_validation(path: str | Path | None = None, *, calibration=None, default_isl: int = DEFAULT_ISL,
                    default_osl: int = DEFAULT_OSL, only: list[str] | None = None, executor: str = "serial",
-                   workers: int = 1, costs: str = "roofline") -> dict:
+                   workers: int = 1, costs: str = "roofline", split=None) -> dict:
     """Validate every row of ``path`` (default: the shipped file); ``only`` keeps the rows with these ids."""
     t0 = time.perf_counter()
     rows = read_measured(path or DEFAULT_FILE)
@@ -162,7 +165,7 @@ def run_validation(path: str | Path | None = None, *, calibration=None, default_
             raise InputError(f"--rows: no row with id {', '.join(unknown)} in {path or DEFAULT_FILE}")
         rows = [r for r in rows if r.id in set(only)]
     done, skipped = validate_rows(rows, calibration=calibration, default_isl=default_isl, default_osl=default_osl,
-                                  executor=executor, workers=workers, costs=costs)
+                                  executor=executor, workers=workers, split=split, costs=costs)
     summary = summarize_errors(done)
     return {
         "file": str(path or DEFAULT_FILE),
