@@ -199,3 +199,9 @@ def test_warnings_only_after_success():
     rc, out, err, _ = run_cli(["cost", "--model", "deepseek-v3", "--dp", "8", "--precision", "fp4", "--decode-seqs", "8",
                                "--kv-len", "64", "--json"])
     assert rc == 0 and "FP4" in err and json.loads(out)["step_time_s"] > 0  # the warning still shows on success
+
+
+def test_fp32_weights_are_bad_input_not_a_crash():
+    # fp32 is a storage dtype (KV, state) but not a GEMM dtype; it was a KeyError (exit 70) in the cost model
+    rc, out, err, _ = run_cli(["cost", "--weights-dtype", "fp32", "--decode-seqs", "8", "--json"])
+    assert rc == 2 and out == "" and "not a GEMM dtype" in err and err.count("\n") == 1

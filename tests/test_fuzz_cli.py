@@ -103,3 +103,26 @@ def test_fuzz_simulate_flag_combinations(picks, data):
     if "--rate" not in picks:
         argv += ["--concurrency", "8"]
     check_contract(argv, *run_cli(argv))
+
+
+_COST_COMBO = {"--tp": ["1", "2", "8", "3"], "--dp": ["1", "8", "16", "7"], "--ep": ["1", "8", "7"], "--pp": ["1", "2", "61"],
+               "--precision": ["bf16", "fp8", "fp4"], "--hw": ["h200_sxm", "gb200_nvl72", "mi355x", "h800"],
+               "--model": ["deepseek-v3", "kimi-k2-1t", "nemotron-3-super", "hybrid-73bt-8ba", "95bt-8ba-latentmoe"],
+               "--mtp": ["1", "16"], "--mtp-acceptance": ["len:2", "0", "0.5,0.5"], "--redundant-experts": ["8", "65536"],
+               "--costs": ["auto", "measured"], "--weights-dtype": ["int4", "fp32", "fp4"], "--kv-cache-dtype": ["fp8", "fp4"],
+               "--activations-dtype": ["fp4", "int8", "fp32"], "--prefill-tokens": ["1", "16777216"],
+               "--kv-len": ["0", "16777216"], "--decode-seqs": ["1", "1048576"]}
+
+
+@fuzz_settings(60)
+@given(picks=st.lists(st.sampled_from(sorted(_COST_COMBO)), min_size=1, max_size=5, unique=True), data=st.data(),
+       command=st.sampled_from(["cost", "memory"]))
+def test_fuzz_cost_memory_flag_combinations(picks, data, command):
+    argv = [command, "--json"]
+    for flag in picks:
+        if command == "memory" and flag in ("--prefill-tokens", "--kv-len", "--decode-seqs", "--mtp", "--mtp-acceptance", "--costs"):
+            continue
+        argv += [flag, data.draw(st.sampled_from(_COST_COMBO[flag]))]
+    if command == "cost" and "--decode-seqs" not in argv:
+        argv += ["--decode-seqs", "8"]
+    check_contract(argv, *run_cli(argv))

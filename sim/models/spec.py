@@ -217,6 +217,12 @@ class Precision:
                      "expert_weights", "attention_weights", "dense_weights", "embedding_weights"):
             if getattr(self, name) is not None:
                 dtype_bytes(getattr(self, name), f"{where}: precision.{name}")
+        # GEMM inputs need a tensor-core dtype (COMPUTE_DTYPE); fp32 is a storage dtype only (KV, state, combine)
+        for name in ("weights", "activations", "expert_weights", "attention_weights", "dense_weights", "embedding_weights"):
+            value = getattr(self, name)
+            if value is not None and value not in COMPUTE_DTYPE:
+                raise InputError(f"{where}: precision.{name} = {value!r} is not a GEMM dtype "
+                                 f"(allowed: {', '.join(COMPUTE_DTYPE)})")
 
     @property
     def gemm_compute_dtype(self) -> str:
