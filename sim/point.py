@@ -454,6 +454,8 @@ def _run(point: OperatingPoint, row: dict, wall0: float, cpu0: float, keep_recor
                mtp_describe=spec.describe() if spec else None, precision_ran=describe(model.precision, hw))
     rule = point.stopping
     n = initial_requests(rule, point.concurrency, point.warmup_fraction, point.cooldown_fraction)
+    if point.trace is not None and rule.num_requests is None:
+        n = None  # a trace is replayed whole: its length is the user's choice, not the stopping rule's
     work = _workload(point, n)
     ramp = point.ramp_s
     if point.concurrency is not None and ramp is None:
@@ -481,14 +483,14 @@ def _run(point: OperatingPoint, row: dict, wall0: float, cpu0: float, keep_recor
             if life > 0 and abs(ramp - life) > RAMP_TOLERANCE * life:
                 ramp, ramp_fits = life, ramp_fits + 1
                 continue
-        if verdict.ok or verdict.status == "overloaded" or rule.num_requests is not None or n >= rule.max_requests \
-                or point.trace is not None:
+        if point.trace is not None or verdict.ok or verdict.status == "overloaded" or rule.num_requests is not None \
+                or n >= rule.max_requests:
             break
         n = min(2 * n, rule.max_requests)
     row.update(summary)
-    row.update(simulated_requests=n, ramp_s_used=float(ramp) if ramp is not None else None,
+    row.update(simulated_requests=work.count, ramp_s_used=float(ramp) if ramp is not None else None,
                engine_steps=result.steps, engine_events=result.events, status=verdict.status,
-               reason=_reason(verdict, n, rule))
+               reason=_reason(verdict, work.count, rule))
     row.update(setup_cpu_s=setup, simulate_cpu_s=time.process_time() - cpu0 - setup,
                wall_s=time.perf_counter() - wall0, runs=runs)
     if keep_records:

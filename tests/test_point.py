@@ -118,3 +118,17 @@ def test_judge_flags_queue_growth():
     v = judge(summary, rule, concurrency=None, offered_rate_per_s=10.0, in_system_start=5, in_system_end=200)
     assert v.status == "overloaded" and "queue grew by 195" in v.reason
     assert judge(summary, rule, concurrency=None, offered_rate_per_s=11.0).status == "overloaded"
+
+
+def test_a_short_trace_is_replayed_whole_and_judged(tmp_path):
+    """A trace shorter than the stopping rule's first count is replayed whole (its length is the user's
+    choice), never refused with a --num-requests the user did not give; the point says if it is not steady."""
+    from latentmoe_sim.point import OperatingPoint, run_point
+
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{0.5 * i},{200 + i},{50 + i}\n" for i in range(30)))
+    row = run_point(OperatingPoint(model="kimi-k2-1t", hw="gb200_nvl72", dp=8, precision="fp4", trace=str(trace)))
+    assert row["status"] != "infeasible" and row["status"] != "error", row["reason"]
+    assert row["simulated_requests"] == 30
+    if row["status"] != "ok":
+        assert "30 requests" in row["reason"]
