@@ -165,6 +165,8 @@ def parse_yaml(text: str, label: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         where = f"{label}:{mark.line + 1}" if mark is not None else label
         problem = " ".join(str(exc.problem or exc.context or "parse error").split())
+        if "nesting depth" in problem:  # PyYAML >= 6.0.4 has its own depth limit, met before our scan's
+            raise InputError(f"{label}: nested deeper than {MAX_DEPTH} levels, refused") from None
         raise InputError(f"{where}: malformed YAML: {_clip(problem)}") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{label}: malformed YAML: {_clip(' '.join(str(exc).split()))}") from None
