@@ -199,15 +199,10 @@ def load_hw(name_or_path: str) -> HwProfile:
     """
     text = str(name_or_path)
     if text.lower().endswith(_YAML_SUFFIXES):
-        path = Path(text).expanduser()
-        try:
-            st = path.stat()
-            resolved = str(path.resolve())
-        except FileNotFoundError:
-            raise InputError(f"{text}: hardware profile file not found") from None
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{text}: cannot read hardware profile ({getattr(exc, 'strerror', None) or exc})") from None
-        profile = _load_path_cached(resolved, text, st.st_mtime_ns, st.st_size)
+        from .schema.loader import file_identity
+
+        resolved, mtime_ns, size = file_identity(text, "hardware profile file")
+        profile = _load_path_cached(resolved, text, mtime_ns, size)
     elif text in _bundled_names():
         profile = _load_bundled_cached(text)
     else:

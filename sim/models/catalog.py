@@ -37,15 +37,10 @@ def load_model(name_or_path: str) -> ModelSpec:
             from .hf_import import spec_from_hf_config
 
             return spec_from_hf_config(text)
-        path = Path(text).expanduser()
-        try:
-            st = path.stat()
-            resolved = str(path.resolve())
-        except FileNotFoundError:
-            raise InputError(f"{text}: model file not found") from None
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{text}: cannot read model file ({getattr(exc, 'strerror', None) or exc})") from None
-        return _load_path(resolved, text, st.st_mtime_ns, st.st_size)
+        from ..schema.loader import file_identity
+
+        resolved, mtime_ns, size = file_identity(text, "model file")
+        return _load_path(resolved, text, mtime_ns, size)
     if text not in list_models():
         raise unknown_name("model", text, list_models(), "or pass a model .yaml or a HF config.json path")
     return _load_bundled(text)

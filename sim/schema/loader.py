@@ -33,11 +33,13 @@ import json
 import os
 import re
 import stat
+from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES", "load_file", "read_text", "parse_yaml", "parse_json", "short"]
+__all__ = ["MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES", "file_identity", "load_file", "read_text", "parse_yaml", "parse_json",
+           "short"]
 
 #: Largest user file read, bytes. A model entry is ~2 kB, a HF config.json ~5 kB, a hardware profile ~4 kB;
 #: 4 MiB leaves room for long experiment specs while bounding memory and parse time.
@@ -132,6 +134,20 @@ def read_text(path: str | os.PathLike[str], *, label: str | None = None, what: s
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"{label}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
+def file_identity(text: str, what: str) -> tuple[str, int, int]:
+    """``(resolved path, modification time ns, size)`` of the user file ``text``: the key under which a
+    loader caches what it parsed, so an edited file is read again. A missing or unreadable file is an
+    :class:`InputError` naming ``what`` ("model file", "hardware profile")."""
+    path = Path(text).expanduser()
+    try:
+        st = path.stat()
+        return str(path.resolve()), st.st_mtime_ns, st.st_size
+    except FileNotFoundError:
+        raise InputError(f"{text}: {what} not found") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{text}: cannot read {what} ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def load_file(path: str | os.PathLike[str], *, label: str | None = None, what: str = "file",
