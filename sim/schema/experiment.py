@@ -31,6 +31,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from ..engine.disaggregated import DEFAULT_PREFILL_MAX_BATCH_TOKENS
 from .base import StrictModel
 
 Count = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -94,7 +95,7 @@ class Stopping(StrictModel):
 class Scheduler(StrictModel):
     max_batch_tokens: list[Annotated[int, Field(ge=16, le=1_048_576)]] = [2048]
     max_seqs: Annotated[int, Field(ge=1, le=4096)] = 128
-    prefill_max_batch_tokens: Annotated[int, Field(ge=16, le=1_048_576)] = 16384
+    prefill_max_batch_tokens: Annotated[int, Field(ge=16, le=1_048_576)] = DEFAULT_PREFILL_MAX_BATCH_TOKENS
     block_size: Annotated[int, Field(ge=1, le=1024)] = 16
 
 

@@ -52,7 +52,7 @@ DEFAULT_OSL = 1024
 NVLINK_DOMAIN = 8
 
 #: Prefill token budget per rank for prefill-pool rows: the SGLang large-scale EP blog's 16,384 tokens per
-#: device per batch (lmsys.org/blog/2025-05-05-large-scale-ep), also the `lmsim simulate` prefill default.
+#: device per batch (lmsys.org/blog/2025-05-05-large-scale-ep); the library default (``lmsim simulate``) is 8,192.
 PREFILL_BATCH_TOKENS = 16384
 
 #: Output length of decode-pool rows that state none: only the mean decode context (``isl``) matters to a
@@ -84,7 +84,7 @@ class Case:
     max_batch_tokens: int = 8192
     max_seqs: int = 1024
     #: prefill token budget per rank of a prefill pool (disagg, prefill-only)
-    prefill_max_batch_tokens: int = 16384
+    prefill_max_batch_tokens: int = PREFILL_BATCH_TOKENS
     #: None: the plan is given; else the GPU budget the plan search may use (see .search)
     search_gpus: int | None = None
     #: MTP / speculative decoding draft tokens per step (0 = off), at the default acceptance
