@@ -2,7 +2,9 @@
 
 Self-contained HTML (plotly.js embedded, so it opens offline); a PNG as well where kaleido and a Chromium
 are installed (stack.md §4: PNG export needs a browser, which is not a dependency). Hovering a point shows
-its plan, load and latencies; each panel is annotated with the frontier ratios of the spec's comparisons.
+its plan, load and latencies; each panel is annotated with the frontier ratios of the spec's comparisons,
+and the title says how many points are not plotted and why (not ``ok``, or outside the SLA). The frontier
+points and ratios are written beside the HTML as tables (:func:`write_tables`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def figure(rows: pl.DataFrame, pairs: list[tuple[str, str]], title: str, **sla):
 
     ok = usable(rows, **sla)
     front = pareto(ok)
+    title = f"{title}<br><sup>{status_line(rows, ok.height)}</sup>"
     traffics = list(dict.fromkeys(rows["traffic"].to_list()))
     models = list(dict.fromkeys(rows["model"].to_list()))
     ratios = comparisons(front, pairs)
@@ -58,13 +61,46 @@ def figure(rows: pl.DataFrame, pairs: list[tuple[str, str]], title: str, **sla):
         if lines:
             xref = "x domain" if col == 1 else f"x{col} domain"
             yref = "y domain" if col == 1 else f"y{col} domain"
-            fig.add_annotation(text="<br>".join(lines), xref=xref, yref=yref, x=0.98, y=0.98, showarrow=False,
-                               xanchor="right", yanchor="top", align="right", font=dict(size=11),
-                               bgcolor="rgba(255,255,255,0.8)")
+            # below the panel (under its axis title), so the text never covers the frontiers
+            fig.add_annotation(text="<br>".join(lines), xref=xref, yref=yref, x=0.5, y=-0.2, showarrow=False,
+                               xanchor="center", yanchor="top", align="center", font=dict(size=11))
         fig.update_xaxes(type="log", title_text="tokens/s/user (p50)", row=1, col=col)
         fig.update_yaxes(type="log", title_text="output tokens/s/GPU" if col == 1 else None, row=1, col=col)
-    fig.update_layout(title=title, template="plotly_white", height=520, width=520 * len(traffics) + 120)
-    return fig, ratios
+    fig.update_layout(title=title, template="plotly_white", height=640, width=560 * len(traffics) + 160,
+                      margin=dict(t=110, b=150))
+    return fig, front, ratios
+
+
+def status_line(rows: pl.DataFrame, plotted: int) -> str:
+    """What the figure leaves out, said on it: ``1131 of 1162 points plotted; not plotted: 31 infeasible``.
+    Points that are not ``ok`` (or miss the SLA) never reach a frontier, and the figure says how many."""
+    counts = dict(rows.group_by("status").len().iter_rows())
+    left = [f"{n} {status}" for status, n in sorted(counts.items()) if status != "ok" and n]
+    missed = counts.get("ok", 0) - plotted
+    if missed > 0:
+        left.append(f"{missed} ok but outside the SLA")
+    return f"{plotted} of {rows.height} points plotted" + ("; not plotted: " + ", ".join(left) if left else "")
+
+
+#: the columns of the frontier table written beside the figure (what each plotted frontier point is)
+TABLE_COLUMNS = ("traffic", "model", X, Y, "plan", "mode", "instances", "num_gpus", "concurrency", "rate",
+                 "ttft_p50_s", "ttft_p90_s", "tpot_p50_s", "status", "point_id")
+
+
+def write_tables(front: pl.DataFrame, ratios: list[dict], out_html: Path) -> list[Path]:
+    """The data behind the figure: its frontier points as ``<stem>.csv`` and ``<stem>.parquet`` and the
+    annotated ratios as ``<stem>_ratios.csv``, beside the HTML."""
+    cols = [c for c in TABLE_COLUMNS if c in front.columns]
+    table = front.select(cols).sort("traffic", "model", X)
+    paths = [out_html.with_suffix(".csv"), out_html.with_suffix(".parquet"),
+             out_html.with_name(out_html.stem + "_ratios.csv")]
+    table.write_csv(paths[0])
+    table.write_parquet(paths[1])
+    keep = ("traffic", "baseline", "target", "ratio_min", "ratio_p10", "ratio_median", "ratio_p90", "ratio_max",
+            "at_min_tokens_per_s_per_user", "at_max_tokens_per_s_per_user", "reason")
+    pl.DataFrame([{k: r.get(k) for k in keep} for r in ratios],
+                 schema_overrides={k: pl.Float64 for k in keep if k.startswith(("ratio_", "at_"))}).write_csv(paths[2])
+    return paths
 
 
 def write(fig, out_html: Path, png: bool = True) -> list[Path]:

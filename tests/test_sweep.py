@@ -193,4 +193,14 @@ def test_frontier_compare_plot_commands(spec_file, tmp_path, capsys):
     assert main(["plot", str(out), "--no-png"]) == 0
     html = (out / "frontier.html").read_text()
     assert "plotly" in html and "kimi-k2-1t-latentmoe" in html
+    # the figure says what it leaves out (2 of the 10 points are not ok), and the table is what it plotted
+    assert "8 of 10 points plotted; not plotted: 2 " in html
+    import polars as pl
+
+    table = pl.read_parquet(out / "frontier.parquet")
+    csv = pl.read_csv(out / "frontier.csv", schema_overrides={"point_id": pl.String})
+    assert csv["point_id"].to_list() == table["point_id"].to_list() and csv.columns == table.columns
+    assert set(table["point_id"]) <= set(_rows(out)["point_id"]) and (table["status"] == "ok").all()
+    assert table.height == len(fr["frontier"])
+    assert (out / "frontier_ratios.csv").exists()
     assert main(["compare", str(out), "--baseline", "nope", "--target", "k2-epm"]) == 2

@@ -1,4 +1,5 @@
-"""`lmsim plot DIR`: the frontier figure of a sweep (self-contained HTML; PNG where kaleido + Chromium exist)."""
+"""`lmsim plot DIR`: the frontier figure of a sweep (self-contained HTML; PNG where kaleido + Chromium exist) and
+the table of what it plots (frontier points as CSV and parquet, ratios as CSV)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def register(sub) -> None:
 
 def _plot(args) -> int:
     from ..frontier import default_pairs
-    from ..plot import figure, write
+    from ..plot import figure, write, write_tables
     from ..sweep import read_rows, read_spec
 
     rows = read_rows(args.dir)
@@ -28,9 +29,10 @@ def _plot(args) -> int:
     pairs = [(c.baseline, c.target) for c in spec.compare] or default_pairs(models)
     prec = spec.precision if isinstance(spec.precision, str) or spec.precision is None else "mixed precision"
     title = f"{spec.name}: {spec.hardware}, {prec or 'catalog precision'}, <= {spec.max_gpus_per_instance} GPUs/instance"
-    fig, ratios = figure(rows, pairs, title, **sla_kwargs(args))
+    fig, front, ratios = figure(rows, pairs, title, **sla_kwargs(args))
     out = Path(args.out) if args.out else Path(args.dir) / "frontier.html"
     written = write(fig, out, png=not args.no_png)
+    written[1:1] = write_tables(front, ratios, out)
     if args.json:
         from ._fmt import print_json
 
