@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--level", type=float, default=0.9)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--executor", default="process", choices=("serial", "process", "ray"))
+    ap.add_argument("--executor", default="ray", choices=("ray", "process", "serial"))
     args = ap.parse_args()
     lo, hi = epm_interval(args.draws, args.seed, args.level)
     epms = sorted(set(np.round(np.geomspace(lo, hi, args.points), 4).tolist()) | {PAPER_EPM})
@@ -85,6 +85,10 @@ def main() -> None:
               + (f"median {r['ratio_median']:.2f}x (min {r['ratio_min']:.2f}, max {r['ratio_max']:.2f})"
                  if r["ratio_min"] is not None else r["reason"]))
     (out / "sensitivity.json").write_text(json.dumps({"interval": [lo, hi], "rows": table}, indent=1))
+    import polars as pl
+
+    pl.DataFrame(table, schema_overrides={"ratio_min": pl.Float64, "ratio_median": pl.Float64,
+                                          "ratio_max": pl.Float64}).write_csv(out / "sensitivity.csv")
 
     import plotly.graph_objects as go
 
@@ -102,7 +106,7 @@ def main() -> None:
                       xaxis_title="EPM λ of the baseline", yaxis_title="tokens/s/GPU ratio at equal tokens/s/user",
                       template="plotly_white")
     fig.write_html(out / "epm_sensitivity.html", include_plotlyjs=True)
-    print(f"wrote {out / 'epm_sensitivity.html'} and sensitivity.json")
+    print(f"wrote {out / 'epm_sensitivity.html'}, sensitivity.csv and sensitivity.json")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,17 @@ Prints markdown tables (pasted into docs/VALIDATION.md):
 3. the flat measured curve from concurrency 64 to 128, against three explanations: KV/state capacity,
    vLLM's scheduler limit on running sequences, and CUDA-graph batch sizes.
 
-Usage: ``python experiments/table5.py [--calibration FILE]`` (about 10 s).
+Writes ``OUT/table5.csv`` (the first table as rows) and ``OUT/table5.html`` (measured against simulated
+tokens/s/GPU over concurrency, both variants; self-contained).
+
+Usage: ``python experiments/table5.py [--calibration FILE] [--out DIR]`` (about 10 s; default ``out/table5``).
 """
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from pathlib import Path
 
 from latentmoe_sim.validation.configure import configure
 from latentmoe_sim.validation.rows import read_measured
@@ -41,6 +45,7 @@ def simulate(row, isl=None, osl=None, hw_fields=None, **case_changes):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calibration", help="calibration file to apply (default: none, the raw model)")
+    ap.add_argument("--out", default="out/table5", help="folder for table5.csv and table5.html (default out/table5)")
     args = ap.parse_args()
     hw_fields = None
     if args.calibration:
@@ -62,6 +67,7 @@ def main() -> None:
         print(f"| {c} | {mb:.1f} | {sb['output_tps_per_gpu']:.1f} | {sb['output_tps_per_gpu'] / mb - 1:+.0%} | {ml:.1f} | "
               f"{sl['output_tps_per_gpu']:.1f} | {sl['output_tps_per_gpu'] / ml - 1:+.0%} | {ml / mb:.3f} | "
               f"{sl['output_tps_per_gpu'] / sb['output_tps_per_gpu']:.3f} | {sb['tpot_ms']:.1f} / {sl['tpot_ms']:.1f} |")
+    write_outputs(Path(args.out), R, sims)
     print()
     print("### Sensitivity to ISL/OSL (standard MoE; simulated tokens/s/GPU, and the LatentMoE/standard ratio range)")
     print()
@@ -123,6 +129,36 @@ def main() -> None:
         a = simulate(R["base", 64], hw_fields=hw_fields, **changes)["output_tps_per_gpu"]
         b = simulate(R["base", 128], hw_fields=hw_fields, **changes)["output_tps_per_gpu"]
         print(f"| {label} | {a:.0f} | {b:.0f} | {b / a:.2f} | {mflat:.2f} |")
+
+
+def write_outputs(out: Path, R, sims) -> None:
+    """The first table as ``table5.csv`` and its figure as ``table5.html``: tokens/s/GPU measured (paper
+    Table 5) and simulated, per variant and concurrency."""
+    import plotly.graph_objects as go
+    import polars as pl
+
+    out.mkdir(parents=True, exist_ok=True)
+    recs = []
+    for c in CONCURRENCY:
+        for k, (variant, sim) in enumerate((("standard", sims[c][0]), ("latentmoe", sims[c][1]))):
+            row = R["base" if k == 0 else "latent", c]
+            recs.append({"variant": variant, "concurrency": c, "measured_tps_per_gpu": row.output_tps_per_gpu,
+                         "simulated_tps_per_gpu": sim["output_tps_per_gpu"], "simulated_tpot_ms": sim["tpot_ms"],
+                         "error": sim["output_tps_per_gpu"] / row.output_tps_per_gpu - 1, "row_id": row.id})
+    table = pl.DataFrame(recs)
+    table.write_csv(out / "table5.csv")
+    fig = go.Figure()
+    for variant, color in (("standard", "#636EFA"), ("latentmoe", "#EF553B")):
+        t = table.filter(pl.col("variant") == variant)
+        fig.add_trace(go.Scatter(x=t["concurrency"].to_list(), y=t["measured_tps_per_gpu"].to_list(),
+                                 mode="lines+markers", name=f"{variant}, measured", line=dict(color=color)))
+        fig.add_trace(go.Scatter(x=t["concurrency"].to_list(), y=t["simulated_tps_per_gpu"].to_list(),
+                                 mode="lines+markers", name=f"{variant}, simulated", line=dict(color=color, dash="dash")))
+    fig.update_layout(title="Paper Table 5: Hybrid-73BT-8BA on 2x H100, vLLM FP8, ISL/OSL 1024 (assumed)",
+                      xaxis=dict(type="log", title="concurrency"), yaxis=dict(title="output tokens/s/GPU"),
+                      template="plotly_white")
+    fig.write_html(out / "table5.html", include_plotlyjs=True)
+    print(f"wrote {out / 'table5.csv'} and {out / 'table5.html'}")
 
 
 if __name__ == "__main__":
