@@ -55,7 +55,7 @@ def _validate(args) -> int:
     if args.workers < 1:
         raise InputError(f"--workers = {args.workers} must be >= 1")
     run = dict(default_isl=args.default_isl or DEFAULT_ISL, default_osl=args.default_osl or DEFAULT_OSL, only=only,
-               executor=args.executor, workers=args.workers, costs=args.costs)
+               executor=args.executor, workers=args.workers, costs=args.costs, progress=not args.json)
     report = run_validation(args.file, calibration=calibration, **run)
     if calibration is not None:  # the raw model's summary beside the calibrated one
         raw = run_validation(args.file, split=calibration, **run)  # the same fitted/held-out groups

@@ -57,13 +57,21 @@ def _plans(case: Case) -> tuple[list, str]:
     return candidate_plans(gpus, domain, model.moe.num_experts if model.moe else None), budget
 
 
-def execute(points: list, executor: str = "serial", workers: int = 1) -> dict:
-    """point_id -> run_point row, through the sweep executors (sim/sweep/executor.py) when present."""
+def execute(points: list, executor: str = "serial", workers: int = 1, progress: bool = False) -> dict:
+    """point_id -> run_point row, through the sweep executors (sim/sweep/executor.py) when present; with
+    ``progress``, the sweep's status line (points/s, ETA) on stderr."""
     unique = list({p.point_id: p for p in points}.values())
     out: dict = {}
+    bar = None
+    if progress and unique:
+        from ..sweep.executor import Progress
+
+        bar = Progress(len(unique), label="validate")
 
     def collect(rows):
         out.update((r["point_id"], r) for r in rows)
+        if bar is not None:
+            bar.update(len(rows))
 
     try:
         from ..sweep.executor import execute as sweep_execute
@@ -73,6 +81,8 @@ def execute(points: list, executor: str = "serial", workers: int = 1) -> dict:
         collect([run_point(p) for p in unique])
     else:
         sweep_execute(unique, executor=executor, workers=workers, on_rows=collect)
+    if bar is not None:
+        bar.close()
     return out
 
 
@@ -112,7 +122,7 @@ def expand_rows(rows: list[MeasuredRow]) -> list[MeasuredRow]:
 
 def validate_rows(rows: list[MeasuredRow], *, calibration=None, default_isl: int = DEFAULT_ISL,
                   default_osl: int = DEFAULT_OSL, executor: str = "serial", workers: int = 1,
-                  expand: bool = True, costs: str = "roofline", split=None) -> tuple[list, list]:
+                  expand: bool = True, costs: str = "roofline", split=None, progress: bool = False) -> tuple[list, list]:
     """(simulated rows, unexpressible rows): configure every row, run all their points in one batch through
     the executor, then compare (and pick the searched plans). ``split``: a calibration whose fitted/held-out
     labels the rows get without applying it (default: ``calibration``'s). ``costs``: op times from the roofline, the
@@ -130,7 +140,7 @@ def validate_rows(rows: list[MeasuredRow], *, calibration=None, default_isl: int
         pts = [replace(point_of(case, plan, hw_fields), costs=costs) for plan in plans]
         jobs.append((row, case, plans, pts, budget))
         points += pts
-    results = execute(points, executor, workers)
+    results = execute(points, executor, workers, progress)
     done = []
     for row, case, plans, pts, budget in jobs:
         try:
@@ -155,7 +165,7 @@ def validate_rows(rows: list[MeasuredRow], *, calibration=None, default_isl: int
 
 def run_validation(path: str | Path | None = None, *, calibration=None, default_isl: int = DEFAULT_ISL,
                    default_osl: int = DEFAULT_OSL, only: list[str] | None = None, executor: str = "serial",
-                   workers: int = 1, costs: str = "roofline", split=None) -> dict:
+                   workers: int = 1, costs: str = "roofline", split=None, progress: bool = False) -> dict:
     """Validate every row of ``path`` (default: the shipped file); ``only`` keeps the rows with these ids."""
     t0 = time.perf_counter()
     rows = read_measured(path or DEFAULT_FILE)
@@ -165,7 +175,7 @@ def run_validation(path: str | Path | None = None, *, calibration=None, default_
             raise InputError(f"--rows: no row with id {', '.join(unknown)} in {path or DEFAULT_FILE}")
         rows = [r for r in rows if r.id in set(only)]
     done, skipped = validate_rows(rows, calibration=calibration, default_isl=default_isl, default_osl=default_osl,
-                                  executor=executor, workers=workers, split=split, costs=costs)
+                                  executor=executor, workers=workers, split=split, costs=costs, progress=progress)
     summary = summarize_errors(done)
     return {
         "file": str(path or DEFAULT_FILE),
