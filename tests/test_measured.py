@@ -275,7 +275,7 @@ def test_validate_passes_costs_to_every_point(monkeypatch):
 
     seen = []
 
-    def fake_execute(points, executor, workers):
+    def fake_execute(points, executor, workers, progress=False):
         seen.extend(points)
         return {p.point_id: {"status": "infeasible", "reason": "not run in this test"} for p in points}
 

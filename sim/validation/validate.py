@@ -140,7 +140,7 @@ def validate_rows(rows: list[MeasuredRow], *, calibration=None, default_isl: int
         pts = [replace(point_of(case, plan, hw_fields), costs=costs) for plan in plans]
         jobs.append((row, case, plans, pts, budget))
         points += pts
-    results = execute(points, executor, workers, progress)
+    results = execute(points, executor, workers, progress=progress)
     done = []
     for row, case, plans, pts, budget in jobs:
         try:
