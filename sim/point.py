@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import __version__
-from .engine.disaggregated import DEFAULT_PREFILL_MAX_BATCH_TOKENS
+from .batching import DEFAULT_PREFILL_MAX_BATCH_TOKENS
 from .errors import InputError
 from .stopping import StoppingRule, Verdict, initial_requests, judge
 

@@ -62,12 +62,9 @@ from .scheduler import Rank
 from .source import TRANSFER as TRANSFER_KEY
 from .source import Source
 
-#: defaults for the prefill pool (a project choice: a prefill-only step has no decodes to protect, so the
-#: budget is larger than the aggregated 2048) and the decode pool (vLLM's defaults)
-DEFAULT_PREFILL_MAX_BATCH_TOKENS = 8192
-DEFAULT_PREFILL_MAX_SEQS = 128
-DEFAULT_DECODE_MAX_BATCH_TOKENS = 2048
-DEFAULT_DECODE_MAX_SEQS = 128
+#: defaults for the prefill pool and the decode pool (sim/batching.py says where each comes from)
+from ..batching import (DEFAULT_DECODE_MAX_BATCH_TOKENS, DEFAULT_DECODE_MAX_SEQS,  # noqa: E402
+                        DEFAULT_PREFILL_MAX_BATCH_TOKENS, DEFAULT_PREFILL_MAX_SEQS)
 
 
 def link_params(prefill: InstanceCost, decode: InstanceCost) -> tuple[float, float, float, str]:

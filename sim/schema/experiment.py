@@ -31,7 +31,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from ..engine.disaggregated import DEFAULT_PREFILL_MAX_BATCH_TOKENS
+from ..batching import DEFAULT_PREFILL_MAX_BATCH_TOKENS
 from .base import StrictModel
 
 Count = Annotated[int, Field(ge=1, le=1_000_000)]
