@@ -24,12 +24,7 @@ def check_output_path(flag: str, path: str | os.PathLike[str] | None, suffixes: 
     passes through (the flag was not given)."""
     if path is None:
         return None
-    text = os.fspath(path)
-    if not text.strip():
-        raise InputError(f"{flag}: empty path (give a file name ending in {' or '.join(suffixes)})")
-    if "\x00" in text:
-        raise InputError(f"{flag}: path contains a NUL character")
-    p = Path(text).expanduser()
+    text, p = _given(flag, path, f"a file name ending in {' or '.join(suffixes)}")
     if suffixes and p.suffix.lower() not in suffixes:
         raise InputError(f"{flag} {text}: must end in {' or '.join(suffixes)}")
     parent = p.parent if str(p.parent) else Path(".")
@@ -61,16 +56,21 @@ def check_output_dir(flag: str, path: str | os.PathLike[str] | None) -> Path | N
     existing writable folder or one whose nearest existing parent is a writable folder (so it can be made)."""
     if path is None:
         return None
-    text = os.fspath(path)
-    if not text.strip():
-        raise InputError(f"{flag}: empty path (give a folder)")
-    if "\x00" in text:
-        raise InputError(f"{flag}: path contains a NUL character")
-    p = Path(text).expanduser()
+    text, p = _given(flag, path, "a folder")
     try:
         return _check_dir(flag, text, p)
     except OSError as exc:  # e.g. a name longer than the file system allows
         raise InputError(f"{flag} {text[:200]}: {exc.strerror or exc}") from None
+
+
+def _given(flag: str, path: str | os.PathLike[str], expected: str) -> tuple[str, Path]:
+    """The path the user gave, as text and as a :class:`Path`: refused when empty or holding a NUL."""
+    text = os.fspath(path)
+    if not text.strip():
+        raise InputError(f"{flag}: empty path (give {expected})")
+    if "\x00" in text:
+        raise InputError(f"{flag}: path contains a NUL character")
+    return text, Path(text).expanduser()
 
 
 def _check_dir(flag: str, text: str, p: Path) -> Path:
