@@ -147,6 +147,10 @@ FIELDS: tuple[FieldSpec, ...] = (
               doc="achievable fraction of link bandwidth for collectives"),
     FieldSpec("runtime.step_overhead_us", "step_overhead_s", "us", 1e-6, "s", lo=0.0, hi=1.0,
               doc="fixed per-engine-step overhead (scheduler, sampling, launch)"),
+    FieldSpec("runtime.seq_overhead_us", "seq_overhead_s", "us", 1e-6, "s", lo=0.0, hi=1e-2, required=False,
+              doc="per-engine-step cost per decoding sequence of a rank, in series with the GPU work (CPU "
+                  "scheduling, input preparation, output processing of an engine that does not overlap them); "
+                  "absent = 0"),
     FieldSpec("power.tdp_W", "tdp_w", "W", 1.0, "W", lo=0.0, hi=1e5, doc="GPU thermal design power; 0 = unknown"),
 )
 

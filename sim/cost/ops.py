@@ -60,6 +60,9 @@ class Op:
     flops: dict[int, float] = field(default_factory=dict)
     mem_bytes: dict[int, float] = field(default_factory=dict)
     comm_bytes: dict[int, float] = field(default_factory=dict)
+    #: seconds per unit of each feature, spent whatever the rates (a runtime cost, not a kernel): the op's time
+    #: is ``seconds . x`` (no latency); FLOPs and bytes stay empty
+    seconds: dict[int, float] = field(default_factory=dict)
     link: str = ""  # "nvlink" | "scaleout" for communication ops
     gate: int = F_T
     peers: int = 0  # GPUs in the collective's group (a full-mesh fabric's bandwidth depends on it); 0 = n/a
@@ -252,6 +255,10 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
         group_comm("lm_head.dp_gather", "head", 1, h + model.vocab_size, feature=F_D, gate=F_D, collectives=1.0)
     else:
         ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, head_w, head_dt, gate=F_D))
+    # the engine's per-sequence CPU work in series with the GPU (HwProfile.seq_overhead_s), per decoding
+    # sequence of the rank: the decode features count query tokens (q per sequence), hence / q
+    if hw.seq_overhead_s > 0:
+        ops.append(Op("runtime.seq_overhead", "runtime", 1, seconds={F_D: hw.seq_overhead_s / q}, gate=F_D))
     if plan.pp > 1:
         link = "nvlink" if plan.num_gpus <= hw.nvlink_domain_size else "scaleout"
         ops.append(Op("pp.p2p", "pp", plan.pp - 1, comm_bytes={F_T: h * ACT_BYTES / tp}, link=link, peers=2))
