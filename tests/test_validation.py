@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -13,7 +14,7 @@ from latentmoe_sim.cli import main
 from latentmoe_sim.errors import InputError
 from latentmoe_sim.hwprofile_io import load_hw
 from latentmoe_sim.parallel import ParallelPlan
-from latentmoe_sim.validation.configure import Case, Unexpressible, configure
+from latentmoe_sim.validation.configure import Case, Unexpressible, configure, pool_rows
 from latentmoe_sim.validation.rows import COLUMNS, MTP_ON, parse_measured, read_measured
 from latentmoe_sim.validation.runner import simulate_case
 from latentmoe_sim.validation.search import candidate_plans
@@ -80,10 +81,21 @@ def test_table5_row_maps_to_tp2_fp8_with_every_default_stated():
     case = configure(row)
     assert isinstance(case, Case)
     assert case.plan == ParallelPlan(tp=2, dp=1, ep=1, pp=1) and case.instances == 1
-    assert dict(case.precision) == {"weights": "fp8", "activations": "fp8", "dispatch": "fp8"}
+    # vLLM keeps a NemotronH-family model's SSM state in float32 (FRAMEWORK_SSM_STATE)
+    assert dict(case.precision) == {"weights": "fp8", "activations": "fp8", "dispatch": "fp8", "ssm_state": "fp32"}
     assert (case.isl, case.osl, case.concurrency) == (1024, 1024, 64)
     text = " | ".join(case.assumptions)
     assert "isl blank: 1024" in text and "osl blank: 1024" in text and "plan not stated" in text
+    assert "Mamba SSM state in fp32" in text
+
+
+def test_ssm_state_dtype_follows_the_framework_for_mamba_models_only():
+    hybrid = dict(id="h", model="hybrid-73bt-8ba", hw="h100_sxm", tp="2", num_gpus="2", concurrency="4",
+                  output_tps_per_gpu="100")
+    assert dict(configure(_row(**hybrid)).precision)["ssm_state"] == "fp32"
+    assert "ssm_state" not in dict(configure(_row(**hybrid | {"framework": "sglang"})).precision)
+    kimi = dict(id="k", model="kimi-k2-1t", hw="h200_sxm", tp="8", num_gpus="8", concurrency="4", output_tps_per_gpu="9")
+    assert "ssm_state" not in dict(configure(_row(**kimi)).precision)
 
 
 def test_unexpressible_rows_say_why():
@@ -185,10 +197,28 @@ def test_pool_rows_map_to_single_pool_modes():
     pre = configure(rows["sglang_h100_prefill_4096"])
     assert pre.mode == "prefill-only" and pre.osl == 1 and pre.plan == ParallelPlan(tp=1, dp=32, ep=32, pp=1)
     assert pre.tbo  # its notes: "DeepEP + EPLB + two-batch overlap (TBO)"
-    assert dict(pre.conventions) == {"expert_fusion": "act-kernel"}  # SGLang's DeepGEMM + activation kernel
+    # SGLang's DeepGEMM + activation kernel; its large-scale EP launch flags replicate LM head and dense layers
+    assert dict(pre.conventions) == {"expert_fusion": "act-kernel", "dp_sharded": "none"}
     assert dict(configure(rows["latentmoe_h100_c4_base"]).conventions) == {}  # vLLM: the project default
     mtp = configure(rows["ix_dsr1_8k1k_h200"])
     assert mtp.mtp == 1 and any("depth not stated" in a for a in mtp.assumptions)
+
+
+def test_framework_deployment_conventions():
+    """DP sharding and two-batch overlap follow the framework's deployment (configure.FRAMEWORK_DP_SHARDED,
+    FRAMEWORK_TBO): DeepSeek's system replicates everything outside the routed experts and always overlaps two
+    micro-batches; SGLang multi-node EP launches with --enable-dp-lm-head --moe-dense-tp-size 1; a plan
+    without attention DP has nothing to shard; a searched plan takes the framework's setting."""
+    rows = {r.id: r for r in read_measured(DEFAULT_FILE)}
+    ds = configure(rows["ds_profile_decode"])
+    assert ds.tbo and dict(ds.conventions) == {"dp_sharded": "none"}
+    assert any("always overlaps" in a for a in ds.assumptions)
+    kimi = configure(next(r for r in pool_rows(rows["sglang_kimik2_h200"]) if r.id.endswith(":decode")))
+    assert dict(kimi.conventions)["dp_sharded"] == "none" and not kimi.tbo  # its notes state no overlap
+    assert "dp_sharded" not in dict(configure(rows["latentmoe_h100_c4_base"]).conventions)  # TP2, DP1
+    assert dict(configure(rows["ix_dsr1_8k1k_h200"]).conventions) == {"dp_sharded": "trtllm"}  # searched plan
+    one_node = replace(rows["sglang_h100_prefill_4096"], prefill_gpus=8, num_gpus=8, prefill_ep=8, prefill_dp_attn=8)
+    assert "dp_sharded" not in dict(configure(one_node).conventions)  # SGLang's defaults inside one node
 
 
 def test_decode_pool_throughput_is_batch_times_user_rate():

@@ -26,6 +26,36 @@ weights and pays every kernel's fixed latency (``2C >= C_full``), which is why T
 batches (SGLang PR sgl-project/sglang#9660 sees gains only from batch 64-128 on H20). Micro-batches get
 half of every load feature (an even split by sequences; a single long prefill chunk split in two is
 charged as two equal halves).
+
+Overlap efficiency
+------------------
+The closed form above is the *ideal* overlap. Measured overlap hides less: communication kernels run
+slower while compute runs beside them than in isolation (LMSYS large-scale EP blog, 2025-05-05, "Profile
+Results": "Both DeepSeek and SGLang have a communication time slower than unit test results, while the
+latter is achievable when disabling TBO"; the normal-mode kernels of prefill occupy SMs, 24 in DeepEP's
+example, while the low-latency decode kernels busy-wait, profile-data README and the blog's decode
+breakdown), and the two micro-batches' stages do not line up exactly (DeepEP legacy.md: "the 4 parts of
+attention/dispatch/MoE/combine may not have the exact same execution time"). With ``t_split = overhead +
+2C + 2M`` (the two micro-batches back to back, nothing overlapped) and ``t_ideal`` the closed form above,
+
+    t_TBO = t_split - eta * (t_split - t_ideal),
+
+i.e. a fraction ``eta`` of the overlappable time is hidden; the cost of splitting (``2C - C_full``) is
+always paid. ``eta`` is one number per all-to-all mode (a step with a prefill chunk runs DeepEP's normal
+kernels, a pure-decode step the low-latency ones; sim/cost/conventions.py), *derived* from the published
+TBO ablations on H100 (the same blog, "Ablation Study: Two-batch Overlap"), by solving the formula above
+for ``eta`` with this cost model's ``C`` and ``M`` at the ablation's configuration (DeepSeek-V3 FP8, attention
+DP, LM head and dense layers replicated, SGLang's ``act-kernel`` experts; ``tests/test_overlap.py``
+re-derives both and fails if the cost model drifts):
+
+* prefill, EP32 over 4 nodes, 8,192 tokens per GPU: "27% to 35% throughput increase compared to the vanilla
+  setup, even when processing the same token count per device": ``eta`` 0.49-0.66 over ISL 1K-4K and that
+  range; :data:`TBO_EFFICIENCY_PREFILL` = 0.58 is the value at the blog's 2K inputs and the midpoint gain 31%;
+* decode, EP72 (+32 redundant experts) over 9 nodes, 256 sequences per GPU at a 2,000-token context:
+  "The speedup reaches 25.5% at 256 tokens": :data:`TBO_EFFICIENCY_DECODE` = 0.69.
+
+The rows of those configurations (``sglang_h100_prefill_*``, ``sglang_h100_decode_2k`` in the validation file)
+are therefore not an independent check of ``eta``; the DeepSeek-profile and Kimi-K2 rows are.
 """
 
 from __future__ import annotations
@@ -37,19 +67,32 @@ from .base import RankLoad
 from .stretch import DecodeStretch
 
 
+#: fraction of the overlappable time two-batch overlap hides in a step with a prefill chunk (DeepEP normal
+#: kernels); derived from SGLang's published prefill TBO gain, see the module docstring
+TBO_EFFICIENCY_PREFILL = 0.58
+#: the same for a pure-decode step (DeepEP low-latency kernels), from SGLang's published decode TBO gain
+TBO_EFFICIENCY_DECODE = 0.69
+
+
 def _half(load: RankLoad) -> RankLoad:
     return RankLoad(load[0] / 2, load[1] / 2, load[2] / 2, load[3] / 2, load[4] / 2)
 
 
 class TwoBatchOverlapStepCost:
     """A step cost with two-batch overlap from a compute-only and a communication-only compiled cost (both
-    without per-step overhead), ``overhead_s`` paid once per step and ``layers`` the overlapped layers."""
+    without per-step overhead), ``overhead_s`` paid once per step and ``layers`` the overlapped layers;
+    ``efficiency``: (prefill-step, decode-step) fractions of the overlappable time hidden, in [0, 1]
+    (module docstring; (1, 1) is the ideal overlap)."""
 
-    def __init__(self, compute, comm, overhead_s: float, layers: int):
+    def __init__(self, compute, comm, overhead_s: float, layers: int,
+                 efficiency: tuple[float, float] = (TBO_EFFICIENCY_PREFILL, TBO_EFFICIENCY_DECODE)):
+        if not all(0.0 <= e <= 1.0 for e in efficiency):
+            raise ValueError(f"TBO efficiency must be in [0, 1], not {efficiency}")
         self.compute, self.comm = compute, comm
         self.dp = compute.dp
         self.overhead_s = overhead_s
         self.inv_layers = 1.0 / max(1, layers)
+        self.eta_prefill, self.eta_decode = efficiency
 
     def parts(self, loads: Sequence[RankLoad]) -> tuple[float, float]:
         """(C, M): one micro-batch's compute and communication seconds."""
@@ -61,21 +104,30 @@ class TwoBatchOverlapStepCost:
         if c == 0.0 and m == 0.0:
             return self.overhead_s if any(l[0] or l[3] for l in loads) else 0.0
         il = self.inv_layers
-        return self.overhead_s + max(2 * c + m * il, 2 * m + c * il)
+        eta = self.eta_prefill if any(l[0] for l in loads) else self.eta_decode
+        split = 2 * c + 2 * m
+        return self.overhead_s + split - eta * (split - max(2 * c + m * il, 2 * m + c * il))
 
     def decode_stretch(self, decode_seqs: Sequence[int], decode_kv_tokens: Sequence[int]) -> DecodeStretch:
         half_d = [d / 2 for d in decode_seqs]
         # communication of a pure-decode step does not depend on the KV length: constant along the stretch
         m = self.comm.step_time([RankLoad(0, 0.0, 0, d, kv / 2) for d, kv in zip(half_d, decode_kv_tokens)])
         c_lines = self.compute.decode_stretch(half_d, [kv / 2 for kv in decode_kv_tokens]).lines
-        il = self.inv_layers
-        lines = [(2 * a + m * il, 2 * b) for a, b in c_lines] + [(2 * m + a * il, b * il) for a, b in c_lines]
+        il, eta = self.inv_layers, self.eta_decode
+        # t = g(c) = (1 - eta)(2c + 2m) + eta max(2c + m/L, 2m + c/L) increases with c, and the compute
+        # stretch is c(j) = max_k (a_k + b_k j), so t(j) = max_k g(a_k + b_k j): two lines per compute line
+        lines = []
+        for a, b in c_lines:
+            sa, sb = (1 - eta) * (2 * a + 2 * m), (1 - eta) * 2 * b
+            lines += [(sa + eta * (2 * a + m * il), sb + eta * 2 * b), (sa + eta * (2 * m + a * il), sb + eta * b * il)]
         return DecodeStretch(self.overhead_s, lines)
 
 
 def build_tbo_cost(model, hw, plan, *, expert_imbalance: float = 1.0, decode_query_tokens: int = 1,
-                   measured=None, conventions=None) -> TwoBatchOverlapStepCost:
-    """Compile the two streams of ``(model, hw, plan)`` for two-batch overlap (``measured``: tables, or None)."""
+                   measured=None, conventions=None,
+                   efficiency: tuple[float, float] = (TBO_EFFICIENCY_PREFILL, TBO_EFFICIENCY_DECODE)) -> TwoBatchOverlapStepCost:
+    """Compile the two streams of ``(model, hw, plan)`` for two-batch overlap (``measured``: tables, or None;
+    ``efficiency``: (prefill, decode) overlap efficiencies, the module docstring's derived values by default)."""
     from .model import CostModel
     from .step import CompiledStepCost
 
@@ -84,7 +136,7 @@ def build_tbo_cost(model, hw, plan, *, expert_imbalance: float = 1.0, decode_que
                                           decode_query_tokens=decode_query_tokens, only=kind, measured=measured,
                                           **({} if conventions is None else {"conventions": conventions})))
                for kind in ("compute", "comm")]
-    return TwoBatchOverlapStepCost(*streams, overhead_s=hw.step_overhead_s, layers=model.num_layers)
+    return TwoBatchOverlapStepCost(*streams, overhead_s=hw.step_overhead_s, layers=model.num_layers, efficiency=efficiency)
 
 
-__all__ = ["TwoBatchOverlapStepCost", "build_tbo_cost"]
+__all__ = ["TBO_EFFICIENCY_DECODE", "TBO_EFFICIENCY_PREFILL", "TwoBatchOverlapStepCost", "build_tbo_cost"]

@@ -43,6 +43,37 @@ FRAMEWORK_CONVENTIONS: dict[str, dict[str, str]] = {
     "dynamo-sglang": {"expert_fusion": "act-kernel"},
 }
 
+#: Recurrent (Mamba SSM) state dtype per framework, for models with Mamba layers. vLLM keeps the SSM state of
+#: NemotronH-architecture models (the Nemotron-H / Nemotron-3 hybrids, the family of the LatentMoE paper's
+#: Hybrid-73BT-8BA) in float32 unless told otherwise: ``NemotronHForCausalLMConfig.DEFAULT_MAMBA_SSM_CACHE_DTYPE
+#: = "float32"``, "Only float32 is known to have no accuracy issues by default" (vllm-project/vllm,
+#: vllm/model_executor/models/config.py; docs.vllm.ai API reference of that class). The other frameworks keep
+#: the catalog's dtype.
+FRAMEWORK_SSM_STATE: dict[str, str] = {"vllm": "fp32"}
+
+#: Which tensor classes the row's framework shards over the whole TP x attention-DP group
+#: (``OperatingPoint.dp_sharded``, sim/parallel.py), in the deployments the shipped rows describe:
+#:
+#: * DeepSeek's own system: "MLA/Shared Expert DP32" (prefill) and "DP144" (decode), everything outside the
+#:   routed experts data parallel (open-infra-index day-6 overview); its dense layers are replicated too
+#:   (sgl-project/sglang PR #4836, which added ``--moe-dense-tp-size 1`` to copy DeepSeek's layout): ``none``;
+#: * TensorRT-LLM with attention DP: dense MLP and shared experts DP, LM head replicated (sim/parallel.py
+#:   docstring): ``trtllm`` (= none);
+#: * vLLM data parallel: every DP rank is its own engine core holding a full replica outside the routed
+#:   experts (TP only inside the rank): ``none``;
+#: * SGLang: its defaults shard the LM head and the dense MLP over the whole group, but its large-scale EP
+#:   deployments (the only multi-node SGLang rows) launch with ``--enable-dp-lm-head --moe-dense-tp-size 1``
+#:   (LMSYS large-scale EP blog 2025-05-05, "Dense FFNs" and "LM Head": DP; the command lines in
+#:   sgl-project/sglang PR #6567 and the Kimi-K2 EP recipe, sgl-project/sgl-cookbook PR #241): ``none`` when
+#:   EP spans more than one NVLink domain, else SGLang's defaults.
+FRAMEWORK_DP_SHARDED: dict[str, str] = {"deepseek": "none", "trtllm": "trtllm", "dynamo-trtllm": "trtllm",
+                                        "vllm": "none"}
+
+#: Frameworks that always overlap two micro-batches: DeepSeek's inference system runs prefill and decode as
+#: two micro-batches whose all-to-all hides behind the other's compute (deepseek-ai/profile-data README,
+#: "Prefilling" and "Decoding"; open-infra-index day-6 overview, "dual-batch overlap").
+FRAMEWORK_TBO: frozenset = frozenset({"deepseek"})
+
 #: Default ISL/OSL for rows that state neither: InferenceX's "1k/1k" setting, the commonest published
 #: setting in the shipped file (ix_*_1k1k rows). Sensitivity to this choice: docs/VALIDATION.md.
 DEFAULT_ISL = 1024
@@ -146,7 +177,18 @@ def precision_of(row: MeasuredRow, assumptions: list[str]) -> dict[str, str]:
         prec["kv_cache"] = row.kv_dtype
     if act in ("fp8", "fp4"):
         prec["dispatch"] = act
+    state = FRAMEWORK_SSM_STATE.get(row.framework)
+    if state and _has_mamba(row.model):
+        prec["ssm_state"] = state
+        assumptions.append(f"{row.framework} keeps the Mamba SSM state in {state} (its NemotronH default)")
     return prec
+
+
+def _has_mamba(model: str) -> bool:
+    """Whether the catalog model has Mamba layers (the caller has checked that the model is in the catalog)."""
+    from ..models import load_model
+
+    return load_model(model).mamba is not None
 
 
 def redundant_experts(row: MeasuredRow, ep: int, num_experts: int | None, assumptions: list[str], role: str = "") -> int:
@@ -202,7 +244,23 @@ def configure(row: MeasuredRow, *, default_isl: int = DEFAULT_ISL, default_osl: 
             r = redundant_experts(row, plan.ep, experts, notes, role)
             if r != plan.redundant_experts:
                 changes[name] = replace(plan, redundant_experts=r)
+    sharded = dp_sharded_of(row.framework, [p for p in (case.plan, case.prefill_plan, case.decode_plan) if p is not None])
+    if sharded is not None:
+        changes["conventions"] = tuple(sorted(dict(case.conventions, dp_sharded=sharded).items()))
+        notes.append(f"{row.framework} under attention DP: dp_sharded {sharded} (LM head and dense layers "
+                     f"{'replicated per DP rank' if sharded in ('none', 'trtllm') else 'as the framework shards them'})")
     return replace(case, assumptions=tuple(notes), **changes) if changes else case
+
+
+def dp_sharded_of(framework: str, plans: list[ParallelPlan]) -> str | None:
+    """The ``dp_sharded`` setting of the row's deployment (:data:`FRAMEWORK_DP_SHARDED`), or None when no stated
+    plan uses attention DP (nothing to shard) or the framework keeps the project default (SGLang within one
+    node). ``plans`` empty: the plan is searched, and the framework's setting applies to every candidate."""
+    if plans and not any(p.dp > 1 for p in plans):
+        return None
+    if framework in ("sglang", "dynamo-sglang"):
+        return "none" if any(p.ep > NVLINK_DOMAIN for p in plans) else None
+    return FRAMEWORK_DP_SHARDED.get(framework)
 
 
 def _configure(row: MeasuredRow, *, default_isl: int, default_osl: int) -> Case | Unexpressible:
@@ -230,6 +288,9 @@ def _configure(row: MeasuredRow, *, default_isl: int, default_osl: int) -> Case 
     tbo = overlap_stated(row.notes)
     if tbo:
         assumptions.append("two-batch overlap on (the notes say the deployment used it)")
+    elif row.framework in FRAMEWORK_TBO:
+        tbo = True
+        assumptions.append(f"two-batch overlap on ({row.framework} always overlaps two micro-batches)")
     prec = precision_of(row, assumptions)
     conventions = FRAMEWORK_CONVENTIONS.get(row.framework, {})
     if conventions:
