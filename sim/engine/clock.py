@@ -32,12 +32,13 @@ SCHEDULE = 2
 
 
 class At(Event):
-    """A timeout that fires ``delay`` seconds from now in the given phase (``simpy.Timeout`` is always NORMAL)."""
+    """A timeout that fires ``delay`` seconds from now in the given phase (``simpy.Timeout`` is always NORMAL),
+    calling ``callback(event)`` if one is given."""
 
-    def __init__(self, env: simpy.Environment, delay: float, priority: int):
+    def __init__(self, env: simpy.Environment, delay: float, priority: int, callback: Callable[[Event], None] | None = None):
         # inlined Event.__init__, as simpy.Timeout does
         self.env = env
-        self.callbacks = []
+        self.callbacks = [] if callback is None else [callback]
         self._value = None
         self._ok = True
         env.schedule(self, priority, delay)
@@ -68,7 +69,7 @@ class Deferred:
         self._items.append((key, action, arg))
         if not self._armed:
             self._armed = True
-            At(self.env, 0.0, ROUTE).callbacks.append(self._flush)
+            At(self.env, 0.0, ROUTE, self._flush)
 
     def _flush(self, _event: Event) -> None:
         items, self._items, self._armed = self._items, [], False

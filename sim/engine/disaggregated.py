@@ -131,8 +131,7 @@ class Link:
             self._armed = None
             return
         dt = (heap[0][0] - self._virtual) / self._rate()
-        timer = self._armed = At(self.env, dt if dt > 0.0 else 0.0, COMPLETE)
-        timer.callbacks.append(self._drained)
+        self._armed = At(self.env, dt if dt > 0.0 else 0.0, COMPLETE, self._drained)
 
     def _drained(self, timer: Event) -> None:
         if timer is not self._armed:
@@ -144,7 +143,7 @@ class Link:
         while heap and heap[0][0] <= tag:
             req = heappop(heap)[2]
             if self.latency > 0.0:
-                At(self.env, self.latency, COMPLETE).callbacks.append(lambda _e, req=req: self.deliver(req))
+                At(self.env, self.latency, COMPLETE, lambda _e, req=req: self.deliver(req))
             else:
                 self.deliver(req)
         self._arm()

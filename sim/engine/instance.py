@@ -130,7 +130,7 @@ class Instance:
 
     def _wake_up(self) -> None:
         self._state = BETWEEN
-        At(self.env, 0.0, SCHEDULE).callbacks.append(self._on_plan)
+        At(self.env, 0.0, SCHEDULE, self._on_plan)
 
     def _cut(self) -> None:
         """Shorten the running stretch to the steps started by now (the new request joins after them).
@@ -144,8 +144,7 @@ class Instance:
         if k < n:
             self._n = k
             end = self._end = t0 + st.elapsed(k)
-            timer = self._timer = At(self.env, max(end - now, 0.0), COMPLETE)
-            timer.callbacks.append(self._on_stretch_end)
+            self._timer = At(self.env, max(end - now, 0.0), COMPLETE, self._on_stretch_end)
 
     # -- the life of the instance: plan, run a step or a stretch, apply it, plan again ---------------------------
     # Written as event callbacks rather than a SimPy process: no generator to resume per step, and a cut
@@ -157,11 +156,10 @@ class Instance:
             self._state = IDLE  # submit() or release() wakes it
         elif kind == STEP:
             self._state = STEP
-            At(self.env, self._dt, COMPLETE).callbacks.append(self._on_step_end)
+            At(self.env, self._dt, COMPLETE, self._on_step_end)
         else:
             self._state = STRETCH
-            timer = self._timer = At(self.env, self._end - self.env.now, COMPLETE)
-            timer.callbacks.append(self._on_stretch_end)
+            self._timer = At(self.env, self._end - self.env.now, COMPLETE, self._on_stretch_end)
 
     def _on_step_end(self, _event) -> None:
         self._end_step()
@@ -178,7 +176,7 @@ class Instance:
         env = self.env
         if env.peek() <= env.now:  # more may happen at this instant: plan after it (phase SCHEDULE)
             self._state = BETWEEN
-            At(env, 0.0, SCHEDULE).callbacks.append(self._on_plan)
+            At(env, 0.0, SCHEDULE, self._on_plan)
         else:
             self._on_plan()
 
@@ -370,14 +368,13 @@ class Instance:
     def _stretch_summary(self, c: int, n: int) -> int:
         """:meth:`_stretch_steps` over the ranks when the step cost takes a summary: leaves the largest
         attended KV at step 0 per decode count in ``_most`` and the decodes of all ranks and of the busiest
-        in ``_total`` and ``_busiest``."""
+        in ``_total`` and ``_busiest``. No rank has a split prefill here: a rank with one is planned at every
+        single step, which sets ``_partial_left``, and :meth:`_plan` tries no stretch while it is set."""
         most: dict[int, int] = {}
         get = most.get
         total = busiest = 0
         c1 = c + 1
         for rank in self.ranks:
-            if rank.partial is not None:
-                return 0
             nd = rank.n_dec
             if nd:
                 kv = rank.kv

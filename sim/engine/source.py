@@ -48,7 +48,9 @@ class Source:
             self._sent = 0  # injections scheduled (sent or thinking)
             env.process(self._start_closed_loop(min(int(loop.concurrency), self.total), float(getattr(loop, "ramp_s", 0.0))))
         else:
-            env.process(self._open_loop(np.asarray(specs.arrival_s, dtype=np.float64).tolist()))
+            self._arrivals = np.asarray(specs.arrival_s, dtype=np.float64).tolist()
+            self._next_arrival = 0
+            At(env, max(self._arrivals[0], 0.0) if self._arrivals else 0.0, ROUTE, self._arrive)
 
     def _new(self, now: float) -> Request:
         i = len(self.requests)
@@ -56,17 +58,22 @@ class Source:
         self.requests.append(req)
         return req
 
-    def _open_loop(self, arrivals: list[float]):
-        env, route, n, i = self.env, self.route, len(arrivals), 0
+    def _arrive(self, _event) -> None:
+        """Route the requests arriving now (same arrival time: in id order), then set a timer for the next
+        arrival time (a chain of timer callbacks rather than a SimPy process: no generator to resume)."""
+        env, route, arrivals, i = self.env, self.route, self._arrivals, self._next_arrival
+        n = len(arrivals)
         while i < n:
             t = arrivals[i]
-            if t > env.now or i == 0:
-                yield At(env, max(t - env.now, 0.0), ROUTE)
+            if t > env.now and i > self._next_arrival:
+                At(env, t - env.now, ROUTE, self._arrive)
+                break
             while i < n and arrivals[i] == t:
                 req = Request(i, t, self._inputs[i], self._outputs[i])
                 self.requests.append(req)
                 route(req)
                 i += 1
+        self._next_arrival = i
 
     def _start_closed_loop(self, concurrency: int, ramp_s: float):
         yield At(self.env, 0.0, ROUTE)
