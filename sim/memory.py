@@ -148,6 +148,28 @@ def plan_memory(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, max_batc
     return MemoryPlan(hw.hbm_capacity_bytes, w, act, reserve, state, free, per_tok, cap, weights)
 
 
+def seats_by_state(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, max_batch_tokens: int, max_seqs: int,
+                   min_tokens: int) -> int | None:
+    """Sequences one rank can seat when the recurrent (Mamba) state of ``max_seqs`` sequences does not fit.
+
+    The state is reserved per seat (:func:`plan_memory`). When ``max_seqs`` seats leave fewer than
+    ``min_tokens`` of KV, a serving engine runs fewer sequences at once (vLLM V1 takes each running request's
+    Mamba state out of its KV-cache pool and admits what the pool holds; ``max_num_seqs`` is only an upper
+    bound). The memory left after weights, activations and reserve is then split so that every seat has its
+    state and the KV of one full-length sequence (``model.max_context`` tokens):
+    ``seats = floor(spare / (state per seat + max_context * KV bytes per token))``, where ``spare`` = HBM -
+    weights - activations(max_seqs) - reserve (the activations of ``max_seqs`` seats bound the fewer seats').
+    Returns None when ``max_seqs`` seats fit, the model has no recurrent state, or not even one seat fits
+    (:func:`require_fit` then says so)."""
+    per_seat = model.state_bytes_per_seq / plan.tp / plan.pp
+    mem = plan_memory(model, hw, plan, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs)
+    if per_seat <= 0 or mem.kv_capacity_tokens >= min_tokens:
+        return None
+    spare = mem.kv_bytes + mem.state_bytes
+    seats = int(spare // (per_seat + model.max_context * mem.kv_bytes_per_token))
+    return seats if 1 <= seats < max_seqs else None
+
+
 def require_fit(mem: MemoryPlan, model: ModelSpec, hw: HwProfile, plan: ParallelPlan, min_tokens: int = 1) -> MemoryPlan:
     """Raise :class:`DoesNotFit` (an InputError; exit status 3), with the numbers, unless at least
     ``min_tokens`` of KV fit per rank."""

@@ -73,6 +73,8 @@ class OperatingPoint:
     attention_weights_dtype: str | None = None
     dense_weights_dtype: str | None = None
     embedding_weights_dtype: str | None = None
+    #: dtype of the recurrent (Mamba SSM) state of hybrid models (None: the catalog entry's)
+    ssm_state_dtype: str | None = None
     expert_imbalance: float = 1.0
     # serving features (docs/MODELING.md, "Serving features"): MTP draft tokens and acceptance, two-batch overlap
     mtp: int | None = None
@@ -241,7 +243,7 @@ def resolve_model(point: OperatingPoint):
         raise InputError(f"precision = {point.precision!r}: must be one of {', '.join(PRESETS)}")
     preset = dict(PRESETS[point.precision]) if point.precision else {}
     names = ("weights", "activations", "kv_cache", "dispatch", "combine", "expert_weights", "attention_weights",
-             "dense_weights", "embedding_weights")
+             "dense_weights", "embedding_weights", "ssm_state")
     given = {n: getattr(point, f"{n}_dtype") for n in names if getattr(point, f"{n}_dtype") is not None}
     return _model(point.model, point.model_epm, point.model_label).with_precision(**(preset | given))
 
@@ -292,7 +294,7 @@ def _instance_cost(point: OperatingPoint, model, hw, plan, max_batch_tokens: int
     prec = tuple(getattr(point, n) for n in ("model", "model_epm", "model_label", "precision", "weights_dtype",
                                              "activations_dtype", "kv_cache_dtype", "dispatch_dtype", "combine_dtype",
                                              "expert_weights_dtype", "attention_weights_dtype", "dense_weights_dtype",
-                                             "embedding_weights_dtype",
+                                             "embedding_weights_dtype", "ssm_state_dtype",
                                              "hw", "hw_fields", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance",
                                              "tbo", "costs", "expert_fusion", "dispatch_prefill", "dispatch_decode",
                                              "tp_allreduce"))

@@ -81,10 +81,21 @@ def test_table5_row_maps_to_tp2_fp8_with_every_default_stated():
     case = configure(row)
     assert isinstance(case, Case)
     assert case.plan == ParallelPlan(tp=2, dp=1, ep=1, pp=1) and case.instances == 1
-    assert dict(case.precision) == {"weights": "fp8", "activations": "fp8", "dispatch": "fp8"}
+    # vLLM keeps a NemotronH-family model's SSM state in float32 (FRAMEWORK_SSM_STATE)
+    assert dict(case.precision) == {"weights": "fp8", "activations": "fp8", "dispatch": "fp8", "ssm_state": "fp32"}
     assert (case.isl, case.osl, case.concurrency) == (1024, 1024, 64)
     text = " | ".join(case.assumptions)
     assert "isl blank: 1024" in text and "osl blank: 1024" in text and "plan not stated" in text
+    assert "Mamba SSM state in fp32" in text
+
+
+def test_ssm_state_dtype_follows_the_framework_for_mamba_models_only():
+    hybrid = dict(id="h", model="hybrid-73bt-8ba", hw="h100_sxm", tp="2", num_gpus="2", concurrency="4",
+                  output_tps_per_gpu="100")
+    assert dict(configure(_row(**hybrid)).precision)["ssm_state"] == "fp32"
+    assert "ssm_state" not in dict(configure(_row(**hybrid | {"framework": "sglang"})).precision)
+    kimi = dict(id="k", model="kimi-k2-1t", hw="h200_sxm", tp="8", num_gpus="8", concurrency="4", output_tps_per_gpu="9")
+    assert "ssm_state" not in dict(configure(_row(**kimi)).precision)
 
 
 def test_unexpressible_rows_say_why():

@@ -5,7 +5,7 @@ options that wrap the step cost: speculative decoding / MTP (spec_decode), two-b
 from __future__ import annotations
 
 from ..hw import HwProfile
-from ..memory import plan_memory, require_fit
+from ..memory import plan_memory, require_fit, seats_by_state
 from ..models.spec import ModelSpec
 from ..parallel import ParallelPlan
 from .measured import MeasuredTables, resolve_costs
@@ -56,8 +56,10 @@ def build_instance_cost(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, 
     (sim/cost/conventions.py, docs/MODELING.md §4a)."""
     plan.validate(model.moe.num_experts if model.moe else None, hw, max_gpus, model.num_layers)
     sized = model if spec_decode is None else model.with_layers(model.layers + draft_model(model).layers)
-    mem = require_fit(plan_memory(sized, hw, plan, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs), sized, hw, plan,
-                      min_tokens=max_batch_tokens)
+    # a hybrid model whose recurrent state for max_seqs seats leaves too little KV seats fewer (memory.seats_by_state)
+    seats = seats_by_state(sized, hw, plan, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs, min_tokens=max_batch_tokens)
+    mem = require_fit(plan_memory(sized, hw, plan, max_batch_tokens=max_batch_tokens, max_seqs=seats or max_seqs), sized, hw,
+                      plan, min_tokens=max_batch_tokens)
     step = build_step_cost(model, hw, plan, expert_imbalance=expert_imbalance, spec_decode=spec_decode, tbo=tbo,
                            measured=resolve_costs(costs, hw), conventions=conventions)
     return InstanceCost(
@@ -73,6 +75,7 @@ def build_instance_cost(model: ModelSpec, hw: HwProfile, plan: ParallelPlan, *, 
         scaleout_latency_s=hw.scaleout_latency_s,
         nvlink_domain_size=hw.nvlink_domain_size,
         kv_shards_per_rank=kv_shards_per_rank(model, plan),
+        max_seqs_by_memory=seats,
     )
 
 

@@ -43,6 +43,14 @@ FRAMEWORK_CONVENTIONS: dict[str, dict[str, str]] = {
     "dynamo-sglang": {"expert_fusion": "act-kernel"},
 }
 
+#: Recurrent (Mamba SSM) state dtype per framework, for models with Mamba layers. vLLM keeps the SSM state of
+#: NemotronH-architecture models (the Nemotron-H / Nemotron-3 hybrids, the family of the LatentMoE paper's
+#: Hybrid-73BT-8BA) in float32 unless told otherwise: ``NemotronHForCausalLMConfig.DEFAULT_MAMBA_SSM_CACHE_DTYPE
+#: = "float32"``, "Only float32 is known to have no accuracy issues by default" (vllm-project/vllm,
+#: vllm/model_executor/models/config.py; docs.vllm.ai API reference of that class). The other frameworks keep
+#: the catalog's dtype.
+FRAMEWORK_SSM_STATE: dict[str, str] = {"vllm": "fp32"}
+
 #: Which tensor classes the row's framework shards over the whole TP x attention-DP group
 #: (``OperatingPoint.dp_sharded``, sim/parallel.py), in the deployments the shipped rows describe:
 #:
@@ -169,7 +177,18 @@ def precision_of(row: MeasuredRow, assumptions: list[str]) -> dict[str, str]:
         prec["kv_cache"] = row.kv_dtype
     if act in ("fp8", "fp4"):
         prec["dispatch"] = act
+    state = FRAMEWORK_SSM_STATE.get(row.framework)
+    if state and _has_mamba(row.model):
+        prec["ssm_state"] = state
+        assumptions.append(f"{row.framework} keeps the Mamba SSM state in {state} (its NemotronH default)")
     return prec
+
+
+def _has_mamba(model: str) -> bool:
+    """Whether the catalog model has Mamba layers (the caller has checked that the model is in the catalog)."""
+    from ..models import load_model
+
+    return load_model(model).mamba is not None
 
 
 def redundant_experts(row: MeasuredRow, ep: int, num_experts: int | None, assumptions: list[str], role: str = "") -> int:

@@ -30,7 +30,7 @@ from .configure import Case
 _PRECISION_FIELDS = {"weights": "weights_dtype", "activations": "activations_dtype", "kv_cache": "kv_cache_dtype",
                      "dispatch": "dispatch_dtype", "combine": "combine_dtype", "expert_weights": "expert_weights_dtype",
                      "attention_weights": "attention_weights_dtype", "dense_weights": "dense_weights_dtype",
-                     "embedding_weights": "embedding_weights_dtype"}
+                     "embedding_weights": "embedding_weights_dtype", "ssm_state": "ssm_state_dtype"}
 
 
 def _plan_fields(plan: ParallelPlan, prefix: str = "") -> dict:
