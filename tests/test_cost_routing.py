@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from latentmoe_sim.cost.routing import (
+    busiest_pairs_ratio,
     expected_experts_touched,
+    expected_max_std_normal,
     expected_max_experts_touched,
     expected_ranks_hit,
     miss_probability,
@@ -102,3 +104,40 @@ def test_busiest_rank_normal_branch_for_wide_ranks():
         hit[route(rng, 8, E, K).ravel()] = True
         maxima.append(hit.reshape(2, E // 2).sum(axis=1).max())
     assert expected_max_experts_touched(E, K, 2, 8) == pytest.approx(np.mean(maxima), rel=0.01)
+
+
+def test_expected_max_std_normal_closed_forms():
+    # E[max of 2] = 1/sqrt(pi), E[max of 3] = 3/(2 sqrt(pi)) (order statistics of the normal)
+    assert expected_max_std_normal(1) == 0.0
+    assert expected_max_std_normal(2) == pytest.approx(1 / math.sqrt(math.pi), rel=1e-9)
+    assert expected_max_std_normal(3) == pytest.approx(1.5 / math.sqrt(math.pi), rel=1e-9)
+
+
+def test_busiest_pairs_ratio_hand_value_and_limits():
+    # E=256, K=8, EP8 (n=32), 64 tokens: one token's pairs on a rank have mean 8*32/256 = 1 and variance
+    # 8 * (1/8)(7/8)(248/255) = 0.85098; 1 + sqrt(0.85098/64) / 1 * E[max of 8 normals] (1.42360)
+    assert busiest_pairs_ratio(256, 8, 8, 64) == pytest.approx(1 + math.sqrt(8 * 0.125 * 0.875 * 248 / 255 / 64) * 1.42360, rel=1e-4)
+    assert busiest_pairs_ratio(256, 8, 1, 64) == 1.0 and busiest_pairs_ratio(256, 8, 8, 0) == 1.0
+    # falls as 1/sqrt(tokens): the excess at 4x the tokens is half
+    e1, e4 = busiest_pairs_ratio(384, 8, 16, 100) - 1, busiest_pairs_ratio(384, 8, 16, 400) - 1
+    assert e4 == pytest.approx(e1 / 2, rel=1e-9)
+    # one token puts at most min(K, n) pairs on a rank: 32 experts top-16 over EP16 (n = 2, mean 1 per rank),
+    # where the normal's 1 + 0.696 * 1.766 = 2.23 would exceed the possible 2
+    assert busiest_pairs_ratio(32, 16, 16, 1) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("experts,k,ep,tokens,trials,tol", [
+    (256, 8, 8, 8, 1500, 0.05),      # few tokens: the normal underestimates the skewed maximum (~4%)
+    (256, 8, 8, 64, 600, 0.02),
+    (288, 8, 72, 2048, 60, 0.02),    # DeepSeek-V3 + 32 redundant slots at EP72 (SGLang decode)
+    (1536, 32, 16, 64, 200, 0.02),   # LatentMoE Kimi variant
+])
+def test_busiest_pairs_ratio_matches_monte_carlo(experts, k, ep, tokens, trials, tol):
+    """E[max over ranks of pairs] / mean against seeded uniform routing."""
+    rng = np.random.default_rng(7)
+    n = experts // ep
+    ratios = []
+    for _ in range(trials):
+        picks = np.argpartition(rng.random((tokens, experts)), k, axis=1)[:, :k]
+        ratios.append(np.bincount((picks // n).ravel(), minlength=ep).max() / (tokens * k / ep))
+    assert busiest_pairs_ratio(experts, k, ep, tokens) == pytest.approx(float(np.mean(ratios)), rel=tol)

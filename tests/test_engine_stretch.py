@@ -92,6 +92,23 @@ def test_steps_within_matches_brute_force():
         assert st.steps_within(dt, n) == max(k for k in range(n + 1) if elapsed[k] <= dt)
 
 
+def test_one_line_closed_forms_equal_the_segment_walk():
+    """A one-line stretch takes closed forms (``elapsed`` without the walk over segments, ``steps_within``
+    from the quadratic's root): the same floats and the same answers as the general code."""
+    rng = random.Random(3)
+    for _ in range(400):
+        st = DecodeStretch(rng.uniform(0, 0.01), [(rng.uniform(1e-4, 0.05), rng.choice([0.0, rng.uniform(0, 1e-6),
+                                                                                     rng.uniform(0, 1e-3)]))])
+        general = DecodeStretch.__new__(DecodeStretch)
+        general._segs, general._one = st._segs, None  # the same envelope through the general code
+        assert st._one is not None
+        n = rng.randint(0, 5000)
+        for k in (0, 1, n // 3, n):
+            assert st.elapsed(k) == general.elapsed(k)
+        for dt in (0.0, st.elapsed(rng.randint(0, n)), rng.uniform(0, st.elapsed(n) * 1.2 + 1e-9)):
+            assert st.steps_within(dt, n) == general.steps_within(dt, n)
+
+
 def test_kv_pool_block_counts_match_brute_force():
     rng = random.Random(2)
     for _ in range(300):

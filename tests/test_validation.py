@@ -214,7 +214,7 @@ def test_framework_deployment_conventions():
     assert ds.tbo and dict(ds.conventions) == {"dp_sharded": "none"}
     assert any("always overlaps" in a for a in ds.assumptions)
     kimi = configure(next(r for r in pool_rows(rows["sglang_kimik2_h200"]) if r.id.endswith(":decode")))
-    assert dict(kimi.conventions)["dp_sharded"] == "none" and not kimi.tbo  # its notes state no overlap
+    assert dict(kimi.conventions)["dp_sharded"] == "none" and kimi.tbo  # the OME runtime's --enable-two-batch-overlap
     assert "dp_sharded" not in dict(configure(rows["latentmoe_h100_c4_base"]).conventions)  # TP2, DP1
     dsr1 = dict(configure(rows["ix_dsr1_8k1k_h200"]).conventions)
     assert dsr1.pop("mla_decode_overhead_us") == 29.1  # TensorRT-LLM's measured MLA decode-module overhead on H200

@@ -33,7 +33,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{name.replace('_', '-')}-dtype", dest=f"{name}_dtype", choices=dtypes, metavar="DTYPE",
                        help=f"weights of the {what} (default: --weights-dtype, embedding BF16)")
     p.add_argument("--expert-imbalance", type=B.IMBALANCE, default=1.0, metavar="X",
-                   help=f"busiest expert slot's pairs / the mean, {B.IMBALANCE.text} (default 1.0 = perfectly balanced)")
+                   help=f"systematic imbalance: busiest expert slot's pairs / what uniform routing gives it, {B.IMBALANCE.text} "
+                        "(default 1.0 = experts equally popular; the statistical busiest rank is always counted)")
 
 
 def add_costs_arg(p: argparse.ArgumentParser) -> None:

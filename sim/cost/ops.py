@@ -27,7 +27,7 @@ from ..hw import HwProfile
 from ..models.spec import ModelSpec, dtype_bytes, ffn_matrices
 from ..parallel import ParallelPlan
 from .conventions import DEFAULT_CONVENTIONS, Conventions, activation_bytes
-from .routing import expected_experts_touched, expected_max_experts_touched, miss_probability  # noqa: F401 (re-export)
+from .routing import busiest_pairs_ratio, expected_experts_touched, expected_max_experts_touched, miss_probability  # noqa: F401 (re-export)
 
 #: Features of one rank's batch; an op's FLOPs and bytes are linear in these.
 FEATURES = ("one", "tokens", "prefill_tokens", "prefill_pairs", "prefill_ctx", "decode_seqs", "decode_kv")
@@ -352,7 +352,9 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
     """Dispatch, routed experts and combine of one step, per GPU, for all MoE blocks.
 
     ``total_tokens``: tokens of all attention-DP ranks (the EP group); ``max_rank_tokens``: tokens of the
-    busiest rank (its GPUs send the most). ``imbalance`` >= 1 scales the pairs of the busiest expert slot.
+    busiest rank (its GPUs send the most). The busiest EP rank's pairs (its grouped GEMM and what it
+    receives) are the mean times the statistical busiest-rank ratio of uniform routing
+    (:func:`~.routing.busiest_pairs_ratio`) times ``imbalance`` >= 1, the systematic imbalance on top.
     ``prefill``: the step runs a prefill chunk on some rank (selects the dispatch mode of ``conventions``).
     """
     nE = model.block_count("E")
@@ -363,12 +365,13 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
     w = m.expert_in_dim(model.hidden_size)
     ep, moe_tp = plan.ep, plan.moe_tp
     K = m.top_k
+    slots = plan.expert_slots(m.num_experts)
+    imbalance = imbalance * busiest_pairs_ratio(slots, K, ep, total_tokens)
     pairs_per_slot = total_tokens * K / ep * imbalance
     # all-to-all: copies a GPU sends (its token slice) or receives (the tokens of the other ranks that hit
     # its slot), whichever is larger; copies to the GPU's own slot stay on the GPU
     mode = conventions.dispatch(prefill)
     ranks_per_node = max(1, hw.nvlink_domain_size // moe_tp)
-    slots = plan.expert_slots(m.num_experts)
     c_nvl, c_so = remote_copies_per_token(slots, K, ep, ranks_per_node, mode)
     send = max_rank_tokens / plan.tp * moe_tp
     # receive: by symmetry a slot receives what an average rank sends, scaled by the busiest slot's imbalance

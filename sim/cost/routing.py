@@ -7,6 +7,9 @@ Every token picks ``K`` distinct experts of ``E``, uniformly at random; the ``E`
   the mean over all experts is ``E (1 - (1 - K/E)^T)``;
 * the **busiest rank's** distinct experts: the step waits for the slowest rank, so the expert weight
   traffic is set by ``E[max over ranks]``, not by the mean (:func:`expected_max_experts_touched`);
+* the **busiest rank's (token, expert) pairs**: even with every expert equally likely, one step's tokens
+  do not spread evenly; the grouped GEMM of the busiest rank and the all-to-all's busiest receiver pace
+  the step (:func:`busiest_pairs_ratio`);
 * **remote copies per token** of the all-to-all: one per (token, expert) pair, one per destination rank
   that holds any of the token's experts, or one per destination node (:func:`expected_ranks_hit`).
 
@@ -146,3 +149,42 @@ def expected_max_experts_touched(num_experts: int, top_k: int, ep: int, tokens: 
 
 
 _busiest_normal_memo = lru_cache(maxsize=65536)(_busiest_normal)
+
+
+@lru_cache(maxsize=1024)
+def expected_max_std_normal(n: int) -> float:
+    """E[max of ``n`` independent standard normals], ``integral x n phi(x) Phi(x)^(n-1) dx`` by the
+    trapezoid rule on [-10, 10] (0 for n = 1; 1/sqrt(pi) for n = 2, 3/(2 sqrt(pi)) for n = 3)."""
+    if n <= 1:
+        return 0.0
+    x = np.linspace(-10.0, 10.0, 20001)
+    phi = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    Phi = 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+    return float(np.trapezoid(x * n * phi * Phi ** (n - 1), x))
+
+
+@lru_cache(maxsize=256)
+def _pairs_moments(num_experts: int, top_k: int, ep: int) -> tuple[float, float, float, float]:
+    """(mean, variance) of one token's pairs on one rank of ``n = E / ep`` experts (hypergeometric:
+    ``K n/E`` and ``K (n/E)(1 - n/E)(E - K)/(E - 1)``), E[max of ep standard normals], and the largest
+    possible ratio ``min(K, n) / mean`` (a token puts at most min(K, n) pairs on one rank)."""
+    n = num_experts // ep
+    p = n / num_experts
+    mean = top_k * p
+    var = top_k * p * (1.0 - p) * (num_experts - top_k) / (num_experts - 1) if num_experts > 1 else 0.0
+    return mean, var, expected_max_std_normal(ep), min(top_k, n) / mean
+
+
+def busiest_pairs_ratio(num_experts: int, top_k: int, ep: int, tokens: float) -> float:
+    """E[max over ``ep`` ranks of the (token, expert) pairs on the rank] / the mean, for ``tokens`` tokens
+    of the whole EP group routed uniformly (each picks ``top_k`` distinct of ``num_experts`` slots; a rank
+    holds ``num_experts / ep``). A rank's pairs are a sum of ``tokens`` independent hypergeometric counts,
+    taken as normal with the exact mean and variance, the ranks as independent (their counts are slightly
+    negatively correlated: the sum is fixed), so ``1 + sqrt(var / tokens) / mean * E[max of ep normals]``,
+    capped at ``min(K, n) / mean``. Tends to 1 as ``1/sqrt(tokens)``; 1 for ``ep = 1``. Monte Carlo within
+    a few percent, tests/test_cost_routing.py. Systematic imbalance (popular experts) comes on top
+    (``--expert-imbalance``)."""
+    if ep <= 1 or tokens <= 0:
+        return 1.0
+    mean, var, emax, cap = _pairs_moments(num_experts, top_k, ep)
+    return min(1.0 + math.sqrt(var / tokens) / mean * emax, cap)

@@ -15,7 +15,7 @@ approximation for the decode attention core, whose measured efficiency drifts sl
 from __future__ import annotations
 
 from itertools import product
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -72,6 +72,8 @@ class CompiledStepCost:
             for i in np.flatnonzero(context)
         ]
         self._token_memo: dict[tuple[int, int], float] = {}
+        self._context_time = _compile_context_ops(self._context_ops)
+        self._lines_memo: dict[int, tuple] = {}  # d -> the pieces of _decode_pieces(d) as (base + a, b)
         self._scale = _MeasuredScale(cost, cf, cb, lat, gate) if self._measured else None
         self._idle_s = float(self.rank_times([RankLoad()])[0])  # an idle rank's (0 unless an op needs no work)
 
@@ -150,17 +152,20 @@ class CompiledStepCost:
         of the ranks with a prefill chunk; whether some rank is idle; and the step's total and busiest rank's
         tokens (prefill + decodes)."""
         slowest = self._idle_s if idle else 0.0
-        memo = self._pieces_memo
+        memo = self._lines_memo
         for d, kv in most.items():
-            base, pieces = memo.get(d) or self._decode_pieces(d)
-            for a, b in pieces:
-                t = base + a + b * kv
+            lines = memo.get(d) or self._decode_lines(d)
+            for a, b in lines:
+                t = a + b * kv
                 if t > slowest:
                     slowest = t
-        for load in chunks:
-            t = self._prefill_rank_time(load)
-            if t > slowest:
-                slowest = t
+        if chunks:
+            token_memo, context_time = self._token_memo, self._context_time
+            for p, pairs, ctx, d, dk in chunks:
+                t = token_memo.get((p, d))
+                t = context_time(self._token_time(p, d) if t is None else t, p, pairs, ctx, d, dk)
+                if t > slowest:
+                    slowest = t
         return self._overhead + slowest + self.group_time(total_tokens, busiest_tokens, bool(chunks))
 
     def _prefill_rank_time(self, load: RankLoad) -> float:
@@ -168,26 +173,21 @@ class CompiledStepCost:
         only (GEMMs, norms, router: memoised on ``(prefill tokens, decodes)``), plus the few that depend on
         its context (attention cores: causal pairs, context tokens, decode KV), evaluated term by term."""
         p, pairs, ctx, d, dk = load
-        key = (p, d)
-        t = self._token_memo.get(key)
+        t = self._token_memo.get((p, d))
         if t is None:
-            x = np.array(features(RankLoad(p, 0.0, 0, d, 0)))
-            rows = self._token_ops
-            T = (np.maximum(self._cf[rows] @ x, self._cb[rows] @ x) + self._lat[rows]) * (x[self._gate[rows]] != 0)
-            t = float(T.sum())
-            if len(self._token_memo) >= 65536:
-                self._token_memo.clear()
-            self._token_memo[key] = t
-        x = (1.0, float(p + d), float(p), float(pairs), float(ctx), float(d), float(dk))
-        for gate, lat, cf, cb in self._context_ops:
-            if x[gate]:
-                a = 0.0
-                for f, c in cf:
-                    a += c * x[f]
-                b = 0.0
-                for f, c in cb:
-                    b += c * x[f]
-                t += (a if a > b else b) + lat
+            t = self._token_time(p, d)
+        return self._context_time(t, p, pairs, ctx, d, dk)
+
+    def _token_time(self, p: int, d: int) -> float:
+        """Seconds of a rank's ops that depend on its token counts only (``p`` prefill tokens, ``d``
+        decodes); memoised on ``(p, d)``."""
+        x = np.array(features(RankLoad(p, 0.0, 0, d, 0)))
+        rows = self._token_ops
+        T = (np.maximum(self._cf[rows] @ x, self._cb[rows] @ x) + self._lat[rows]) * (x[self._gate[rows]] != 0)
+        t = float(T.sum())
+        if len(self._token_memo) >= 65536:
+            self._token_memo.clear()
+        self._token_memo[(p, d)] = t
         return t
 
     def _decode_terms(self, d: int, kv: int = 0) -> tuple:
@@ -231,6 +231,14 @@ class CompiledStepCost:
             pieces = self._pieces_memo[d] = (base, tuple((a, b) for _, a, b in env))
         return pieces
 
+    def _decode_lines(self, d: int) -> tuple[tuple[float, float], ...]:
+        """:meth:`_decode_pieces` with the fixed ops folded in: lines ``(base + a, b)``, so that a rank with
+        ``d`` decodes and attended KV ``x`` takes ``max(a + b * x)`` seconds (the same float sums as
+        ``base + a + b * x``). Memoised on ``d``."""
+        base, pieces = self._decode_pieces(d)
+        lines = self._lines_memo[d] = tuple((base + a, b) for a, b in pieces)
+        return lines
+
     def decode_stretch(self, decode_seqs: Sequence[int], decode_kv_tokens: Sequence[int]) -> DecodeStretch:
         """Step times of pure-decode steps j = 0, 1, ...: rank r attends ``kv_r + j * d_r`` tokens at step j.
 
@@ -264,10 +272,10 @@ class CompiledStepCost:
         """:meth:`decode_stretch` from ``most[d]``, the largest attended KV at step 0 among the ranks with
         ``d`` decodes, and the decodes of all ranks and of the busiest one (roofline costs only)."""
         lines: list[tuple[float, float]] = []
+        memo = self._lines_memo
         for d, kv in most.items():
-            base, pieces = self._decode_pieces(d)
-            for a, b in pieces:
-                lines.append((base + a + b * kv, b * d))
+            for a, b in memo.get(d) or self._decode_lines(d):
+                lines.append((a + b * kv, b * d))
         if not lines:
             lines.append((0.0, 0.0))
         const = self._overhead + self.group_time(float(total_decodes), float(busiest_decodes))
@@ -275,6 +283,33 @@ class CompiledStepCost:
 
 
 _MISSING = object()
+
+#: how each feature of a rank (:data:`~latentmoe_sim.cost.ops.FEATURES`, in order) is written in terms of
+#: the arguments of the function that :func:`_compile_context_ops` builds
+_FEATURE_EXPR = ("1.0", "(p + d)", "p", "pairs", "ctx", "d", "dk")
+
+
+def _compile_context_ops(context_ops) -> Callable[[float, int, float, int, int, int], float]:
+    """The context-dependent ops of a rank as one straight-line function
+    ``f(t, p, pairs, ctx, d, dk) = t + sum over ops (max(compute, memory) + latency)``.
+
+    Each op's compute and memory seconds are sparse dot products of its coefficients with the rank's features,
+    gated on one feature; written out with the coefficients as literals (``repr`` round-trips a float
+    exactly) and summed in the same order as a loop over the terms would, so the result is the same float,
+    without the per-term loop and tuple indexing on the engine's hot path.
+    """
+    body = ["def context_time(t, p, pairs, ctx, d, dk):"]
+    for gate, lat, cf, cb in context_ops:
+        a = " + ".join(["0.0"] + [f"{c!r} * {_FEATURE_EXPR[f]}" for f, c in cf])
+        b = " + ".join(["0.0"] + [f"{c!r} * {_FEATURE_EXPR[f]}" for f, c in cb])
+        body += [f"    if {_FEATURE_EXPR[gate]}:",
+                 f"        a = {a}",
+                 f"        b = {b}",
+                 f"        t += (a if a > b else b) + {lat!r}"]
+    body.append("    return t")
+    namespace: dict = {}
+    exec("\n".join(body), namespace)  # noqa: S102 -- source built above from numbers only
+    return namespace["context_time"]
 
 
 class _MeasuredScale:

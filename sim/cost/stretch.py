@@ -23,8 +23,7 @@ def upper_envelope(lines: Sequence[tuple[float, float]]) -> list[tuple[float, fl
     taken in order of slope, and a line is dropped when its successor overtakes its predecessor no later
     than it does itself (the classic convex-hull walk, O(n log n)).
     """
-    first = max(lines, key=lambda ab: (ab[0], ab[1]))
-    a0, b0 = first
+    a0, b0 = max(lines)  # (a, b) pairs compare by a, then b
     steeper: dict[float, float] = {}  # of lines of equal slope only the highest can be on the envelope
     for a, b in lines:
         if b > b0 and a > steeper.get(b, -math.inf):
@@ -50,10 +49,12 @@ class DecodeStretch:
     largest ``k <= n`` with ``elapsed(k) <= dt``. Lines are given as ``(a, b)`` pairs with ``b >= 0``.
     """
 
-    __slots__ = ("_segs",)
+    __slots__ = ("_segs", "_one")
 
     def __init__(self, const: float, lines: Sequence[tuple[float, float]]):
-        self._segs = [(start, const + a, b) for start, a, b in upper_envelope(lines)]
+        segs = self._segs = [(start, const + a, b) for start, a, b in upper_envelope(lines)]
+        #: ``(a, b)`` when the envelope is one line (the usual case): closed forms without the segment walk
+        self._one = segs[0][1:] if len(segs) == 1 else None
 
     @property
     def lines(self) -> list[tuple[float, float]]:
@@ -70,6 +71,12 @@ class DecodeStretch:
 
     def elapsed(self, n: int) -> float:
         """Exact sum of the first ``n`` step durations, seconds."""
+        one = self._one
+        if one is not None:  # the segment walk below, for one segment (same float operations)
+            if n <= 0:
+                return 0.0
+            a, b = one
+            return a * n + b * (n - 1) * n / 2.0
         total = 0.0
         segs = self._segs
         for i, (start, a, b) in enumerate(segs):
@@ -93,6 +100,22 @@ class DecodeStretch:
         """
         if n <= 0:
             return 0
+        one = self._one
+        if one is not None and one[0] > 0.0:
+            # one line: elapsed(k) = a k + b k (k - 1) / 2 is a quadratic in k; its root gives a guess that
+            # exact elapsed comparisons then correct (by a step at most, unless rounding is extreme)
+            a, b = one
+            half = a - b / 2.0
+            disc = half * half + 2.0 * b * dt
+            k = int(2.0 * dt / (half + math.sqrt(disc))) if half > 0.0 else int(dt / a)
+            k = min(max(k, 0), n)
+            for _ in range(3):
+                if k > 0 and self.elapsed(k) > dt:
+                    k -= 1
+                elif k < n and self.elapsed(k + 1) <= dt:
+                    k += 1
+                else:
+                    return k
         if self.elapsed(n - 1) <= dt:  # the common no-op: the last step has already started
             return n if self.elapsed(n) <= dt else n - 1
         lo, hi, e_lo = 0, n - 1, 0.0  # elapsed(lo) <= dt < elapsed(hi)
