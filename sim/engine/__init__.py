@@ -1,4 +1,4 @@
-"""The serving engine: SimPy simulation of aggregated and disaggregated LLM serving.
+"""The serving engine: discrete-event simulation of aggregated and disaggregated LLM serving.
 
 See ``docs/ENGINE.md``. Entry points: :func:`simulate_aggregated`, :func:`simulate_disaggregated`; both
 return a :class:`SimResult`.

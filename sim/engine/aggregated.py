@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
-import simpy
 
 from latentmoe_sim.cost.base import InstanceCost
 from latentmoe_sim.errors import DoesNotFit, InputError, require
 
-from .clock import Deferred, run_until_done
+from .clock import Clock, Deferred, run_until_done
 from .instance import Instance
 from .request import Request, records_frame
 from .router import Router
@@ -38,7 +37,7 @@ class SimResult:
     ``records``: one row per request (see :mod:`latentmoe_sim.metrics`; disaggregated runs add
     ``prefill_instance`` and ``kv_transfer_s``). ``num_gpus``: GPUs of the whole deployment.
     ``sim_end_s``: simulated time when the last request finished. ``steps``: engine steps simulated over
-    all instances (a stretch of n steps counts n). ``events``: SimPy events processed. ``cpu_s``: process
+    all instances (a stretch of n steps counts n). ``events``: timers run (:mod:`.clock`). ``cpu_s``: process
     CPU time the run took.
     """
 
@@ -144,18 +143,18 @@ class _Aggregated:
     """The run's shared state: the instances, the router and the request source."""
 
     def __init__(self, cost, num_instances, specs, *, max_batch_tokens, max_seqs, block_size, router, step_by_step):
-        env = self.env = simpy.Environment()
-        self.deferred = Deferred(env)
+        clock = self.clock = Clock()
+        self.deferred = Deferred(clock)
         self.instances = [
             Instance(
-                env, i, cost, self,
+                clock, i, cost, self,
                 max_batch_tokens=max_batch_tokens, max_seqs=max_seqs, block_size=block_size,
                 step_by_step=step_by_step,
             )
             for i in range(num_instances)
         ]
         self.router = Router(self.instances, router)
-        self.source = Source(env, self.deferred, specs, self.route)
+        self.source = Source(clock, self.deferred, specs, self.route)
 
     def route(self, req: Request) -> None:
         inst = self.router.pick()
@@ -200,11 +199,11 @@ def simulate_aggregated(
         router=router, step_by_step=bool(step_by_step),
     )
     source = sim.source
-    events = run_until_done(sim.env, lambda: source.remaining)
+    events = run_until_done(sim.clock, lambda: source.remaining)
     return SimResult(
         records=records_frame(source.requests),
         num_gpus=num_instances * instance.num_gpus,
-        sim_end_s=float(sim.env.now),
+        sim_end_s=float(sim.clock.now),
         steps=sum(inst.steps for inst in sim.instances),
         events=events,
         cpu_s=time.process_time() - cpu0,

@@ -1,8 +1,10 @@
-"""Simulated time: the three phases of an instant, and the loop that runs the SimPy environment.
+"""Simulated time: the clock and its timer queue, the three phases of an instant, and the run loop.
 
-SimPy orders events that fall at the same time by a priority and then by creation order. Creation order
-is an accident of the code, so the engine never relies on it for anything that changes a result. Instead
-every instant ``t`` is processed in three phases, given as SimPy priorities:
+The engine is a discrete-event simulation driven by timers: a timer calls ``callback(timer id)`` at a
+simulated time, in one of three phases. Timers that fall at the same time run in the order of their phase,
+then of their creation (the queue is a heap keyed by ``(time, phase, creation number)``, the order SimPy
+uses for its events). Creation order is an accident of the code, so the engine never relies on it for
+anything that changes a result. Instead every instant ``t`` is processed in three phases:
 
 1. :data:`COMPLETE` -- things that end at ``t``: engine steps and stretches (tokens emitted, requests
    finished) and KV transfers (bytes drained, KV landed at a decode instance).
@@ -13,54 +15,60 @@ every instant ``t`` is processed in three phases, given as SimPy priorities:
    before ``t`` and every completion at ``t``.
 
 So a request that arrives exactly when a step ends joins the next step, and a least-loaded router sees
-the loads after all completions at the same instant. Within a phase, events of different instances or
+the loads after all completions at the same instant. Within a phase, timers of different instances or
 links touch disjoint state, so their relative order does not change the result.
+
+The engine used SimPy (https://simpy.readthedocs.io) for this until its processes had all become timer
+callbacks; the clock below is the part of SimPy's ``Environment`` that was left (``now``, ``schedule``,
+``peek``, ``step``), without an event object per timer.
 """
 
 from __future__ import annotations
 
+import math
+from heapq import heappop, heappush
 from typing import Any, Callable
 
-import simpy
-from simpy.core import EmptySchedule
-from simpy.events import Event
-
-#: SimPy priorities of the three phases of an instant (lower runs first; SimPy's URGENT is 0, NORMAL 1)
+#: phases of an instant (lower runs first)
 COMPLETE = 0
 ROUTE = 1
 SCHEDULE = 2
 
 
-class At(Event):
-    """A timeout that fires ``delay`` seconds from now in the given phase (``simpy.Timeout`` is always NORMAL)."""
+class Clock:
+    """Simulated time (``now``, seconds) and the queue of pending timers."""
 
-    def __init__(self, env: simpy.Environment, delay: float, priority: int):
-        # inlined Event.__init__, as simpy.Timeout does
-        self.env = env
-        self.callbacks = []
-        self._value = None
-        self._ok = True
-        env.schedule(self, priority, delay)
+    __slots__ = ("now", "_queue", "_created")
 
+    def __init__(self):
+        self.now = 0.0
+        self._queue: list[tuple[float, int, int, Callable[[int], None]]] = []
+        self._created = 0
 
-def fire(event: Event, priority: int) -> None:
-    """Trigger a pending ``event`` now, in the given phase (``Event.succeed`` always uses NORMAL)."""
-    event._ok = True
-    event._value = None
-    event.env.schedule(event, priority)
+    def at(self, delay: float, phase: int, callback: Callable[[int], None]) -> int:
+        """Call ``callback(timer id)`` ``delay`` seconds from now, in ``phase``; return the timer's id (unique,
+        increasing), by which a callback can tell a superseded timer from the live one."""
+        self._created = timer = self._created + 1
+        heappush(self._queue, (self.now + delay, phase, timer, callback))
+        return timer
+
+    def peek(self) -> float:
+        """Time of the next pending timer (``inf`` if none)."""
+        queue = self._queue
+        return queue[0][0] if queue else math.inf
 
 
 class Deferred:
     """Actions caused by completions, run in the :data:`ROUTE` phase of the same instant, sorted by key.
 
-    ``defer(key, action, arg)`` queues ``action(arg)``; the first call at an instant schedules one flush
-    event. Keys are unique, comparable tuples such as ``(kind, request_id)``.
+    ``defer(key, action, arg)`` queues ``action(arg)``; the first call at an instant sets one flush
+    timer. Keys are unique, comparable tuples such as ``(kind, request_id)``.
     """
 
-    __slots__ = ("env", "_items", "_armed")
+    __slots__ = ("clock", "_items", "_armed")
 
-    def __init__(self, env: simpy.Environment):
-        self.env = env
+    def __init__(self, clock: Clock):
+        self.clock = clock
         self._items: list[tuple[Any, Callable[[Any], None], Any]] = []
         self._armed = False
 
@@ -68,9 +76,9 @@ class Deferred:
         self._items.append((key, action, arg))
         if not self._armed:
             self._armed = True
-            At(self.env, 0.0, ROUTE).callbacks.append(self._flush)
+            self.clock.at(0.0, ROUTE, self._flush)
 
-    def _flush(self, _event: Event) -> None:
+    def _flush(self, _timer: int) -> None:
         items, self._items, self._armed = self._items, [], False
         if len(items) > 1:
             items.sort(key=lambda item: item[0])
@@ -78,20 +86,20 @@ class Deferred:
             action(arg)
 
 
-def run_until_done(env: simpy.Environment, pending: Callable[[], int]) -> int:
-    """Process events until ``pending()`` is 0; return the number of events processed.
+def run_until_done(clock: Clock, pending: Callable[[], int]) -> int:
+    """Run timers until ``pending()`` is 0; return the number of timers run.
 
-    Stops at the event that finishes the last request, so ``env.now`` is then the last finish time even if
-    timers that no longer matter (cut stretches) are still queued.
+    Stops at the timer that finishes the last request, so ``clock.now`` is then the last finish time even
+    if timers that no longer matter (cut stretches) are still queued.
     """
-    step = env.step
-    events = 0
-    try:
-        while pending():
-            step()
-            events += 1
-    except EmptySchedule:
-        raise RuntimeError(
-            f"engine stalled at t={env.now:.6g} s with {pending()} request(s) unfinished and no event left"
-        ) from None
-    return events
+    queue = clock._queue
+    timers = 0
+    while pending():
+        if not queue:
+            raise RuntimeError(
+                f"engine stalled at t={clock.now:.6g} s with {pending()} request(s) unfinished and no timer left"
+            )
+        clock.now, _, timer, callback = heappop(queue)
+        callback(timer)
+        timers += 1
+    return timers

@@ -39,8 +39,6 @@ import time
 from heapq import heappop, heappush
 
 import numpy as np
-import simpy
-from simpy.events import Event
 
 from latentmoe_sim.cost.base import InstanceCost
 from latentmoe_sim.errors import InputError
@@ -54,7 +52,7 @@ from .aggregated import (
     check_instance,
     check_requests,
 )
-from .clock import COMPLETE, At, Deferred, run_until_done
+from .clock import COMPLETE, Clock, Deferred, run_until_done
 from .instance import Instance
 from .request import TRANSFER, WAITING, Request, records_frame
 from .router import Router
@@ -92,13 +90,13 @@ class Link:
     ``start(request, bytes)`` adds a transfer now; ``deliver(request)`` is called when its last byte has
     landed. The link is one chain of timer events: at any time at most one timer is live, set for the
     next transfer to drain; a start re-arms it (the previous timer is left to fire and is ignored, which
-    is cheaper than a SimPy interrupt: this is the per-link process, written as callbacks).
+    is cheaper than cancelling it).
     """
 
-    __slots__ = ("env", "bandwidth", "cap", "latency", "deliver", "_heap", "_virtual", "_t", "_seq", "_armed")
+    __slots__ = ("clock", "bandwidth", "cap", "latency", "deliver", "_heap", "_virtual", "_t", "_seq", "_armed")
 
-    def __init__(self, env: simpy.Environment, bandwidth: float, latency: float, deliver, cap: float | None = None):
-        self.env = env
+    def __init__(self, clock: Clock, bandwidth: float, latency: float, deliver, cap: float | None = None):
+        self.clock = clock
         self.bandwidth = bandwidth
         self.cap = bandwidth if cap is None else min(cap, bandwidth)
         self.latency = latency
@@ -107,7 +105,7 @@ class Link:
         self._virtual = 0.0  # bytes each transfer in flight has received since the link was created
         self._t = 0.0  # time _virtual was last brought up to date
         self._seq = 0
-        self._armed = None  # the live timer event
+        self._armed: int | None = None  # id of the live timer
 
     def _advance(self, now: float) -> None:
         if self._heap:
@@ -120,7 +118,7 @@ class Link:
         return share if share < self.cap else self.cap
 
     def start(self, req: Request, nbytes: float) -> None:
-        self._advance(self.env.now)
+        self._advance(self.clock.now)
         heappush(self._heap, (self._virtual + nbytes, self._seq, req))
         self._seq += 1
         self._arm()
@@ -131,20 +129,19 @@ class Link:
             self._armed = None
             return
         dt = (heap[0][0] - self._virtual) / self._rate()
-        timer = self._armed = At(self.env, dt if dt > 0.0 else 0.0, COMPLETE)
-        timer.callbacks.append(self._drained)
+        self._armed = self.clock.at(dt if dt > 0.0 else 0.0, COMPLETE, self._drained)
 
-    def _drained(self, timer: Event) -> None:
-        if timer is not self._armed:
+    def _drained(self, timer: int) -> None:
+        if timer != self._armed:
             return  # superseded by a later start
         heap = self._heap
         tag = heap[0][0]
-        self._advance(self.env.now)
+        self._advance(self.clock.now)
         self._virtual = tag  # exactly the finish tag (no rounding drift)
         while heap and heap[0][0] <= tag:
             req = heappop(heap)[2]
             if self.latency > 0.0:
-                At(self.env, self.latency, COMPLETE).callbacks.append(lambda _e, req=req: self.deliver(req))
+                self.clock.at(self.latency, COMPLETE, lambda _timer, req=req: self.deliver(req))
             else:
                 self.deliver(req)
         self._arm()
@@ -153,15 +150,15 @@ class Link:
 class _Disaggregated:
     def __init__(self, prefill, num_prefill, decode, num_decode, specs, *, prefill_batching, decode_batching,
                  block_size, router, step_by_step):
-        env = self.env = simpy.Environment()
-        self.deferred = Deferred(env)
+        clock = self.clock = Clock()
+        self.deferred = Deferred(clock)
         self.prefills = [
-            Instance(env, i, prefill, self, max_batch_tokens=prefill_batching[0], max_seqs=prefill_batching[1],
+            Instance(clock, i, prefill, self, max_batch_tokens=prefill_batching[0], max_seqs=prefill_batching[1],
                      block_size=block_size, prefill_only=True, step_by_step=step_by_step)
             for i in range(num_prefill)
         ]
         self.decodes = [
-            Instance(env, num_prefill + j, decode, self, max_batch_tokens=decode_batching[0],
+            Instance(clock, num_prefill + j, decode, self, max_batch_tokens=decode_batching[0],
                      max_seqs=decode_batching[1], block_size=block_size, step_by_step=step_by_step)
             for j in range(num_decode)
         ]
@@ -176,9 +173,9 @@ class _Disaggregated:
                 f"{bandwidth!r} bytes/s; it must be > 0 to move KV from prefill to decode"
             )
         self._num_prefill = num_prefill
-        self.links = [Link(env, bandwidth or 1.0, latency, self._landed, cap or 1.0) for _ in self.decodes]
+        self.links = [Link(clock, bandwidth or 1.0, latency, self._landed, cap or 1.0) for _ in self.decodes]
         self._held: dict[Request, tuple[Instance, Rank]] = {}
-        self.source = Source(env, self.deferred, specs, self.route)
+        self.source = Source(clock, self.deferred, specs, self.route)
 
     def route(self, req: Request) -> None:
         inst = self.prefill_router.pick()
@@ -187,7 +184,7 @@ class _Disaggregated:
         inst.submit(req)
 
     def prefilled(self, req: Request, inst: Instance, rank: Rank) -> None:
-        req.prefill_end_s = self.env.now
+        req.prefill_end_s = self.clock.now
         self._held[req] = (inst, rank)
         self.deferred.defer((TRANSFER_KEY, req.id), self._start_transfer, req)
 
@@ -200,7 +197,7 @@ class _Disaggregated:
         self.links[dec.id - self._num_prefill].start(req, nbytes)
 
     def _landed(self, req: Request) -> None:
-        now = self.env.now
+        now = self.clock.now
         inst, rank = self._held.pop(req)
         blocks, req.blocks = req.blocks, 0
         inst.release(rank, blocks)
@@ -257,11 +254,11 @@ def simulate_disaggregated(
         block_size=block_size, router=router, step_by_step=bool(step_by_step),
     )
     source = sim.source
-    events = run_until_done(sim.env, lambda: source.remaining)
+    events = run_until_done(sim.clock, lambda: source.remaining)
     return SimResult(
         records=records_frame(source.requests, disaggregated=True),
         num_gpus=num_prefill * prefill.num_gpus + num_decode * decode.num_gpus,
-        sim_end_s=float(sim.env.now),
+        sim_end_s=float(sim.clock.now),
         steps=sum(inst.steps for inst in sim.prefills + sim.decodes),
         events=events,
         cpu_s=time.process_time() - cpu0,

@@ -1,4 +1,4 @@
-"""One serving instance: ``dp`` attention-DP ranks stepping together, driven by SimPy timer events.
+"""One serving instance: ``dp`` attention-DP ranks stepping together, driven by timers of the engine's clock.
 
 An engine step batches work on every rank (:meth:`.scheduler.Rank.plan_step`) and lasts
 ``step_cost.step_time(loads)``: the ranks synchronise at every MoE layer, so the cost model charges the
@@ -35,12 +35,9 @@ import math
 from heapq import heappop
 from operator import attrgetter, itemgetter
 
-import simpy
-from simpy.events import Event
-
 from latentmoe_sim.cost.base import InstanceCost, RankLoad
 
-from .clock import COMPLETE, SCHEDULE, At
+from .clock import COMPLETE, SCHEDULE, Clock
 from .kvcache import blocks_for
 from .request import DECODE, DONE, HELD, Request
 from .scheduler import Rank
@@ -64,7 +61,7 @@ class Instance:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        clock: Clock,
         index: int,
         cost: InstanceCost,
         sim,
@@ -75,7 +72,7 @@ class Instance:
         prefill_only: bool = False,
         step_by_step: bool = False,
     ):
-        self.env = env
+        self.clock = clock
         self.id = index
         self.step_cost = cost.step_cost
         self.num_gpus = cost.num_gpus
@@ -95,7 +92,7 @@ class Instance:
         self._inbox: list = []  # (time, request id, request) routed here since the last plan
         self._chunks: list = []  # (rank, request, chunk) of the step in flight
         self._state = IDLE  # nothing to do until a request is submitted
-        self._timer: Event | None = None  # the live timer of the stretch in flight
+        self._timer: int | None = None  # id of the live timer of the stretch in flight
         self._dt = 0.0
         self._stretch = None
         #: the step cost takes a step's summary instead of a load per rank (CompiledStepCost with roofline
@@ -114,7 +111,7 @@ class Instance:
 
     def submit(self, req: Request) -> None:
         """A request routed to this instance now; it joins a rank at the next step boundary."""
-        self._inbox.append((self.env.now, req.id, req))
+        self._inbox.append((self.clock.now, req.id, req))
         state = self._state
         if state == IDLE:
             self._wake_up()
@@ -130,26 +127,25 @@ class Instance:
 
     def _wake_up(self) -> None:
         self._state = BETWEEN
-        At(self.env, 0.0, SCHEDULE).callbacks.append(self._on_plan)
+        self.clock.at(0.0, SCHEDULE, self._on_plan)
 
     def _cut(self) -> None:
         """Shorten the running stretch to the steps started by now (the new request joins after them).
 
         The stretch's timer is superseded by one at the new end (the old one fires and is ignored, which is
         cheaper than interrupting a process)."""
-        now, t0, st, n = self.env.now, self._t0, self._stretch, self._n
+        now, t0, st, n = self.clock.now, self._t0, self._stretch, self._n
         k = st.steps_within(now - t0, n)
         if t0 + st.elapsed(k) < now:
             k += 1  # keep the step in progress at `now`
         if k < n:
             self._n = k
             end = self._end = t0 + st.elapsed(k)
-            timer = self._timer = At(self.env, max(end - now, 0.0), COMPLETE)
-            timer.callbacks.append(self._on_stretch_end)
+            self._timer = self.clock.at(max(end - now, 0.0), COMPLETE, self._on_stretch_end)
 
     # -- the life of the instance: plan, run a step or a stretch, apply it, plan again ---------------------------
-    # Written as event callbacks rather than a SimPy process: no generator to resume per step, and a cut
-    # stretch needs no interrupt.
+    # Written as timer callbacks rather than a coroutine: no generator to resume per step, and a cut stretch
+    # only sets a new timer.
 
     def _on_plan(self, _event=None) -> None:
         kind = self._plan()
@@ -157,28 +153,27 @@ class Instance:
             self._state = IDLE  # submit() or release() wakes it
         elif kind == STEP:
             self._state = STEP
-            At(self.env, self._dt, COMPLETE).callbacks.append(self._on_step_end)
+            self.clock.at(self._dt, COMPLETE, self._on_step_end)
         else:
             self._state = STRETCH
-            timer = self._timer = At(self.env, self._end - self.env.now, COMPLETE)
-            timer.callbacks.append(self._on_stretch_end)
+            self._timer = self.clock.at(self._end - self.clock.now, COMPLETE, self._on_stretch_end)
 
     def _on_step_end(self, _event) -> None:
         self._end_step()
         self._next()
 
-    def _on_stretch_end(self, timer) -> None:
-        if timer is not self._timer:
+    def _on_stretch_end(self, timer: int) -> None:
+        if timer != self._timer:
             return  # superseded by a cut
         self._timer = None
         self._end_stretch()
         self._next()
 
     def _next(self) -> None:
-        env = self.env
-        if env.peek() <= env.now:  # more may happen at this instant: plan after it (phase SCHEDULE)
+        clock = self.clock
+        if clock.peek() <= clock.now:  # more may happen at this instant: plan after it (phase SCHEDULE)
             self._state = BETWEEN
-            At(env, 0.0, SCHEDULE).callbacks.append(self._on_plan)
+            clock.at(0.0, SCHEDULE, self._on_plan)
         else:
             self._on_plan()
 
@@ -196,7 +191,7 @@ class Instance:
                 else:
                     st = self.step_cost.decode_stretch(self._seqs, self._kvs)
                 self._stretch = st
-                self._t0 = now = self.env.now
+                self._t0 = now = self.clock.now
                 self._n = n
                 self._end = now + st.elapsed(n)
                 return STRETCH
@@ -241,7 +236,7 @@ class Instance:
     def _deliver_seated(self, rank) -> None:
         """Requests whose transferred KV was seated by this step's planning get their first token now
         (the wait for a decode seat counts in TTFT, as in aggregated mode: docs/ENGINE.md)."""
-        now = self.env.now
+        now = self.clock.now
         for req in rank.seated:
             req.first_token_s = now
         rank.seated.clear()
@@ -370,14 +365,13 @@ class Instance:
     def _stretch_summary(self, c: int, n: int) -> int:
         """:meth:`_stretch_steps` over the ranks when the step cost takes a summary: leaves the largest
         attended KV at step 0 per decode count in ``_most`` and the decodes of all ranks and of the busiest
-        in ``_total`` and ``_busiest``."""
+        in ``_total`` and ``_busiest``. No rank has a split prefill here: a rank with one is planned at every
+        single step, which sets ``_partial_left``, and :meth:`_plan` tries no stretch while it is set."""
         most: dict[int, int] = {}
         get = most.get
         total = busiest = 0
         c1 = c + 1
         for rank in self.ranks:
-            if rank.partial is not None:
-                return 0
             nd = rank.n_dec
             if nd:
                 kv = rank.kv
@@ -408,7 +402,7 @@ class Instance:
     # -- applying a step or a stretch --------------------------------------------------------------------------
 
     def _end_step(self) -> None:
-        now = self.env.now
+        now = self.clock.now
         c = self.c = self.c + 1
         self.steps += 1
         for rank, req, chunk in self._chunks:
@@ -423,7 +417,7 @@ class Instance:
         self.c = c + n
         self.steps += n
         self._stretch = None
-        self._pop_finishes(self.env.now, c + n)
+        self._pop_finishes(self.clock.now, c + n)
 
     def _prefill_complete(self, rank: Rank, req: Request, now: float, c: int) -> None:
         g = req.generated = req.generated + 1  # the prefill emits one token

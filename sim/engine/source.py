@@ -17,9 +17,8 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-import simpy
 
-from .clock import ROUTE, At, Deferred
+from .clock import ROUTE, Clock, Deferred
 from .request import Request
 
 #: key kinds for Deferred actions (the sort order at one instant)
@@ -30,8 +29,8 @@ TRANSFER = 1
 class Source:
     """Creates the requests of a :class:`~latentmoe_sim.workloads.RequestSpecs` and hands each to ``route``."""
 
-    def __init__(self, env: simpy.Environment, deferred: Deferred, specs, route: Callable[[Request], None]):
-        self.env = env
+    def __init__(self, clock: Clock, deferred: Deferred, specs, route: Callable[[Request], None]):
+        self.clock = clock
         self.deferred = deferred
         self.route = route
         self._inputs = np.asarray(specs.input_tokens).tolist()
@@ -46,9 +45,14 @@ class Source:
         if self.closed_loop:
             self._think_s = float(loop.think_time_s)
             self._sent = 0  # injections scheduled (sent or thinking)
-            env.process(self._start_closed_loop(min(int(loop.concurrency), self.total), float(getattr(loop, "ramp_s", 0.0))))
+            self._clients = min(int(loop.concurrency), self.total)
+            self._ramp_s = float(getattr(loop, "ramp_s", 0.0))
+            self._started = 0  # clients that have sent their first request
+            clock.at(0.0, ROUTE, self._start_clients)
         else:
-            env.process(self._open_loop(np.asarray(specs.arrival_s, dtype=np.float64).tolist()))
+            self._arrivals = np.asarray(specs.arrival_s, dtype=np.float64).tolist()
+            self._next_arrival = 0
+            clock.at(max(self._arrivals[0], 0.0) if self._arrivals else 0.0, ROUTE, self._arrive)
 
     def _new(self, now: float) -> Request:
         i = len(self.requests)
@@ -56,32 +60,42 @@ class Source:
         self.requests.append(req)
         return req
 
-    def _open_loop(self, arrivals: list[float]):
-        env, route, n, i = self.env, self.route, len(arrivals), 0
+    def _arrive(self, _timer: int) -> None:
+        """Route the requests arriving now (same arrival time: in id order), then set a timer for the next
+        arrival time."""
+        clock, route, arrivals, i = self.clock, self.route, self._arrivals, self._next_arrival
+        n = len(arrivals)
         while i < n:
             t = arrivals[i]
-            if t > env.now or i == 0:
-                yield At(env, max(t - env.now, 0.0), ROUTE)
+            if t > clock.now and i > self._next_arrival:
+                clock.at(t - clock.now, ROUTE, self._arrive)
+                break
             while i < n and arrivals[i] == t:
                 req = Request(i, t, self._inputs[i], self._outputs[i])
                 self.requests.append(req)
                 route(req)
                 i += 1
+        self._next_arrival = i
 
-    def _start_closed_loop(self, concurrency: int, ramp_s: float):
-        yield At(self.env, 0.0, ROUTE)
-        self._sent = concurrency
-        if ramp_s <= 0.0:
-            for _ in range(concurrency):
-                self.route(self._new(self.env.now))
-            return
-        for k in range(concurrency):  # client k sends its first request at k * ramp_s / C
-            if k:
-                yield At(self.env, k * ramp_s / concurrency - self.env.now, ROUTE)
-            self.route(self._new(self.env.now))
+    def _start_clients(self, _timer: int) -> None:
+        """The closed loop's clients send their first requests: all at 0, or with a ramp, client ``k`` at
+        ``k * ramp_s / C`` (one timer per client)."""
+        concurrency, ramp_s, now = self._clients, self._ramp_s, self.clock.now
+        if self._started == 0:
+            self._sent = concurrency
+            if ramp_s <= 0.0:
+                self._started = concurrency
+                for _ in range(concurrency):
+                    self.route(self._new(now))
+                return
+        k = self._started
+        self._started = k + 1
+        self.route(self._new(now))
+        if k + 1 < concurrency:
+            self.clock.at((k + 1) * ramp_s / concurrency - self.clock.now, ROUTE, self._start_clients)
 
     def _inject(self, _arg) -> None:
-        self.route(self._new(self.env.now))
+        self.route(self._new(self.clock.now))
 
     def finished(self, req: Request) -> None:
         """``req`` emitted its last token now; in a closed loop, its client sends the next request."""
@@ -92,6 +106,4 @@ class Source:
             if self._think_s == 0.0:
                 self.deferred.defer(key, self._inject, None)
             else:
-                At(self.env, self._think_s, ROUTE).callbacks.append(
-                    lambda _event, key=key: self.deferred.defer(key, self._inject, None)
-                )
+                self.clock.at(self._think_s, ROUTE, lambda _timer, key=key: self.deferred.defer(key, self._inject, None))
