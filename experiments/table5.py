@@ -7,7 +7,10 @@ Prints markdown tables (pasted into docs/VALIDATION.md):
    validation's default ISL/OSL (1024/1024; the paper publishes neither);
 2. the sensitivity of the simulated curve to ISL/OSL;
 3. the flat measured curve from concurrency 64 to 128, against three explanations: KV/state capacity,
-   vLLM's scheduler limit on running sequences, and CUDA-graph batch sizes.
+   vLLM's scheduler limit on running sequences, and CUDA-graph batch sizes;
+4. mechanisms against the whole measured curve: a per-sequence step overhead in series with the GPU
+   (``runtime.seq_overhead_us`` at Vidur's profiled vLLM-V0 values), and the HBM-bandwidth floor of the
+   concurrency-16 step under uniform routing.
 
 Writes ``OUT/table5.csv`` (the first table as rows) and ``OUT/table5.html`` (measured against simulated
 tokens/s/GPU over concurrency, both variants; self-contained).
@@ -100,7 +103,8 @@ def main() -> None:
 
     plan = ParallelPlan(tp=2, dp=1, ep=1, pp=1)
     for name in ("hybrid-73bt-8ba", "hybrid-73bt-8ba-latentmoe"):
-        model = load_model(name).with_precision(weights="fp8", activations="fp8")
+        # as validated: vLLM keeps the SSM state in fp32 (configure.FRAMEWORK_SSM_STATE)
+        model = load_model(name).with_precision(weights="fp8", activations="fp8", ssm_state="fp32")
         mem = plan_memory(model, load_hw("h100_sxm"), plan, max_batch_tokens=8192, max_seqs=128)
         per_seq_state = mem.state_bytes / 128
         print(f"- {name}: weights {mem.weight_bytes / 2**30:.1f} GiB/GPU, recurrent state {per_seq_state / 2**20:.1f} MiB per "
@@ -129,6 +133,54 @@ def main() -> None:
         a = simulate(R["base", 64], hw_fields=hw_fields, **changes)["output_tps_per_gpu"]
         b = simulate(R["base", 128], hw_fields=hw_fields, **changes)["output_tps_per_gpu"]
         print(f"| {label} | {a:.0f} | {b:.0f} | {b / a:.2f} | {mflat:.2f} |")
+    mechanisms(R, hw_fields)
+
+
+#: Per-sequence step overheads tried (seconds): Vidur's CPU-overhead profiles (Sarathi-Serve, a vLLM V0 fork,
+#: A100 host; microsoft/vidur data/profiling/a100/cpu_overheads.csv, Llama-2-7B TP1): schedule + sampler +
+#: prepare inputs + process model outputs grow from batch 8 to 64 by 5.62 ms on the medians (0.100 ms per
+#: sequence) and 9.58 ms on the means (0.171 ms per sequence).
+SEQ_OVERHEADS = ((0.0, "none (as validated)"), (100e-6, "0.100 ms (Vidur medians)"), (171e-6, "0.171 ms (Vidur means)"))
+
+
+def mechanisms(R, hw_fields) -> None:
+    """Section 4: the whole measured curve against a per-sequence step overhead, and the bandwidth floor of the
+    concurrency-16 step."""
+    print()
+    print("### Mechanisms against the whole curve (standard MoE, ISL/OSL 1024; simulated tokens/s/GPU and error)")
+    print()
+    print("| per-sequence step overhead | " + " | ".join(f"c{c}" for c in CONCURRENCY) + " | c128/c64 | median abs error (5 rows) |")
+    print("|---|" + "---|" * (len(CONCURRENCY) + 2))
+    for seconds, label in SEQ_OVERHEADS:
+        fields = dict(hw_fields or {}) | ({"seq_overhead_s": seconds} if seconds else {})
+        vals = [simulate(R["base", c], hw_fields=fields or None)["output_tps_per_gpu"] for c in CONCURRENCY]
+        errs = sorted(abs(v / R["base", c].output_tps_per_gpu - 1) for v, c in zip(vals, CONCURRENCY))
+        print(f"| {label} | " + " | ".join(f"{v:.0f} ({v / R['base', c].output_tps_per_gpu - 1:+.0%})"
+                                            for v, c in zip(vals, CONCURRENCY))
+              + f" | {vals[-1] / vals[-2]:.2f} | {errs[2]:.0%} |")
+    print(f"| measured | " + " | ".join(f"{R['base', c].output_tps_per_gpu:.0f}" for c in CONCURRENCY)
+          + f" | {R['base', 128].output_tps_per_gpu / R['base', 64].output_tps_per_gpu:.2f} | |")
+    print()
+    from latentmoe_sim.cost import CostModel, RankLoad
+    from latentmoe_sim.hwprofile_io import load_hw
+    from latentmoe_sim.models import load_model
+    from latentmoe_sim.parallel import ParallelPlan
+
+    hw = load_hw("h100_sxm")
+    model = load_model("hybrid-73bt-8ba").with_precision(weights="fp8", activations="fp8", ssm_state="fp32")
+    cm = CostModel(model, hw, ParallelPlan(tp=2, dp=1, ep=1, pp=1))
+    print("HBM floor of one decode step (c sequences at a mean context of 1,536 tokens, uniform routing), every "
+          "byte the step's ops move per GPU at the datasheet bandwidth, against the measured time per output token "
+          "per sequence (prefill included):")
+    print()
+    print("| concurrency | bytes per GPU per step, GB | of which routed experts, GB | floor at 3.35 TB/s, ms | measured, ms |")
+    print("|---|---|---|---|---|")
+    for c in (1, 4, 16, 64, 128):
+        ops = cm.breakdown([RankLoad(0, 0.0, 0, c, c * 1536)])["ops"]
+        total = sum(o.mem_bytes for o in ops)
+        experts = sum(o.mem_bytes for o in ops if o.name == "moe.routed_experts")
+        meas = c / (2 * R["base", c].output_tps_per_gpu) * 1e3
+        print(f"| {c} | {total / 1e9:.1f} | {experts / 1e9:.1f} | {total / hw.hbm_bandwidth_bytes_per_s * 1e3:.2f} | {meas:.2f} |")
 
 
 def write_outputs(out: Path, R, sims) -> None:

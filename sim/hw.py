@@ -46,6 +46,14 @@ class HwProfile:
     runtime_reserve_bytes: float
     #: GPU thermal design power, watts (for energy figures; 0 = unknown)
     tdp_w: float = 0.0
+    #: per-engine-step cost per running (decoding) sequence of a rank, seconds, spent in series with the GPU
+    #: work: the CPU side of scheduling, input preparation, sampling bookkeeping and output processing of an
+    #: engine that does not overlap it with the next step (0: overlapped or negligible)
+    seq_overhead_s: float = 0.0
+    #: efficiencies of weight-only INT4 grouped GEMMs (W4A16, BF16 math: vLLM's Marlin MoE kernels) against the
+    #: BF16 dense peak and the HBM bandwidth; 0 = not measured, the general efficiencies apply
+    w4a16_compute_efficiency: float = 0.0
+    w4a16_memory_efficiency: float = 0.0
     #: scale-up fabric: "switch" (NVLink/NVSwitch: every GPU reaches any peer at the full per-GPU bandwidth) or
     #: "full-mesh" (AMD Infinity Fabric/xGMI: one direct link per peer, so a collective among n GPUs of the
     #: domain gets (n - 1) links' bandwidth, at most the per-GPU aggregate)

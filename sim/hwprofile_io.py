@@ -118,12 +118,18 @@ FIELDS: tuple[FieldSpec, ...] = (
     ),
     FieldSpec("compute.compute_efficiency", "compute_efficiency", "fraction", 1.0, "fraction", **_FRACTION,
               doc="achievable fraction of dense peak for large GEMMs and attention"),
+    FieldSpec("compute.w4a16_compute_efficiency", "w4a16_compute_efficiency", "fraction", 1.0, "fraction", **_FRACTION,
+              required=False, doc="achieved fraction of the BF16 dense peak of weight-only INT4 grouped GEMMs (W4A16, "
+                                  "the routed experts of INT4 checkpoints); absent = compute_efficiency"),
     FieldSpec("memory.hbm_capacity_GiB", "hbm_capacity_bytes", "GiB", GiB, "B", lo=GiB, hi=2.0**46,
               doc="HBM per GPU, usable as nvidia-smi reports it where known (1 GiB = 2^30 B)"),
     FieldSpec("memory.hbm_bandwidth_TBps", "hbm_bandwidth_bytes_per_s", "TB/s", 1e12, "B/s", lo=1e10, hi=1e15,
               doc="HBM bandwidth per GPU, datasheet (1 TB/s = 1e12 B/s)"),
     FieldSpec("memory.memory_efficiency", "memory_efficiency", "fraction", 1.0, "fraction", **_FRACTION,
               doc="achievable fraction of HBM bandwidth for streaming ops"),
+    FieldSpec("memory.w4a16_memory_efficiency", "w4a16_memory_efficiency", "fraction", 1.0, "fraction", **_FRACTION,
+              required=False, doc="achieved fraction of HBM bandwidth of weight-only INT4 grouped GEMMs (W4A16); "
+                                  "absent = memory_efficiency"),
     FieldSpec("memory.mem_op_latency_us", "mem_op_latency_s", "us", 1e-6, "s", **_LATENCY,
               doc="fixed latency added to every memory-bound op (launch + ramp)"),
     FieldSpec("memory.runtime_reserve_GiB", "runtime_reserve_bytes", "GiB", GiB, "B", lo=0.0, hi=2.0**46,
@@ -147,6 +153,10 @@ FIELDS: tuple[FieldSpec, ...] = (
               doc="achievable fraction of link bandwidth for collectives"),
     FieldSpec("runtime.step_overhead_us", "step_overhead_s", "us", 1e-6, "s", lo=0.0, hi=1.0,
               doc="fixed per-engine-step overhead (scheduler, sampling, launch)"),
+    FieldSpec("runtime.seq_overhead_us", "seq_overhead_s", "us", 1e-6, "s", lo=0.0, hi=1e-2, required=False,
+              doc="per-engine-step cost per decoding sequence of a rank, in series with the GPU work (CPU "
+                  "scheduling, input preparation, output processing of an engine that does not overlap them); "
+                  "absent = 0"),
     FieldSpec("power.tdp_W", "tdp_w", "W", 1.0, "W", lo=0.0, hi=1e5, doc="GPU thermal design power; 0 = unknown"),
 )
 

@@ -100,6 +100,8 @@ class OperatingPoint:
     dispatch_prefill: str | None = None
     dispatch_decode: str | None = None
     tp_allreduce: str | None = None
+    #: GPU time per MLA layer in each step with decodes, us, over the op-by-op roofline (conventions.py)
+    mla_decode_overhead_us: float | None = None
     instances: int = 1
     prefill_tp: int | None = None
     prefill_dp: int | None = None
@@ -297,7 +299,7 @@ def _instance_cost(point: OperatingPoint, model, hw, plan, max_batch_tokens: int
                                              "embedding_weights_dtype", "ssm_state_dtype",
                                              "hw", "hw_fields", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance",
                                              "tbo", "costs", "expert_fusion", "dispatch_prefill", "dispatch_decode",
-                                             "tp_allreduce"))
+                                             "tp_allreduce", "mla_decode_overhead_us"))
     key = (prec, plan, max_batch_tokens, tuple(sorted(cost_kw.items())))
     if key not in _COSTS:
         if len(_COSTS) >= 64:
@@ -320,7 +322,8 @@ def _serving(point: OperatingPoint) -> dict:
         raise InputError("--mtp-acceptance given without --mtp K")
     from .cost.conventions import Conventions
 
-    conv = {n: getattr(point, n) for n in ("expert_fusion", "dispatch_prefill", "dispatch_decode", "tp_allreduce")}
+    conv = {n: getattr(point, n) for n in ("expert_fusion", "dispatch_prefill", "dispatch_decode", "tp_allreduce",
+                                           "mla_decode_overhead_us")}
     return {"spec_decode": spec, "tbo": bool(point.tbo), "costs": point.costs,
             "conventions": Conventions(**{n: v for n, v in conv.items() if v is not None})}
 

@@ -220,12 +220,15 @@ def test_framework_deployment_conventions():
     assert any("always overlaps" in a for a in ds.assumptions) and any("routing balanced" in a for a in ds.assumptions)
     kimi = configure(next(r for r in pool_rows(rows["sglang_kimik2_h200"]) if r.id.endswith(":decode")))
     assert dict(kimi.conventions)["dp_sharded"] == "none" and kimi.tbo  # the OME runtime's --enable-two-batch-overlap
-    assert dict(configure(rows["latentmoe_h100_c4_base"]).conventions) == {}  # TP2, DP1, EP1: nothing applies
+    c4 = dict(configure(rows["latentmoe_h100_c4_base"]).conventions)
+    assert "dp_sharded" not in c4 and "expert_imbalance" not in c4  # TP2, DP1, EP1: nothing to shard or balance
     # a searched plan takes the framework's setting and the real-routing imbalance (moot for EP1 candidates)
     searched = configure(rows["ix_kimik25_best_8k1k_h200"])
-    assert searched.plan is None and dict(searched.conventions) == {"dp_sharded": "none",
-                                                                        "expert_imbalance": REAL_ROUTING_IMBALANCE}
-    assert dict(configure(rows["ix_dsr1_8k1k_h200"]).conventions)["dp_sharded"] == "trtllm"  # DP8 x EP8 stated
+    assert searched.plan is None and dict(searched.conventions)["dp_sharded"] == "none"
+    assert dict(searched.conventions)["expert_imbalance"] == REAL_ROUTING_IMBALANCE
+    dsr1 = dict(configure(rows["ix_dsr1_8k1k_h200"]).conventions)
+    assert dsr1.pop("mla_decode_overhead_us") == 29.1  # TensorRT-LLM's measured MLA decode-module overhead on H200
+    assert dsr1 == {"dp_sharded": "trtllm", "expert_imbalance": REAL_ROUTING_IMBALANCE}  # DP8 x EP8 stated
     one_node = replace(rows["sglang_h100_prefill_4096"], prefill_gpus=8, num_gpus=8, prefill_ep=8, prefill_dp_attn=8)
     assert "dp_sharded" not in dict(configure(one_node).conventions)  # SGLang's defaults inside one node
 

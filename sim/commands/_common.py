@@ -93,13 +93,19 @@ def add_convention_args(p: argparse.ArgumentParser) -> None:
                    help=f"all-to-all copies per token in decode steps (default {D.dispatch_decode}: DeepEP low-latency)")
     g.add_argument("--tp-allreduce", choices=TP_ALLREDUCES, default=None,
                    help=f"TP all-reduce algorithm (default {D.tp_allreduce}; nvls = NVLink SHARP)")
+    from ..schema.bounds import Real
+
+    overhead = Real(0.0, 1e4)
+    g.add_argument("--mla-decode-overhead-us", type=overhead, default=None, metavar="US",
+                   help=f"GPU time per MLA layer in each step with decodes over the op-by-op roofline, microseconds "
+                        f"({overhead.text}; default 0; measured on H200: vLLM 73.7, TensorRT-LLM 29.1; docs/MODELING.md §4a.9)")
 
 
 def resolve_conventions(args):
     """The :class:`~latentmoe_sim.cost.conventions.Conventions` the flags name (defaults where unset)."""
     from ..cost.conventions import Conventions
 
-    names = ("expert_fusion", "dispatch_prefill", "dispatch_decode", "tp_allreduce")
+    names = ("expert_fusion", "dispatch_prefill", "dispatch_decode", "tp_allreduce", "mla_decode_overhead_us")
     return Conventions(**{n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
 
 

@@ -26,6 +26,13 @@ differ and the difference moves the LatentMoE comparison (docs/MODELING.md §4a 
     NVLink domain it equals ``per-rank``. SGLang's ``auto`` uses the normal kernels for prefill (extend)
     batches, and for any step with a prefill chunk in it (the mode is agreed across DP ranks).
 
+``mla_decode_overhead_us`` (a number, default 0): GPU time per MLA attention layer in every step with decodes,
+  on top of the op-by-op roofline of the absorbed decode path (``attn.mla_qkv_a`` .. ``attn.o_proj``): the
+  kernels a framework's MLA decode module runs that the op list does not name (the q_a / kv_a RMSNorms,
+  RoPE, cache writes, split-KV combine, casts) and their launch floors under CUDA graphs. Measured
+  (:data:`MLA_DECODE_OVERHEAD_US`): it is nearly constant over batch and context, so it is one number per
+  framework.
+
 ``tp_allreduce``: ``"ring"`` (default; NCCL ring, ``2 (tp-1)/tp`` of the message per GPU) or ``"nvls"``
   (NVLink SHARP on NVSwitch systems: the switch reduces, each GPU sends its message once and receives
   the result once, ``(1 + 1/tp)`` of the message per GPU per direction). SGLang leaves NVLS off unless
@@ -42,6 +49,19 @@ EXPERT_FUSIONS = ("fused", "act-kernel", "unfused")
 DISPATCH_MODES = ("per-pair", "per-rank", "per-node")
 TP_ALLREDUCES = ("ring", "nvls")
 
+#: MLA decode-module overhead per layer (``Conventions.mla_decode_overhead_us``), microseconds, per (framework,
+#: hardware profile): the median over AIConfigurator's measured MLA generation-module latencies
+#: (aiconfigurator-core 0.12.0, ``systems/data/<gpu>/mla/<framework>/<version>/mla_generation_module_perf.parquet``:
+#: the whole DeepSeek-V3 ``DeepseekV2MLAAttention`` decode module, BF16 GEMMs and KV, CUDA graphs, 8/16/32
+#: heads per GPU, batch 1-128, context 2-8192, the faster backend where two were measured; 120 points per GPU)
+#: minus this cost model's roofline of the same ops (p10-p90 in brackets). vLLM 0.24.0: H100 77.0 (66-90),
+#: H200 73.7 (64-86), B200 28.0 (14-53); TensorRT-LLM 1.3.0rc20: H100 29.8 (21-39), H200 29.1 (24-37), B200
+#: 22.1 (11-48). Validation applies its row's pair (sim/validation/configure.py); the library default stays 0.
+MLA_DECODE_OVERHEAD_US: dict[tuple[str, str], float] = {
+    ("vllm", "h100_sxm"): 77.0, ("vllm", "h200_sxm"): 73.7, ("vllm", "b200"): 28.0,
+    ("trtllm", "h100_sxm"): 29.8, ("trtllm", "h200_sxm"): 29.1, ("trtllm", "b200"): 22.1,
+}
+
 #: Extra bytes per element of FP8 activations for their scales: one FP32 scale per 128 channels
 #: (DeepEP ``low_latency_dispatch`` returns scales shaped ``[..., hidden // 128]`` in float32; DeepSeek-V3's
 #: 1x128 activation tiles). NVFP4 already carries its FP8 scale per 16 values in its 0.5625 B/element.
@@ -56,6 +76,7 @@ class Conventions:
     dispatch_prefill: str = "per-node"
     dispatch_decode: str = "per-pair"
     tp_allreduce: str = "ring"
+    mla_decode_overhead_us: float = 0.0
 
     def __post_init__(self):
         for name, allowed in (("expert_fusion", EXPERT_FUSIONS), ("dispatch_prefill", DISPATCH_MODES),
@@ -63,6 +84,9 @@ class Conventions:
             value = getattr(self, name)
             if value not in allowed:
                 raise InputError(f"cost conventions: {name} = {value!r} (allowed: {', '.join(allowed)})")
+        x = self.mla_decode_overhead_us
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 <= x <= 1e4:
+            raise InputError(f"cost conventions: mla_decode_overhead_us = {x!r} (allowed: a number of microseconds in [0, 10000])")
 
     def dispatch(self, prefill: bool) -> str:
         """The dispatch mode of a step: the prefill mode when any rank runs a prefill chunk."""

@@ -80,6 +80,8 @@ class CostModel:
             return OpCost(op.name, op.count, 0.0, 0.0, 0.0, 0.0, "idle")
         dot = lambda coefs: sum(c * x[f] for f, c in coefs.items())  # noqa: E731
         flops, mem, comm = dot(op.flops), dot(op.mem_bytes), dot(op.comm_bytes)
+        if op.seconds:
+            return OpCost(op.name, op.count, 0.0, 0.0, 0.0, dot(op.seconds) * op.count, "runtime")
         if op.link:
             t, bound = self.roof.comm_time(comm if op.link == "nvlink" else 0.0, comm if op.link == "scaleout" else 0.0, op.peers)
         else:

@@ -60,6 +60,9 @@ class Op:
     flops: dict[int, float] = field(default_factory=dict)
     mem_bytes: dict[int, float] = field(default_factory=dict)
     comm_bytes: dict[int, float] = field(default_factory=dict)
+    #: seconds per unit of each feature, spent whatever the rates (a runtime cost, not a kernel): the op's time
+    #: is ``seconds . x`` (no latency); FLOPs and bytes stay empty
+    seconds: dict[int, float] = field(default_factory=dict)
     link: str = ""  # "nvlink" | "scaleout" for communication ops
     gate: int = F_T
     peers: int = 0  # GPUs in the collective's group (a full-mesh fabric's bandwidth depends on it); 0 = n/a
@@ -179,6 +182,9 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
                           {F_CTX: Hp * (qk + a.v_head_dim) * ACT_BYTES, F_P: Hp * (qk + a.v_head_dim) * ACT_BYTES}, gate=F_P,
                           table={"kind": "mla_prefill", "dtype": "bf16", "heads": Hp, "batch": 1, "isl": {F_CTX: 1.0}}))
             ops.append(_gemm("attn.o_proj", "A", nA, tokens, Hp * a.v_head_dim, h, wb, gemm_dt))
+            if conventions.mla_decode_overhead_us > 0:  # the decode module's kernels the op list does not name
+                ops.append(Op("attn.mla_decode_overhead", "A", nA, seconds={F_ONE: conventions.mla_decode_overhead_us * 1e-6},
+                              gate=F_D))
         else:
             Hp = a.num_heads / tp
             KVp = max(1.0, a.num_kv_heads / tp)
@@ -224,7 +230,13 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
             else:
                 S = m.num_shared * m.shared_ffn / tp
                 ops.append(_gemm("moe.shared_experts", "E", nE, tokens, h, S * n, wb, gemm_dt, weight_elems=n * h * S))
-                allreduce("moe", nE)
+                # under pure MoE tensor parallelism (EP 1, no attention DP) the routed experts' partial sums are
+                # all-reduced over the same TP group, token by token, at the same width: the frameworks add the
+                # shared experts' partial output first and all-reduce once (vLLM DeepseekV2MoE: shared + routed,
+                # then one tensor_model_parallel_all_reduce); moe.expert_tp_allreduce carries it. LatentMoE's
+                # routed output is reduced at the latent width, so its shared experts keep their own.
+                if not (plan.ep == 1 and dpn == 1 and plan.moe_tp > 1 and not m.latent_dim):
+                    allreduce("moe", nE)
 
     if nM:
         mb = model.mamba
@@ -252,6 +264,10 @@ def rank_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, decode_query_t
         group_comm("lm_head.dp_gather", "head", 1, h + model.vocab_size, feature=F_D, gate=F_D, collectives=1.0)
     else:
         ops.append(_gemm("lm_head", "head", 1, {F_D: 1.0}, h, model.vocab_size / tp, head_w, head_dt, gate=F_D))
+    # the engine's per-sequence CPU work in series with the GPU (HwProfile.seq_overhead_s), per decoding
+    # sequence of the rank: the decode features count query tokens (q per sequence), hence / q
+    if hw.seq_overhead_s > 0:
+        ops.append(Op("runtime.seq_overhead", "runtime", 1, seconds={F_D: hw.seq_overhead_s / q}, gate=F_D))
     if plan.pp > 1:
         link = "nvlink" if plan.num_gpus <= hw.nvlink_domain_size else "scaleout"
         ops.append(Op("pp.p2p", "pp", plan.pp - 1, comm_bytes={F_T: h * ACT_BYTES / tp}, link=link, peers=2))
@@ -374,16 +390,25 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
     n = ffn_matrices(m.activation)
     # redundant copies split their expert's tokens: treat the E + R slots as equally likely destinations
     touched = expected_max_experts_touched(slots, K, ep, total_tokens)
+    # INT4 weight-only experts run a W4A16 grouped GEMM (dequantise in the kernel, BF16 math): its own
+    # efficiencies (roofline.W4A16, HwProfile.w4a16_*); no measured table of another dtype stands in for it
+    expert_dt = "w4a16" if prec.class_weights("experts") == "int4" and prec.class_compute("experts") == "bf16" \
+        else prec.class_compute("experts")
     ops.append(GroupOp(
-        "moe.routed_experts", nE, prec.class_compute("experts"),
+        "moe.routed_experts", nE, expert_dt,
         flops=2.0 * pairs_per_slot * n * w * m.expert_ffn / moe_tp,
         mem_bytes=touched * m.expert_params(model.hidden_size) * dtype_bytes(prec.class_weights("experts")) / moe_tp
         + pairs_per_slot * expert_activation_bytes_per_pair(model, moe_tp, conventions.expert_fusion),
-        table=None if moe_tp > 1 else {"kind": "moe", "dtype": prec.class_compute("experts"), "distribution": "balanced",
+        table=None if moe_tp > 1 or expert_dt == "w4a16" else {"kind": "moe", "dtype": expert_dt, "distribution": "balanced",
                                        "activation": m.activation, "tokens": total_tokens * imbalance, "hidden": w,
                                        "ffn": m.expert_ffn, "topk": K, "num_experts": m.num_experts, "ep": ep},
     ))
     if moe_tp > 1:
-        ops.append(GroupOp("moe.expert_tp_allreduce", nE, "", nvlink_bytes=2.0 * (moe_tp - 1) / moe_tp * pairs_per_slot * w * ACT_BYTES,
+        # the slot's GPUs sum their partial expert outputs: with EP, per received copy (pair) before the combine
+        # sends it back; without EP (ep 1, pure MoE tensor parallel) every GPU holds every token and first sums
+        # its experts' outputs per token (the top-k weighted sum, vLLM fused_moe / moe_sum), then all-reduces
+        # tokens x width once (vLLM DeepseekV2MoE / FusedMoE: one tensor_model_parallel_all_reduce per layer)
+        rows = pairs_per_slot if ep > 1 else total_tokens
+        ops.append(GroupOp("moe.expert_tp_allreduce", nE, "", nvlink_bytes=2.0 * (moe_tp - 1) / moe_tp * rows * w * ACT_BYTES,
                            peers=moe_tp))
     return [op for op in ops if op.flops or op.mem_bytes or op.nvlink_bytes or op.scaleout_bytes]

@@ -11,6 +11,10 @@ from __future__ import annotations
 from ..hw import HwProfile
 
 
+#: The op dtype of a weight-only INT4 grouped GEMM (INT4 weights dequantised to BF16 in the kernel, BF16 math)
+W4A16 = "w4a16"
+
+
 class Roofline:
     """Per-second rates of one hardware profile, precomputed."""
 
@@ -30,7 +34,14 @@ class Roofline:
         return 1.0 / (self.hw.flops("bf16") * self.hw.compute_efficiency)
 
     def compute_time(self, flops: float, mem_bytes: float, dtype: str) -> tuple[float, str]:
-        """(seconds, bound) of a compute/memory op; bound is 'compute' or 'memory'."""
+        """(seconds, bound) of a compute/memory op; bound is 'compute' or 'memory'. ``dtype`` ``w4a16`` is a
+        weight-only INT4 grouped GEMM (BF16 math) at the profile's W4A16 efficiencies where it has them."""
+        if dtype == W4A16:
+            hw = self.hw
+            ce = hw.w4a16_compute_efficiency or hw.compute_efficiency
+            me = hw.w4a16_memory_efficiency or hw.memory_efficiency
+            tc, tm = flops / (hw.flops("bf16") * ce), mem_bytes / (hw.hbm_bandwidth_bytes_per_s * me)
+            return (max(tc, tm) + self.op_latency, "compute" if tc >= tm else "memory")
         tc, tm = flops * self.inv_flops(dtype), mem_bytes * self.inv_mem
         return (max(tc, tm) + self.op_latency, "compute" if tc >= tm else "memory")
 

@@ -199,7 +199,7 @@ def build_spec_decode_cost(model, hw, plan, spec: SpecDecode, *, expert_imbalanc
                                             decode_query_tokens=spec.query_tokens, measured=measured))
     else:
         verify = verify_factory(spec.query_tokens)
-    draft_cm = CostModel(draft_model(model), replace(hw, step_overhead_s=0.0), replace(plan, pp=1),
+    draft_cm = CostModel(draft_model(model), replace(hw, step_overhead_s=0.0, seq_overhead_s=0.0), replace(plan, pp=1),
                          expert_imbalance=expert_imbalance, measured=measured)
     draft_cm.ops.append(draft_eh_proj_op(model, plan))
     return SpecDecodeStepCost(verify, CompiledStepCost(draft_cm), spec)

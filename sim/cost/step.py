@@ -40,7 +40,9 @@ class CompiledStepCost:
         lat, gate = np.zeros(n), np.zeros(n, dtype=int)
         for i, op in enumerate(cost.ops):
             c = op.count
-            if op.link:
+            if op.seconds:  # a runtime cost: the same seconds on both lines, no latency
+                cf[i] = cb[i] = np.array(op.vector(op.seconds)) * c
+            elif op.link:
                 inv = roof.inv_scaleup(op.peers) if op.link == "nvlink" else roof.inv_so
                 cb[i] = np.array(op.vector(op.comm_bytes)) * inv * c
                 lat[i] = (cost.hw.nvlink_latency_s if op.link == "nvlink" else cost.hw.scaleout_latency_s) * c

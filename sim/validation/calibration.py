@@ -37,7 +37,7 @@ from ..hwprofile_io import FIELDS, FieldSpec
 
 #: Profile fields a calibration may set (YAML leaf name): software and kernel constants, not datasheet values.
 CALIBRATABLE = ("compute_efficiency", "memory_efficiency", "mem_op_latency_us", "scaleup_latency_us",
-                "scaleout_latency_us", "comm_efficiency", "step_overhead_us")
+                "scaleout_latency_us", "comm_efficiency", "step_overhead_us", "seq_overhead_us")
 
 #: shipped calibrations, by name (``--calibration NAME``): sim/data/calibration-<name>.yaml
 SHIPPED = {"hopper": Path(__file__).resolve().parent.parent / "data" / "calibration-hopper.yaml"}

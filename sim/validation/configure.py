@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from ..hwprofile_io import list_hw
 from ..models import list_models
+from ..cost.conventions import MLA_DECODE_OVERHEAD_US
 from ..parallel import ParallelPlan
 from .rows import MTP_ON, MeasuredRow
 
@@ -42,6 +43,9 @@ FRAMEWORK_CONVENTIONS: dict[str, dict[str, str]] = {
     "sglang": {"expert_fusion": "act-kernel"},
     "dynamo-sglang": {"expert_fusion": "act-kernel"},
 }
+
+#: Whose measured kernels a framework runs, where it is a wrapper of another (conventions.MLA_DECODE_OVERHEAD_US)
+FRAMEWORK_KERNELS: dict[str, str] = {"dynamo-trtllm": "trtllm"}
 
 #: Recurrent (Mamba SSM) state dtype per framework, for models with Mamba layers. vLLM keeps the SSM state of
 #: NemotronH-architecture models (the Nemotron-H / Nemotron-3 hybrids, the family of the LatentMoE paper's
@@ -198,6 +202,14 @@ def precision_of(row: MeasuredRow, assumptions: list[str]) -> dict[str, str]:
     return prec
 
 
+def _attention_kind(model: str) -> str | None:
+    """The catalog model's attention kind (``mla``, ``gqa``) or None (the model is in the catalog)."""
+    from ..models import load_model
+
+    a = load_model(model).attention
+    return a.kind if a else None
+
+
 def _has_mamba(model: str) -> bool:
     """Whether the catalog model has Mamba layers (the caller has checked that the model is in the catalog)."""
     from ..models import load_model
@@ -317,7 +329,10 @@ def _configure(row: MeasuredRow, *, default_isl: int, default_osl: int) -> Case 
         tbo = True
         assumptions.append(f"two-batch overlap on ({row.framework} always overlaps two micro-batches)")
     prec = precision_of(row, assumptions)
-    conventions = FRAMEWORK_CONVENTIONS.get(row.framework, {})
+    conventions = dict(FRAMEWORK_CONVENTIONS.get(row.framework, {}))
+    mla = MLA_DECODE_OVERHEAD_US.get((FRAMEWORK_KERNELS.get(row.framework, row.framework), row.hw))
+    if mla and _attention_kind(row.model) == "mla":
+        conventions["mla_decode_overhead_us"] = mla
     if conventions:
         assumptions.append(f"{row.framework} cost conventions: " + ", ".join(f"{k} {v}" for k, v in conventions.items()))
     common = dict(row_id=row.id, model=row.model, hw=row.hw, precision=tuple(sorted(prec.items())), mtp=mtp, tbo=tbo,
