@@ -104,7 +104,7 @@ def test_unexpressible_rows_say_why():
     rows = {r.id: r for r in read_measured(DEFAULT_FILE)}
     assert "includes prefix/KV-cache hits" in configure(rows["ds_prod_prefill"]).reason
     assert isinstance(configure(rows["ds_profile_prefill"]), Case)  # its notes say "excluding cache hits"
-    assert "pool sizes unpublished" in configure(rows["ix_dsr1_1k1k_h100"]).reason
+    assert "pool sizes unpublished" in configure(rows["ix_dsr1_1k1k_h200"]).reason
     # the Kimi-K2 blog's pools: prefill 7000 tok/s x 32 GPUs / ISL 2000 = 112 req/s; decode 3000 x 96 / OSL 100
     # = 2880 req/s: not one balanced system
     reason = configure(rows["sglang_kimik2_h200"]).reason
@@ -231,6 +231,21 @@ def test_framework_deployment_conventions():
     assert dsr1 == {"dp_sharded": "trtllm", "expert_imbalance": REAL_ROUTING_IMBALANCE}  # DP8 x EP8 stated
     one_node = replace(rows["sglang_h100_prefill_4096"], prefill_gpus=8, num_gpus=8, prefill_ep=8, prefill_dp_attn=8)
     assert "dp_sharded" not in dict(configure(one_node).conventions)  # SGLang's defaults inside one node
+
+
+def test_disagg_row_with_stated_pools_batch_cap_and_no_eplb():
+    """ix_dsr1_1k1k_h100 carries InferenceX's recipe (2 prefill DEP16 instances, 1 decode DEP16 capped at 256
+    sequences per GPU, FP8 KV, no EPLB): without EPLB it is not expressible (an unbalanced router's
+    imbalance is not modelled); the same row with EPLB maps to the two pools with the decode seat cap."""
+    row = {r.id: r for r in read_measured(DEFAULT_FILE)}["ix_dsr1_1k1k_h100"]
+    out = configure(row)
+    assert isinstance(out, Unexpressible) and "without EPLB" in out.reason
+    case = configure(replace(row, notes=row.notes.replace("no EPLB", "EPLB")))
+    assert case.mode == "disagg" and case.concurrency == 4916
+    assert case.prefill_plan == ParallelPlan(tp=1, dp=16, ep=16) and case.prefill_instances == 2
+    assert case.decode_plan == ParallelPlan(tp=1, dp=16, ep=16) and case.decode_instances == 1
+    assert case.max_seqs == 256 and any("decode seats capped" in a for a in case.assumptions)
+    assert dict(case.precision)["kv_cache"] == "fp8"
 
 
 def test_real_routing_imbalance_reproduces_sglang_perfect_eplb_ablation():

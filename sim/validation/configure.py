@@ -308,6 +308,10 @@ def _configure(row: MeasuredRow, *, default_isl: int, default_osl: int) -> Case 
         return no("no measured metric")
     if re.search(r"includ\w*[^;]*cache[- ]hit", row.notes, re.IGNORECASE):
         return no("the measured throughput includes prefix/KV-cache hits (prefix caching is not modelled)")
+    if re.search(r"\bno EPLB\b", row.notes, re.IGNORECASE):
+        return no("expert routing without EPLB: the systematic imbalance of an unbalanced router is not modelled "
+                  "(REAL_ROUTING_IMBALANCE is EPLB's residual; SGLang measured EPLB itself at 1.49x prefill and 2.54x "
+                  "decode throughput)")
     if row.model not in list_models():
         return no(f"model {row.model} is not in the catalog")
     if row.hw not in list_hw():
@@ -400,6 +404,12 @@ def _configure(row: MeasuredRow, *, default_isl: int, default_osl: int) -> Case 
             return Unexpressible(row.id, "neither concurrency nor decode_batch_per_gpu is stated")
         concurrency = row.decode_batch_per_gpu * row.decode_gpus
         assumptions.append(f"concurrency = decode_batch_per_gpu x decode_gpus = {concurrency}")
+    elif row.decode_batch_per_gpu is not None:
+        # both stated: the decode batch is the pool's seat cap per rank (what a closed loop larger than the
+        # seats runs at; the rest of the clients queue, which is part of their TTFT)
+        per_rank = row.decode_batch_per_gpu * dplan.tp
+        common["max_seqs"] = per_rank
+        assumptions.append(f"decode seats capped at decode_batch_per_gpu: {per_rank} running sequences per decode rank")
     return Case(mode="disagg", concurrency=concurrency, prefill_plan=pplan, prefill_instances=pinst, decode_plan=dplan,
                 decode_instances=dinst, assumptions=tuple(assumptions), **common)
 
