@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from latentmoe_sim.cost.base import InstanceCost, LinearStepCost
-from latentmoe_sim.cost.stretch import DecodeStretch
+from latentmoe_sim.cost.stretch import DecodeStretch, upper_envelope
 from latentmoe_sim.engine import simulate_aggregated, simulate_disaggregated
 from latentmoe_sim.engine.kvcache import KVPool
 from latentmoe_sim.workloads import ClosedLoop, Poisson, RequestSpecs
@@ -97,8 +97,10 @@ def test_one_line_closed_forms_equal_the_segment_walk():
     from the quadratic's root): the same floats and the same answers as the general code."""
     rng = random.Random(3)
     for _ in range(400):
-        st = DecodeStretch(rng.uniform(0, 0.01), [(rng.uniform(1e-4, 0.05), rng.choice([0.0, rng.uniform(0, 1e-6),
-                                                                                     rng.uniform(0, 1e-3)]))])
+        const, line = rng.uniform(0, 0.01), (rng.uniform(1e-4, 0.05), rng.choice([0.0, rng.uniform(0, 1e-6),
+                                                                                 rng.uniform(0, 1e-3)]))
+        st = DecodeStretch(const, [line])
+        assert st._segs == [(x, const + a, b) for x, a, b in upper_envelope([line])]
         general = DecodeStretch.__new__(DecodeStretch)
         general._segs, general._one = st._segs, None  # the same envelope through the general code
         assert st._one is not None

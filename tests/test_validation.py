@@ -14,7 +14,7 @@ from latentmoe_sim.cli import main
 from latentmoe_sim.errors import InputError
 from latentmoe_sim.hwprofile_io import load_hw
 from latentmoe_sim.parallel import ParallelPlan
-from latentmoe_sim.validation.configure import Case, Unexpressible, configure, pool_rows
+from latentmoe_sim.validation.configure import REAL_ROUTING_IMBALANCE, Case, Unexpressible, configure, pool_rows
 from latentmoe_sim.validation.rows import COLUMNS, MTP_ON, parse_measured, read_measured
 from latentmoe_sim.validation.runner import simulate_case
 from latentmoe_sim.validation.search import candidate_plans
@@ -44,7 +44,9 @@ def test_shipped_file_reads_every_row():
     rows = read_measured(DEFAULT_FILE)
     assert len(rows) == 33 and len({r.id for r in rows}) == 33
     by_id = {r.id: r for r in rows}
-    assert by_id["ix_dsr1_8k1k_h200"].mtp == MTP_ON  # 'on' = used, depth not stated
+    assert by_id["ix_dsr1_8k1k_h200"].mtp == 1  # InferenceX's config: MTP=1 with attention DP
+    on = parse_measured(_csv({"id": "a", "model": "deepseek-v3", "hw": "h200_sxm", "mtp": "on"}), "test.csv")[0]
+    assert on.mtp == MTP_ON  # 'on' = used, depth not stated
     assert by_id["latentmoe_h100_c128_base"].measured == {"output_tps_per_gpu": 1725.9}  # paper Table 5
     assert by_id["latentmoe_h100_c1_latent"].isl is None  # blank stays blank, no default filled in
 
@@ -102,7 +104,7 @@ def test_unexpressible_rows_say_why():
     rows = {r.id: r for r in read_measured(DEFAULT_FILE)}
     assert "includes prefix/KV-cache hits" in configure(rows["ds_prod_prefill"]).reason
     assert isinstance(configure(rows["ds_profile_prefill"]), Case)  # its notes say "excluding cache hits"
-    assert "pool sizes unpublished" in configure(rows["ix_dsr1_1k1k_h100"]).reason
+    assert "pool sizes unpublished" in configure(rows["ix_dsr1_1k1k_h200"]).reason
     # the Kimi-K2 blog's pools: prefill 7000 tok/s x 32 GPUs / ISL 2000 = 112 req/s; decode 3000 x 96 / OSL 100
     # = 2880 req/s: not one balanced system
     reason = configure(rows["sglang_kimik2_h200"]).reason
@@ -198,10 +200,13 @@ def test_pool_rows_map_to_single_pool_modes():
     assert pre.mode == "prefill-only" and pre.osl == 1 and pre.plan == ParallelPlan(tp=1, dp=32, ep=32, pp=1)
     assert pre.tbo  # its notes: "DeepEP + EPLB + two-batch overlap (TBO)"
     # SGLang's DeepGEMM + activation kernel; its large-scale EP launch flags replicate LM head and dense layers
-    assert dict(pre.conventions) == {"expert_fusion": "act-kernel", "dp_sharded": "none"}
+    assert dict(pre.conventions) == {"expert_fusion": "act-kernel", "dp_sharded": "none",
+                                     "expert_imbalance": REAL_ROUTING_IMBALANCE}
     assert dict(configure(rows["latentmoe_h100_c4_base"]).conventions) == {}  # vLLM: the project default
-    mtp = configure(rows["ix_dsr1_8k1k_h200"])
+    mtp = configure(replace(rows["ix_dsr1_8k1k_h200"], mtp=MTP_ON))
     assert mtp.mtp == 1 and any("depth not stated" in a for a in mtp.assumptions)
+    stated = configure(rows["ix_dsr1_8k1k_h200"])  # plan and MTP depth from InferenceX's benchmark config
+    assert stated.plan == ParallelPlan(tp=1, dp=8, ep=8, pp=1) and stated.mtp == 1 and stated.search_gpus is None
 
 
 def test_framework_deployment_conventions():
@@ -211,16 +216,54 @@ def test_framework_deployment_conventions():
     without attention DP has nothing to shard; a searched plan takes the framework's setting."""
     rows = {r.id: r for r in read_measured(DEFAULT_FILE)}
     ds = configure(rows["ds_profile_decode"])
-    assert ds.tbo and dict(ds.conventions) == {"dp_sharded": "none"}
-    assert any("always overlaps" in a for a in ds.assumptions)
+    assert ds.tbo and dict(ds.conventions) == {"dp_sharded": "none"}  # balanced routing: no systematic imbalance
+    assert any("always overlaps" in a for a in ds.assumptions) and any("routing balanced" in a for a in ds.assumptions)
     kimi = configure(next(r for r in pool_rows(rows["sglang_kimik2_h200"]) if r.id.endswith(":decode")))
     assert dict(kimi.conventions)["dp_sharded"] == "none" and kimi.tbo  # the OME runtime's --enable-two-batch-overlap
-    assert "dp_sharded" not in dict(configure(rows["latentmoe_h100_c4_base"]).conventions)  # TP2, DP1
+    c4 = dict(configure(rows["latentmoe_h100_c4_base"]).conventions)
+    assert "dp_sharded" not in c4 and "expert_imbalance" not in c4  # TP2, DP1, EP1: nothing to shard or balance
+    # a searched plan takes the framework's setting and the real-routing imbalance (moot for EP1 candidates)
+    searched = configure(rows["ix_kimik25_best_8k1k_h200"])
+    assert searched.plan is None and dict(searched.conventions)["dp_sharded"] == "none"
+    assert dict(searched.conventions)["expert_imbalance"] == REAL_ROUTING_IMBALANCE
     dsr1 = dict(configure(rows["ix_dsr1_8k1k_h200"]).conventions)
     assert dsr1.pop("mla_decode_overhead_us") == 29.1  # TensorRT-LLM's measured MLA decode-module overhead on H200
-    assert dsr1 == {"dp_sharded": "trtllm"}  # searched plan
+    assert dsr1 == {"dp_sharded": "trtllm", "expert_imbalance": REAL_ROUTING_IMBALANCE}  # DP8 x EP8 stated
     one_node = replace(rows["sglang_h100_prefill_4096"], prefill_gpus=8, num_gpus=8, prefill_ep=8, prefill_dp_attn=8)
     assert "dp_sharded" not in dict(configure(one_node).conventions)  # SGLang's defaults inside one node
+
+
+def test_disagg_row_with_stated_pools_batch_cap_and_no_eplb():
+    """ix_dsr1_1k1k_h100 carries InferenceX's recipe (2 prefill DEP16 instances, 1 decode DEP16 capped at 256
+    sequences per GPU, FP8 KV, no EPLB): without EPLB it is not expressible (an unbalanced router's
+    imbalance is not modelled); the same row with EPLB maps to the two pools with the decode seat cap."""
+    row = {r.id: r for r in read_measured(DEFAULT_FILE)}["ix_dsr1_1k1k_h100"]
+    out = configure(row)
+    assert isinstance(out, Unexpressible) and "without EPLB" in out.reason
+    case = configure(replace(row, notes=row.notes.replace("no EPLB", "EPLB")))
+    assert case.mode == "disagg" and case.concurrency == 4916
+    assert case.prefill_plan == ParallelPlan(tp=1, dp=16, ep=16) and case.prefill_instances == 2
+    assert case.decode_plan == ParallelPlan(tp=1, dp=16, ep=16) and case.decode_instances == 1
+    assert case.max_seqs == 256 and any("decode seats capped" in a for a in case.assumptions)
+    assert dict(case.precision)["kv_cache"] == "fp8"
+
+
+def test_real_routing_imbalance_reproduces_sglang_perfect_eplb_ablation():
+    """REAL_ROUTING_IMBALANCE: SGLang's DeepSeek-V3 prefill on 32 H100 (EP32, 16,384 tokens per GPU of 4K
+    prompts, TBO, DP LM head/dense, DeepGEMM act-kernel) ran 59,337 tokens/s per node with simulated perfect
+    EPLB and 50,302 with its real routing (LMSYS large-scale EP blog): the model's ratio between imbalance 1
+    and the constant is that 1.180 (within 1%)."""
+    from latentmoe_sim.cost import RankLoad, build_step_cost
+    from latentmoe_sim.cost.conventions import Conventions
+    from latentmoe_sim.models import load_model
+
+    model = load_model("deepseek-v3").with_precision(weights="fp8", activations="fp8", dispatch="fp8")
+    hw, plan = load_hw("h100_sxm"), ParallelPlan(tp=1, dp=32, ep=32, dp_sharded=frozenset())
+    loads = [RankLoad(16384, 4 * 4096 * 4097 / 2, 16384, 0, 0)] * 32
+    step = {x: build_step_cost(model, hw, plan, tbo=True, expert_imbalance=x,
+                               conventions=Conventions(expert_fusion="act-kernel")).step_time(loads)
+            for x in (1.0, REAL_ROUTING_IMBALANCE)}
+    assert step[REAL_ROUTING_IMBALANCE] / step[1.0] == pytest.approx(59_337 / 50_302, rel=0.01)
 
 
 def test_decode_pool_throughput_is_batch_times_user_rate():

@@ -354,7 +354,8 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
     ``total_tokens``: tokens of all attention-DP ranks (the EP group); ``max_rank_tokens``: tokens of the
     busiest rank (its GPUs send the most). The busiest EP rank's pairs (its grouped GEMM and what it
     receives) are the mean times the statistical busiest-rank ratio of uniform routing
-    (:func:`~.routing.busiest_pairs_ratio`) times ``imbalance`` >= 1, the systematic imbalance on top.
+    (:func:`~.routing.busiest_pairs_ratio`) times ``imbalance`` >= 1, the systematic imbalance on top
+    (ignored at EP1, where every GPU holds a 1/moe_tp share of every expert).
     ``prefill``: the step runs a prefill chunk on some rank (selects the dispatch mode of ``conventions``).
     """
     nE = model.block_count("E")
@@ -366,7 +367,8 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
     ep, moe_tp = plan.ep, plan.moe_tp
     K = m.top_k
     slots = plan.expert_slots(m.num_experts)
-    imbalance = imbalance * busiest_pairs_ratio(slots, K, ep, total_tokens)
+    # one EP rank holds every expert (split over moe_tp GPUs): there is no busiest rank to be imbalanced
+    imbalance = imbalance * busiest_pairs_ratio(slots, K, ep, total_tokens) if ep > 1 else 1.0
     pairs_per_slot = total_tokens * K / ep * imbalance
     # all-to-all: copies a GPU sends (its token slice) or receives (the tokens of the other ranks that hit
     # its slot), whichever is larger; copies to the GPU's own slot stay on the GPU

@@ -45,14 +45,16 @@ always paid. ``eta`` is one number per all-to-all mode (a step with a prefill ch
 kernels, a pure-decode step the low-latency ones; sim/cost/conventions.py), *derived* from the published
 TBO ablations on H100 (the same blog, "Ablation Study: Two-batch Overlap"), by solving the formula above
 for ``eta`` with this cost model's ``C`` and ``M`` at the ablation's configuration (DeepSeek-V3 FP8, attention
-DP, LM head and dense layers replicated, SGLang's ``act-kernel`` experts; ``tests/test_overlap.py``
-re-derives both and fails if the cost model drifts):
+DP, LM head and dense layers replicated, SGLang's ``act-kernel`` experts, and SGLang's real EPLB routing:
+the systematic expert imbalance 1.21 that the same blog's perfect-EPLB ablation implies,
+``sim/validation/configure.REAL_ROUTING_IMBALANCE``; the two derivations are solved together, a fixed point
+reached in two iterations; ``tests/test_overlap.py`` re-derives both and fails if the cost model drifts):
 
 * prefill, EP32 over 4 nodes, 8,192 tokens per GPU: "27% to 35% throughput increase compared to the vanilla
-  setup, even when processing the same token count per device": ``eta`` 0.50-0.67 over ISL 1K-4K and that
-  range; :data:`TBO_EFFICIENCY_PREFILL` = 0.59 is the value at the blog's 2K inputs and the midpoint gain 31%;
+  setup, even when processing the same token count per device": ``eta`` 0.53-0.71 over ISL 1K-4K and that
+  range; :data:`TBO_EFFICIENCY_PREFILL` = 0.62 is the value at the blog's 2K inputs and the midpoint gain 31%;
 * decode, EP72 (+32 redundant experts) over 9 nodes, 256 sequences per GPU at a 2,000-token context:
-  "The speedup reaches 25.5% at 256 tokens": :data:`TBO_EFFICIENCY_DECODE` = 0.73.
+  "The speedup reaches 25.5% at 256 tokens": :data:`TBO_EFFICIENCY_DECODE` = 0.76.
 
 The rows of those configurations (``sglang_h100_prefill_*``, ``sglang_h100_decode_2k`` in the validation file)
 are therefore not an independent check of ``eta``; the DeepSeek-profile and Kimi-K2 rows are.
@@ -69,9 +71,9 @@ from .stretch import DecodeStretch
 
 #: fraction of the overlappable time two-batch overlap hides in a step with a prefill chunk (DeepEP normal
 #: kernels); derived from SGLang's published prefill TBO gain, see the module docstring
-TBO_EFFICIENCY_PREFILL = 0.59
+TBO_EFFICIENCY_PREFILL = 0.62
 #: the same for a pure-decode step (DeepEP low-latency kernels), from SGLang's published decode TBO gain
-TBO_EFFICIENCY_DECODE = 0.73
+TBO_EFFICIENCY_DECODE = 0.76
 
 
 def _half(load: RankLoad) -> RankLoad:

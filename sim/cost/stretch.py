@@ -52,7 +52,11 @@ class DecodeStretch:
     __slots__ = ("_segs", "_one")
 
     def __init__(self, const: float, lines: Sequence[tuple[float, float]]):
-        segs = self._segs = [(start, const + a, b) for start, a, b in upper_envelope(lines)]
+        if len(lines) == 1:  # the envelope of one line is that line (upper_envelope's answer, without the walk)
+            a, b = lines[0]
+            segs = self._segs = [(0.0, const + a, b)]
+        else:
+            segs = self._segs = [(start, const + a, b) for start, a, b in upper_envelope(lines)]
         #: ``(a, b)`` when the envelope is one line (the usual case): closed forms without the segment walk
         self._one = segs[0][1:] if len(segs) == 1 else None
 

@@ -199,7 +199,7 @@ def simulate_aggregated(
         router=router, step_by_step=bool(step_by_step),
     )
     source = sim.source
-    events = run_until_done(sim.clock, lambda: source.remaining)
+    events = run_until_done(sim.clock, source)
     return SimResult(
         records=records_frame(source.requests),
         num_gpus=num_instances * instance.num_gpus,

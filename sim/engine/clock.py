@@ -86,18 +86,18 @@ class Deferred:
             action(arg)
 
 
-def run_until_done(clock: Clock, pending: Callable[[], int]) -> int:
-    """Run timers until ``pending()`` is 0; return the number of timers run.
+def run_until_done(clock: Clock, source) -> int:
+    """Run timers until ``source.remaining`` (requests not finished) is 0; return the number of timers run.
 
     Stops at the timer that finishes the last request, so ``clock.now`` is then the last finish time even
     if timers that no longer matter (cut stretches) are still queued.
     """
     queue = clock._queue
     timers = 0
-    while pending():
+    while source.remaining:
         if not queue:
             raise RuntimeError(
-                f"engine stalled at t={clock.now:.6g} s with {pending()} request(s) unfinished and no timer left"
+                f"engine stalled at t={clock.now:.6g} s with {source.remaining} request(s) unfinished and no timer left"
             )
         clock.now, _, timer, callback = heappop(queue)
         callback(timer)

@@ -254,7 +254,7 @@ def simulate_disaggregated(
         block_size=block_size, router=router, step_by_step=bool(step_by_step),
     )
     source = sim.source
-    events = run_until_done(sim.clock, lambda: source.remaining)
+    events = run_until_done(sim.clock, source)
     return SimResult(
         records=records_frame(source.requests, disaggregated=True),
         num_gpus=num_prefill * prefill.num_gpus + num_decode * decode.num_gpus,

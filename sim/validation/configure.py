@@ -85,6 +85,19 @@ FRAMEWORK_DP_SHARDED: dict[str, str] = {"deepseek": "none", "trtllm": "trtllm", 
 #: "Prefilling" and "Decoding"; open-infra-index day-6 overview, "dual-batch overlap").
 FRAMEWORK_TBO: frozenset = frozenset({"deepseek"})
 
+#: Systematic expert imbalance of real routing (``OperatingPoint.expert_imbalance``: the busiest EP rank's
+#: pairs over what uniform routing gives it, on top of the statistical busiest rank the cost model always
+#: counts). Popular experts load their ranks more; EPLB moves and copies experts against it but cannot
+#: follow every batch. Derived from the one published ablation that isolates it: SGLang's DeepSeek-V3 prefill
+#: on 4 x 8 H100 (EP32, 16,384 tokens per GPU, 4K inputs, TBO) ran 50,302 tokens/s per node with its real
+#: EPLB routing and 59,337 with "simulated perfect EPLB" (LMSYS large-scale EP blog 2025-05-05, "Overall
+#: Throughput"): 1.180x. This cost model needs a systematic imbalance of 1.207 at that configuration for the
+#: same ratio (``tests/test_validation.py`` re-derives it). It applies to every row routed by a real router
+#: over more than one EP rank; a row whose notes say the routing was balanced (DeepSeek's profile data,
+#: "we simulate an absolutely balanced MoE routing strategy", deepseek-ai/profile-data README) runs 1.0.
+#: Rows with the ablation's own configuration (sglang_h100_prefill_*) are not an independent check of it.
+REAL_ROUTING_IMBALANCE = 1.207
+
 #: Default ISL/OSL for rows that state neither: InferenceX's "1k/1k" setting, the commonest published
 #: setting in the shipped file (ix_*_1k1k rows). Sensitivity to this choice: docs/VALIDATION.md.
 DEFAULT_ISL = 1024
@@ -133,8 +146,9 @@ class Case:
     mtp: int = 0
     #: two-batch overlap (the row's notes say the deployment used it)
     tbo: bool = False
-    #: cost conventions of the row's framework (sim/cost/conventions.py; OperatingPoint fields), sorted pairs
-    conventions: tuple[tuple[str, str], ...] = ()
+    #: OperatingPoint fields that follow the row's framework and routing: cost conventions
+    #: (sim/cost/conventions.py), dp_sharded, expert_imbalance; sorted (name, value) pairs
+    conventions: tuple[tuple[str, object], ...] = ()
     #: runtime constants of the row's framework that replace the hardware profile's (HwProfile attribute, SI
     #: value), sorted pairs; a calibration layer is applied over them (FRAMEWORK_RUNTIME)
     runtime: tuple[tuple[str, float], ...] = ()
@@ -266,12 +280,23 @@ def configure(row: MeasuredRow, *, default_isl: int = DEFAULT_ISL, default_osl: 
             r = redundant_experts(row, plan.ep, experts, notes, role)
             if r != plan.redundant_experts:
                 changes[name] = replace(plan, redundant_experts=r)
-    sharded = dp_sharded_of(row.framework, [p for p in (case.plan, case.prefill_plan, case.decode_plan) if p is not None])
+    plans = [p for p in (case.plan, case.prefill_plan, case.decode_plan) if p is not None]
+    conventions = dict(case.conventions)
+    if re.search(r"balanced (moe )?routing", row.notes, re.IGNORECASE):
+        notes.append("expert routing balanced, as the source states: systematic expert imbalance 1.0")
+    elif not plans or any(p.ep > 1 for p in plans):
+        conventions["expert_imbalance"] = REAL_ROUTING_IMBALANCE
+        notes.append(f"real routing: systematic expert imbalance {REAL_ROUTING_IMBALANCE} on the busiest EP rank "
+                     "(SGLang's perfect-EPLB ablation, configure.REAL_ROUTING_IMBALANCE)")
+    sharded = dp_sharded_of(row.framework, plans)
     if sharded is not None:
-        changes["conventions"] = tuple(sorted(dict(case.conventions, dp_sharded=sharded).items()))
+        conventions["dp_sharded"] = sharded
+    if conventions != dict(case.conventions):
+        changes["conventions"] = tuple(sorted(conventions.items()))
+    if sharded is not None:
         notes.append(f"{row.framework} under attention DP: dp_sharded {sharded} (LM head and dense layers "
                      f"{'replicated per DP rank' if sharded in ('none', 'trtllm') else 'as the framework shards them'})")
-    return replace(case, assumptions=tuple(notes), **changes) if changes else case
+    return replace(case, assumptions=tuple(notes), **changes)
 
 
 def dp_sharded_of(framework: str, plans: list[ParallelPlan]) -> str | None:
@@ -293,6 +318,10 @@ def _configure(row: MeasuredRow, *, default_isl: int, default_osl: int) -> Case 
         return no("no measured metric")
     if re.search(r"includ\w*[^;]*cache[- ]hit", row.notes, re.IGNORECASE):
         return no("the measured throughput includes prefix/KV-cache hits (prefix caching is not modelled)")
+    if re.search(r"\bno EPLB\b", row.notes, re.IGNORECASE):
+        return no("expert routing without EPLB: the systematic imbalance of an unbalanced router is not modelled "
+                  "(REAL_ROUTING_IMBALANCE is EPLB's residual; SGLang measured EPLB itself at 1.49x prefill and 2.54x "
+                  "decode throughput)")
     if row.model not in list_models():
         return no(f"model {row.model} is not in the catalog")
     if row.hw not in list_hw():
@@ -388,6 +417,12 @@ def _configure(row: MeasuredRow, *, default_isl: int, default_osl: int) -> Case 
             return Unexpressible(row.id, "neither concurrency nor decode_batch_per_gpu is stated")
         concurrency = row.decode_batch_per_gpu * row.decode_gpus
         assumptions.append(f"concurrency = decode_batch_per_gpu x decode_gpus = {concurrency}")
+    elif row.decode_batch_per_gpu is not None:
+        # both stated: the decode batch is the pool's seat cap per rank (what a closed loop larger than the
+        # seats runs at; the rest of the clients queue, which is part of their TTFT)
+        per_rank = row.decode_batch_per_gpu * dplan.tp
+        common["max_seqs"] = per_rank
+        assumptions.append(f"decode seats capped at decode_batch_per_gpu: {per_rank} running sequences per decode rank")
     return Case(mode="disagg", concurrency=concurrency, prefill_plan=pplan, prefill_instances=pinst, decode_plan=dplan,
                 decode_instances=dinst, assumptions=tuple(assumptions), **common)
 
