@@ -170,6 +170,9 @@ class Instance:
         self._next()
 
     def _next(self) -> None:
+        if not self.load:  # no request here (none waiting, running or on its way): nothing to plan until
+            self._state = IDLE  # submit() or release() wakes the instance, which plans in phase SCHEDULE
+            return
         clock = self.clock
         if clock.peek() <= clock.now:  # more may happen at this instant: plan after it (phase SCHEDULE)
             self._state = BETWEEN
