@@ -21,7 +21,7 @@ Lognormal lengths have ``sigma = 1`` around the same medians, clipped to 16 K pr
 **What is timed**: per point, the process CPU time (``time.process_time``) of generating the workload,
 simulating it and summarising the records (:meth:`SimResult.summary`), as a sweep would. Instance costs are
 built once per plan and reused across points, as a sweep reuses them. Each engine runs in its own worker
-process, which first simulates one tiny point so that imports (polars, SimPy, SciPy) are not charged to the
+process, which first simulates one tiny point so that imports (polars, NumPy, the engine) are not charged to the
 first point. Each point's figure is the best of ``--rounds`` rounds.
 
 **Against an older revision** (``--against REV``): the revision is checked out as a temporary ``git

@@ -1,6 +1,6 @@
 """Fast-forward equals step by step, record for record, with the real compiled cost model.
 
-``step_by_step=True`` is the reference: one SimPy event per engine step, every busy rank planned and its KV
+``step_by_step=True`` is the reference: one timer event per engine step, every busy rank planned and its KV
 blocks taken at every step, ``step_time`` evaluated for every step. The default mode advances decode
 stretches in one event, takes KV blocks lazily, skips decode-only ranks when planning and evaluates
 decode-only ranks in closed form. Both must give the same records: every request's first-token and finish

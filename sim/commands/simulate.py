@@ -1,4 +1,4 @@
-"""`lmsim simulate`: one operating point through the SimPy serving engine.
+"""`lmsim simulate`: one operating point through the serving engine.
 
 The flags build an :class:`~latentmoe_sim.point.OperatingPoint` and :func:`~latentmoe_sim.point.run_point`
 simulates it; this module only parses and prints. Aggregated (`--mode agg`, chunked-prefill piggybacking)

@@ -1,0 +1,76 @@
+"""The engine's clock: timers run in (time, phase, creation) order, and the sources' timer chains send each
+request at its closed-form time.
+
+The clock replaced SimPy's ``Environment`` (same ordering key, no event object per timer), and the request
+sources, once SimPy processes, became chains of timers; these tests pin what that must not change.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from latentmoe_sim.cost.base import InstanceCost, LinearStepCost
+from latentmoe_sim.engine import simulate_aggregated
+from latentmoe_sim.engine.clock import COMPLETE, ROUTE, SCHEDULE, Clock, run_until_done
+from latentmoe_sim.workloads import ClosedLoop, RequestSpecs
+
+
+def test_timers_run_by_time_then_phase_then_creation():
+    clock = Clock()
+    ran = []
+
+    class Pending:  # the run ends when the fifth timer has run
+        remaining = 5
+
+    def note(label):
+        def callback(timer):
+            ran.append((label, timer, clock.now))
+            Pending.remaining -= 1
+        return callback
+
+    ids = [clock.at(2.0, SCHEDULE, note("schedule@2")), clock.at(2.0, COMPLETE, note("complete@2")),
+           clock.at(1.0, SCHEDULE, note("schedule@1")), clock.at(2.0, ROUTE, note("route@2a")),
+           clock.at(2.0, ROUTE, note("route@2b"))]
+    assert ids == sorted(ids) and len(set(ids)) == 5  # unique, increasing: a superseded timer is told apart
+    assert clock.peek() == 1.0
+    assert run_until_done(clock, Pending) == 5
+    assert [label for label, _, _ in ran] == ["schedule@1", "complete@2", "route@2a", "route@2b", "schedule@2"]
+    assert [t for _, _, t in ran] == [1.0, 2.0, 2.0, 2.0, 2.0]
+    assert [timer for _, timer, _ in ran] == [ids[2], ids[1], ids[3], ids[4], ids[0]]
+    assert clock.peek() == math.inf
+
+
+def test_a_run_with_requests_left_and_no_timer_is_an_engine_stall():
+    class Pending:
+        remaining = 2
+
+    with pytest.raises(RuntimeError, match="stalled at t=0 s with 2 request"):
+        run_until_done(Clock(), Pending)
+
+
+def _instance(dp: int = 2) -> InstanceCost:
+    return InstanceCost(LinearStepCost(0.01, 1e-5, 1e-9, dp=dp), dp=dp, kv_capacity_tokens=100_000, num_gpus=dp)
+
+
+def test_closed_loop_ramp_sends_client_k_first_at_k_ramp_over_c():
+    c, ramp = 5, 0.9
+    n = 12
+    # 200 output tokens at >= 10 ms a step: no request finishes (and sends the next) before the ramp ends
+    specs = RequestSpecs(np.full(n, np.nan), np.full(n, 64, dtype=np.int64), np.full(n, 200, dtype=np.int64),
+                         closed_loop=ClosedLoop(c, ramp_s=ramp))
+    rec = simulate_aggregated(_instance(), 1, specs).records
+    first = rec["arrival_s"].to_numpy()[:c]
+    np.testing.assert_allclose(first, [k * ramp / c for k in range(c)], rtol=0, atol=1e-15)
+    assert (rec["arrival_s"].to_numpy()[c:] > 0).all()  # later requests follow finishes
+
+
+def test_open_loop_requests_arrive_at_their_times_ties_included():
+    arrivals = np.array([0.0, 0.0, 0.25, 0.25, 0.25, 1.0, 3.5])
+    n = arrivals.size
+    specs = RequestSpecs(arrivals, np.full(n, 32, dtype=np.int64), np.full(n, 4, dtype=np.int64))
+    rec = simulate_aggregated(_instance(), 2, specs).records
+    assert rec["arrival_s"].to_list() == arrivals.tolist()
+    assert (rec["first_token_s"].to_numpy() > arrivals).all()
