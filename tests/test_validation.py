@@ -315,7 +315,9 @@ def test_step_overhead_calibration_moves_tpot_by_exactly_its_change():
     raw = simulate_case(case)
     cal = parse_calibration({"name": "t", "fitted_on": [], "held_out": [],
                              "layers": [{"fields": {"step_overhead_us": 2500}}]}, "c.yaml")
-    base_overhead_s = load_hw("h100_sxm").step_overhead_s
+    # the row (framework vllm) runs its framework's step overhead (configure.FRAMEWORK_RUNTIME), not the profile's
+    base_overhead_s = dict(case.runtime).get("step_overhead_s", load_hw("h100_sxm").step_overhead_s)
+    assert base_overhead_s == 160e-6
     shifted = simulate_case(case, hw_fields=cal.hw_fields("h100_sxm", "vllm"))
     assert shifted["tpot_ms"] - raw["tpot_ms"] == pytest.approx((2.5e-3 - base_overhead_s) * 1e3, rel=1e-6)
 

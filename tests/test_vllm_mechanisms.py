@@ -106,3 +106,18 @@ def test_int4_experts_run_at_the_w4a16_efficiencies_by_hand():
     fp8 = load_model("kimi-k2-1t")
     op = next(o for o in CostModel(fp8, hw, plan).group_breakdown(16, 16) if o.name == "moe.routed_experts")
     assert op.time_s / 60 == pytest.approx(op.mem_bytes / 60 / (4.8e12 * 0.8) + 3e-6, rel=1e-9)
+
+
+def test_vllm_rows_run_the_async_scheduling_step_overhead_and_a_calibration_overrides_it():
+    from latentmoe_sim.validation.calibration import Calibration, Layer
+    from latentmoe_sim.validation.runner import point_of
+
+    rows = {r.id: r for r in read_measured(DEFAULT_FILE)}
+    case = configure(rows["latentmoe_h100_c1_base"])
+    assert dict(case.runtime) == {"step_overhead_s": 160e-6}  # vLLM PR #11133: 150-170 us gap with async scheduling
+    assert dict(point_of(case).hw_fields) == {"step_overhead_s": 160e-6}
+    cal = Calibration(name="t", description="t", method="t", fitted_on=(), held_out=(),
+                      layers=(Layer(None, ("vllm",), {"step_overhead_us": 250}),))
+    assert dict(point_of(case, hw_fields=cal.hw_fields("h100_sxm", "vllm")).hw_fields) == {"step_overhead_s": pytest.approx(250e-6)}
+    sglang = next(r for r in rows.values() if r.framework == "sglang" and r.hw == "h100_sxm")
+    assert configure(sglang).runtime == ()  # other frameworks keep the profile's value

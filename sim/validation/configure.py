@@ -47,6 +47,13 @@ FRAMEWORK_CONVENTIONS: dict[str, dict[str, str]] = {
 #: Whose measured kernels a framework runs, where it is a wrapper of another (conventions.MLA_DECODE_OVERHEAD_US)
 FRAMEWORK_KERNELS: dict[str, str] = {"dynamo-trtllm": "trtllm"}
 
+#: Runtime constants per framework that replace the profile's guess (HwProfile attribute -> SI value). vLLM's
+#: per-step overhead with asynchronous scheduling: the GPU gap between two decode steps fell from 5-6 ms to
+#: 150-170 us at batch 256 with CUDA graphs when scheduling ran one step ahead of execution
+#: (vllm-project/vllm PR #11133, the V1 async-scheduling prototype; the scheduler merged in PR #19970 and on by
+#: default since the 2025-Q4 roadmap, issue #27679): 160 us. The profiles' 500 us stays a guess for the rest.
+FRAMEWORK_RUNTIME: dict[str, dict[str, float]] = {"vllm": {"step_overhead_s": 160e-6}}
+
 #: Recurrent (Mamba SSM) state dtype per framework, for models with Mamba layers. vLLM keeps the SSM state of
 #: NemotronH-architecture models (the Nemotron-H / Nemotron-3 hybrids, the family of the LatentMoE paper's
 #: Hybrid-73BT-8BA) in float32 unless told otherwise: ``NemotronHForCausalLMConfig.DEFAULT_MAMBA_SSM_CACHE_DTYPE
@@ -142,6 +149,9 @@ class Case:
     #: OperatingPoint fields that follow the row's framework and routing: cost conventions
     #: (sim/cost/conventions.py), dp_sharded, expert_imbalance; sorted (name, value) pairs
     conventions: tuple[tuple[str, object], ...] = ()
+    #: runtime constants of the row's framework that replace the hardware profile's (HwProfile attribute, SI
+    #: value), sorted pairs; a calibration layer is applied over them (FRAMEWORK_RUNTIME)
+    runtime: tuple[tuple[str, float], ...] = ()
     assumptions: tuple[str, ...] = field(default=())
 
     @property
@@ -155,7 +165,7 @@ class Case:
         out = {"model": self.model, "hw": self.hw, "precision": dict(self.precision), "mode": self.mode,
                "isl": self.isl, "osl": self.osl, "concurrency": self.concurrency,
                "max_batch_tokens": self.max_batch_tokens, "max_seqs": self.max_seqs, "mtp": self.mtp, "tbo": self.tbo,
-               "conventions": dict(self.conventions)}
+               "conventions": dict(self.conventions), "runtime": dict(self.runtime)}
         if self.mode != "disagg":
             out.update(plan=self.plan.describe() if self.plan else None, instances=self.instances)
         else:
@@ -348,8 +358,11 @@ def _configure(row: MeasuredRow, *, default_isl: int, default_osl: int) -> Case 
         conventions["mla_decode_overhead_us"] = mla
     if conventions:
         assumptions.append(f"{row.framework} cost conventions: " + ", ".join(f"{k} {v}" for k, v in conventions.items()))
+    runtime = FRAMEWORK_RUNTIME.get(row.framework, {})
+    if runtime:
+        assumptions.append(f"{row.framework} runtime: " + ", ".join(f"{k} {v:g}" for k, v in runtime.items()))
     common = dict(row_id=row.id, model=row.model, hw=row.hw, precision=tuple(sorted(prec.items())), mtp=mtp, tbo=tbo,
-                  conventions=tuple(sorted(conventions.items())))
+                  conventions=tuple(sorted(conventions.items())), runtime=tuple(sorted(runtime.items())))
     if row.phase == "decode":
         return _decode_pool(row, common, assumptions, max_batch_tokens, max_seqs, default_osl)
     if row.phase == "prefill":

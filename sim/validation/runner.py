@@ -43,7 +43,7 @@ def point_of(case: Case, plan: ParallelPlan | None = None, hw_fields: dict | Non
     fields = dict(model=case.model, hw=case.hw, mode=case.mode, input_len=str(case.isl), output_len=str(case.osl),
                   concurrency=case.concurrency, max_batch_tokens=case.max_batch_tokens, max_seqs=case.max_seqs,
                   prefill_max_batch_tokens=case.prefill_max_batch_tokens, mtp=case.mtp or None, tbo=case.tbo,
-                  hw_fields=tuple(sorted((hw_fields or {}).items())), workload="decode-heavy")
+                  hw_fields=tuple(sorted((dict(case.runtime) | (hw_fields or {})).items())), workload="decode-heavy")
     fields.update({_PRECISION_FIELDS[k]: v for k, v in case.precision})
     fields.update(dict(case.conventions))
     if case.mode == "disagg":
