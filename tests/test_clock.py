@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from latentmoe_sim.cost.base import InstanceCost, LinearStepCost
+from latentmoe_sim.cost.base import ConstantStepCost, InstanceCost, LinearStepCost
 from latentmoe_sim.engine import simulate_aggregated
 from latentmoe_sim.engine.clock import COMPLETE, ROUTE, SCHEDULE, Clock, run_until_done
 from latentmoe_sim.workloads import ClosedLoop, RequestSpecs
@@ -74,3 +74,24 @@ def test_open_loop_requests_arrive_at_their_times_ties_included():
     rec = simulate_aggregated(_instance(), 2, specs).records
     assert rec["arrival_s"].to_list() == arrivals.tolist()
     assert (rec["first_token_s"].to_numpy() > arrivals).all()
+
+
+@pytest.mark.parametrize("step_by_step", [False, True])
+def test_an_emptied_instance_serves_a_request_arriving_at_that_instant_or_later(step_by_step):
+    """Steps of 0.25 s (exact in binary). Request 0 (4 prompt tokens, 2 output) prefills in [0, 0.25) and
+    decodes in [0.25, 0.5): the instance is empty at 0.5 and goes idle at once. Request 1 arrives exactly at
+    0.5 and must start there: prefill [0.5, 0.75), decode [0.75, 1.0). Request 2 arrives at 0.6, during a
+    step, and joins at the next boundary: its prefill rides with request 1's decode in [0.75, 1.0), then it
+    decodes in [1.0, 1.25). A closed-loop client sends request 4 when request 3 finishes, at the same
+    instant: the same, through the ROUTE phase."""
+    inst = InstanceCost(ConstantStepCost(0.25), dp=1, kv_capacity_tokens=1024, num_gpus=1)
+    n = 3
+    specs = RequestSpecs(np.array([0.0, 0.5, 0.6]), np.full(n, 4, dtype=np.int64), np.full(n, 2, dtype=np.int64))
+    rec = simulate_aggregated(inst, 1, specs, step_by_step=step_by_step).records
+    assert rec["first_token_s"].to_list() == [0.25, 0.75, 1.0]
+    assert rec["finish_s"].to_list() == [0.5, 1.0, 1.25]
+    closed = RequestSpecs(np.full(2, np.nan), np.full(2, 4, dtype=np.int64), np.full(2, 2, dtype=np.int64),
+                          closed_loop=ClosedLoop(1))
+    rec = simulate_aggregated(inst, 1, closed, step_by_step=step_by_step).records
+    assert rec["arrival_s"].to_list() == [0.0, 0.5]
+    assert rec["finish_s"].to_list() == [0.5, 1.0]

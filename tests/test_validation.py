@@ -207,6 +207,9 @@ def test_pool_rows_map_to_single_pool_modes():
     assert mtp.mtp == 1 and any("depth not stated" in a for a in mtp.assumptions)
     stated = configure(rows["ix_dsr1_8k1k_h200"])  # plan and MTP depth from InferenceX's benchmark config
     assert stated.plan == ParallelPlan(tp=1, dp=8, ep=8, pp=1) and stated.mtp == 1 and stated.search_gpus is None
+    # its config's attention-DP balance is stated, said, and not applied (docs/VALIDATION.md, TTFT)
+    assert any("attention-DP balance (timeout_iters 60); NOT applied" in a for a in stated.assumptions)
+    assert "options" not in dict(stated.conventions)
 
 
 def test_framework_deployment_conventions():

@@ -142,14 +142,15 @@ def check_fits(tokens: np.ndarray, cost: InstanceCost, block_size: int, what: st
 class _Aggregated:
     """The run's shared state: the instances, the router and the request source."""
 
-    def __init__(self, cost, num_instances, specs, *, max_batch_tokens, max_seqs, block_size, router, step_by_step):
+    def __init__(self, cost, num_instances, specs, *, max_batch_tokens, max_seqs, block_size, router, step_by_step,
+                 adp_balance_iters=None):
         clock = self.clock = Clock()
         self.deferred = Deferred(clock)
         self.instances = [
             Instance(
                 clock, i, cost, self,
                 max_batch_tokens=max_batch_tokens, max_seqs=max_seqs, block_size=block_size,
-                step_by_step=step_by_step,
+                step_by_step=step_by_step, adp_balance_iters=adp_balance_iters,
             )
             for i in range(num_instances)
         ]
@@ -176,6 +177,7 @@ def simulate_aggregated(
     block_size: int = DEFAULT_BLOCK_SIZE,
     router: str = "least-loaded",
     step_by_step: bool = False,
+    adp_balance_iters: int | None = None,
 ) -> SimResult:
     """Serve ``requests`` (a :class:`~latentmoe_sim.workloads.RequestSpecs`) on ``num_instances`` copies of
     ``instance`` behind a router, and return one record per request.
@@ -183,7 +185,11 @@ def simulate_aggregated(
     ``max_batch_tokens`` is the per-rank token budget of a step, ``max_seqs`` the per-rank cap on running
     requests, ``block_size`` the KV page size in tokens, ``router`` ``"least-loaded"`` or ``"round-robin"``.
     ``step_by_step=True`` simulates one step per event instead of advancing decode stretches in one event
-    (same results, slower; for checking).
+    (same results, slower; for checking). ``adp_balance_iters``: TensorRT-LLM's attention-DP balance
+    (``attention_dp_config: enable_balance: true, timeout_iters: N``, ``batching_wait_iters: 0``): a new prefill
+    starts only in an iteration where every attention-DP rank of the instance can start one, after ``N``
+    iterations since the last release, or when some rank has no decodes (TensorRT-LLM tech blog 10, "ADP
+    Balance Strategy"; ``PyExecutor._balance_adp_requests``); None: off (every rank admits when it can).
     """
     cpu0 = time.process_time()
     block_size = check_count(block_size, "block_size")
@@ -197,6 +203,7 @@ def simulate_aggregated(
         instance, num_instances, requests,
         max_batch_tokens=max_batch_tokens, max_seqs=max_seqs, block_size=block_size,
         router=router, step_by_step=bool(step_by_step),
+        adp_balance_iters=None if adp_balance_iters is None else check_count(adp_balance_iters, "adp_balance_iters"),
     )
     source = sim.source
     events = run_until_done(sim.clock, source)

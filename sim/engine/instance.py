@@ -71,6 +71,7 @@ class Instance:
         block_size: int,
         prefill_only: bool = False,
         step_by_step: bool = False,
+        adp_balance_iters: int | None = None,
     ):
         self.clock = clock
         self.id = index
@@ -106,6 +107,13 @@ class Instance:
         self._kvs: list[int] = []  # attended context per rank at its first step
         self._t0 = self._end = 0.0
         self._n = 0
+        #: attention-DP balance (TensorRT-LLM ``attention_dp_config.enable_balance`` with ``timeout_iters``):
+        #: new prefills start only in an iteration where every rank can start one, or once the iteration
+        #: counter since the last release reaches the timeout, or when some rank has no decodes
+        #: (:meth:`_adp_hold`); None: off. Only for aggregated instances of more than one rank.
+        self._adp_T = adp_balance_iters if adp_balance_iters and cost.dp > 1 and not prefill_only else None
+        self._adp_cnt = 0  # TensorRT-LLM's adp_ctx_waiting_iters_count
+        self._adp_allgen = False  # every rank decoding during the stretch in flight
 
     # -- from outside ----------------------------------------------------------------------------------------
 
@@ -170,6 +178,9 @@ class Instance:
         self._next()
 
     def _next(self) -> None:
+        if not self.load:  # no request here (none waiting, running or on its way): nothing to plan until
+            self._state = IDLE  # submit() or release() wakes the instance, which plans in phase SCHEDULE
+            return
         clock = self.clock
         if clock.peek() <= clock.now:  # more may happen at this instant: plan after it (phase SCHEDULE)
             self._state = BETWEEN
@@ -177,15 +188,69 @@ class Instance:
         else:
             self._on_plan()
 
+    # -- attention-DP balance ----------------------------------------------------------------------------------
+
+    def _adp_state(self, c: int) -> tuple[bool, bool, bool]:
+        """(every rank can start a prefill now, some rank can, every rank is decoding) at counter ``c``; a
+        rank with a prefill split across steps counts as starting one (TensorRT-LLM counts its chunk as a
+        context request)."""
+        every, some, allgen = True, False, True
+        for rank in self.ranks:
+            nd = rank.n_dec
+            if not nd:
+                allgen = False
+            ready = rank.partial is not None
+            if not ready and rank.waiting and not rank.blocked:
+                kv = rank.kv
+                if nd:
+                    kv.sync(c, nd)
+                    ready = rank.head_fits(kv.free - kv.due[c % kv.block_size])
+                else:
+                    ready = rank.head_fits(kv.free)
+            if ready:
+                some = True
+            else:
+                every = False
+        return every, some, allgen
+
+    def _adp_hold(self, c: int) -> bool:
+        """One iteration of TensorRT-LLM's attention-DP balance (``PyExecutor._balance_adp_requests``):
+        context requests proceed when every rank has one (counter reset); otherwise the counter advances and
+        they are held, unless it reached ``timeout_iters`` or some rank has no generation requests (then they
+        proceed and the counter resets). Returns whether a ready prefill is held in this iteration."""
+        every, some, allgen = self._adp_state(c)
+        if every:
+            self._adp_cnt = 0
+            return False
+        cnt = self._adp_cnt + 1
+        if cnt >= self._adp_T or not allgen:
+            self._adp_cnt = 0
+            return False
+        self._adp_cnt = cnt
+        return some
+
     def _plan(self) -> int:
         c = self.c
         admits = self._inbox and self._drain_inbox(c)
         ranks = self.ranks
+        # attention-DP balance: a stretch may run while ready prefills are held, up to the iteration whose
+        # counter reaches the timeout (that one releases them: a single step)
+        held = cap = 0
+        if self._adp_T is not None:
+            every, some, allgen = self._adp_state(c)
+            if some and not every and allgen:
+                held = True
+                cap = self._adp_T - 1 - self._adp_cnt
         # A stretch is impossible while a prefill is split across steps (only plan_step, in a single step,
         # continues or clears it) or when a rank just fed a request can admit it: skip the pass over the ranks.
-        if not self.step_by_step and self._heap and not self._partial_left and not admits:
-            n = self._stretch_steps(c)
+        if not self.step_by_step and self._heap and not self._partial_left and not (admits and not held) \
+                and not (held and cap < 2):
+            n = self._stretch_steps(c, held)
+            if held and n > cap:
+                n = cap
             if n >= 2:
+                if self._adp_T is not None:
+                    self._adp_allgen = all(r.n_dec for r in ranks)
                 if self._grouped:
                     st = self.step_cost.decode_stretch_grouped(self._most, self._total, self._busiest)
                 else:
@@ -195,15 +260,16 @@ class Instance:
                 self._n = n
                 self._end = now + st.elapsed(n)
                 return STRETCH
+        hold = self._adp_T is not None and self._adp_hold(c)
         if self._grouped:
-            return self._plan_step_grouped(c)
+            return self._plan_step_grouped(c, hold)
         chunks = self._chunks = []
         loads = []
         busy = partial_left = False
         eager = self.step_by_step  # the reference: every busy rank plans every step and takes its blocks now
         for rank in ranks:
             nd = rank.n_dec
-            if rank.partial is None and (not rank.waiting or (rank.blocked and not eager)):
+            if rank.partial is None and (not rank.waiting or hold or (rank.blocked and not eager)):
                 # nothing to admit: an idle rank, or one that only decodes
                 if not nd:
                     loads.append(_EMPTY)
@@ -213,7 +279,7 @@ class Instance:
                     busy = True
                     loads.append(RankLoad(0, 0.0, 0, nd, rank.kv_off + nd * (c + 1)))
                     continue
-            tokens, pairs, ctx = rank.plan_step(c, self._seq, self._heap, chunks)
+            tokens, pairs, ctx = rank.plan_step(c, self._seq, self._heap, chunks, not hold)
             if rank.partial is not None:
                 partial_left = True
             if rank.seated:
@@ -241,7 +307,7 @@ class Instance:
             req.first_token_s = now
         rank.seated.clear()
 
-    def _plan_step_grouped(self, c: int) -> int:
+    def _plan_step_grouped(self, c: int, hold: bool = False) -> int:
         """:meth:`_plan`'s single step when the step cost takes the step's summary
         (``step_time_grouped``): the same planning, but a decode-only rank only updates the largest KV of
         its decode count and the token totals, without a load of its own."""
@@ -252,7 +318,7 @@ class Instance:
         busy = idle = partial_left = False
         for rank in self.ranks:
             nd = rank.n_dec
-            if rank.partial is None and (not rank.waiting or rank.blocked):
+            if rank.partial is None and (not rank.waiting or hold or rank.blocked):
                 if not nd:
                     idle = True
                     continue
@@ -265,7 +331,7 @@ class Instance:
                     if nd > busiest:
                         busiest = nd
                     continue
-            tokens, pairs, ctx = rank.plan_step(c, self._seq, self._heap, chunks)
+            tokens, pairs, ctx = rank.plan_step(c, self._seq, self._heap, chunks, not hold)
             if rank.partial is not None:
                 partial_left = True
             if rank.seated:
@@ -317,8 +383,9 @@ class Instance:
                     return True
         return False
 
-    def _stretch_steps(self, c: int) -> int:
-        """Steps of pure decode that can be advanced at once from counter ``c`` (0 or 1: none).
+    def _stretch_steps(self, c: int, held: bool = False) -> int:
+        """Steps of pure decode that can be advanced at once from counter ``c`` (0 or 1: none); ``held``: the
+        ranks' ready prefills are held (attention-DP balance), so a rank that could admit does not end it.
 
         Also leaves each rank's decodes and attended context at step 0 in ``_seqs`` and ``_kvs``.
         """
@@ -334,7 +401,7 @@ class Instance:
         if n < 2:
             return 0
         if self._grouped:
-            return self._stretch_summary(c, n)
+            return self._stretch_summary(c, n, held)
         seqs, kvs = self._seqs, self._kvs = [], []  # fresh lists: the step cost may keep them
         for rank in self.ranks:
             nd = rank.n_dec
@@ -349,20 +416,20 @@ class Instance:
                     if fit < 2:
                         return 0
                     n = fit
-                if rank.waiting and not rank.blocked:
+                if rank.waiting and not rank.blocked and not held:
                     kv.sync(c, nd)
                     if rank.head_fits(kv.free - kv.due[c % kv.block_size]):
                         return 0
                 seqs.append(nd)
                 kvs.append(rank.kv_off + nd * (c + 1))
             else:
-                if rank.waiting and not rank.blocked and rank.head_fits(rank.kv.free):
+                if rank.waiting and not rank.blocked and not held and rank.head_fits(rank.kv.free):
                     return 0
                 seqs.append(0)
                 kvs.append(0)
         return n
 
-    def _stretch_summary(self, c: int, n: int) -> int:
+    def _stretch_summary(self, c: int, n: int, held: bool = False) -> int:
         """:meth:`_stretch_steps` over the ranks when the step cost takes a summary: leaves the largest
         attended KV at step 0 per decode count in ``_most`` and the decodes of all ranks and of the busiest
         in ``_total`` and ``_busiest``. No rank has a split prefill here: a rank with one is planned at every
@@ -384,7 +451,7 @@ class Instance:
                         if fit < 2:
                             return 0
                         n = fit
-                if rank.waiting and not rank.blocked:
+                if rank.waiting and not rank.blocked and not held:
                     kv.sync(c, nd)
                     if rank.head_fits(kv.free - kv.due[c % kv.block_size]):
                         return 0
@@ -394,7 +461,7 @@ class Instance:
                 total += nd
                 if nd > busiest:
                     busiest = nd
-            elif rank.waiting and not rank.blocked and rank.head_fits(rank.kv.free):
+            elif rank.waiting and not rank.blocked and not held and rank.head_fits(rank.kv.free):
                 return 0
         self._most, self._total, self._busiest = most, total, busiest
         return n
@@ -414,6 +481,10 @@ class Instance:
 
     def _end_stretch(self) -> None:
         n, c = self._n, self.c  # the ranks take the decode blocks of these steps lazily (KVPool.sync)
+        if self._adp_T is not None:
+            # n iterations in which no rank could start a prefill, or ready ones were held (the stretch was
+            # capped before the releasing iteration): the counter wraps at the timeout, stays 0 with an idle rank
+            self._adp_cnt = (self._adp_cnt + n) % self._adp_T if self._adp_allgen else 0
         self.c = c + n
         self.steps += n
         self._stretch = None

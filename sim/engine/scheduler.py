@@ -173,12 +173,14 @@ class Rank:
 
     # -- one step ------------------------------------------------------------------------------------------
 
-    def plan_step(self, c: int, seq: list, heap: list, chunks: list) -> tuple[int, float, int]:
+    def plan_step(self, c: int, seq: list, heap: list, chunks: list, admit: bool = True) -> tuple[int, float, int]:
         """Fill this rank's part of the step with counter ``c``.
 
         Appends ``(rank, request, chunk)`` for each prefill chunk to ``chunks``; ``seq`` is the instance's
         admission counter (a one-item list); returns the step's (prefill tokens, causal pairs, context
-        tokens). The decodes are ``self.n_dec`` afterwards.
+        tokens). The decodes are ``self.n_dec`` afterwards. ``admit=False``: no new request starts this step
+        (the instance holds context requests, :class:`~.instance.Instance` ``adp_balance_iters``); a prefill
+        already split across steps continues.
         """
         kv = self.kv
         preempted = False
@@ -210,7 +212,7 @@ class Rank:
             return tokens, pairs, ctx
         waiting, running, bs = self.waiting, self.running, kv.block_size
         admitted = False
-        while waiting and budget > 0:
+        while admit and waiting and budget > 0:
             if len(running) >= self.seats:
                 self.blocked = self.partial is None
                 break

@@ -288,6 +288,15 @@ def configure(row: MeasuredRow, *, default_isl: int = DEFAULT_ISL, default_osl: 
         conventions["expert_imbalance"] = REAL_ROUTING_IMBALANCE
         notes.append(f"real routing: systematic expert imbalance {REAL_ROUTING_IMBALANCE} on the busiest EP rank "
                      "(SGLang's perfect-EPLB ablation, configure.REAL_ROUTING_IMBALANCE)")
+    m = re.search(r"enable_balance true, timeout_iters (\d+)", row.notes)
+    if m and case.mode == "agg" and any(p.dp > 1 for p in plans):
+        # TensorRT-LLM's attention-DP balance, as the deployment's config states. The engine has it
+        # (simulate_aggregated adp_balance_iters, OperatingPoint options) but validation does not apply it:
+        # on the one row that states it, it moves output from -15% to +100% and TPOT from +30% to -46%
+        # (TTFT -85% -> -81%), so what it interacts with (the cost of a step where every rank prefills 8K
+        # tokens, MTP acceptance, the token budget) is not right yet; docs/VALIDATION.md
+        notes.append(f"the notes state TensorRT-LLM's attention-DP balance (timeout_iters {m.group(1)}); NOT applied "
+                     f"(options adp_balance_iters={m.group(1)} would; see docs/VALIDATION.md, TTFT)")
     sharded = dp_sharded_of(row.framework, plans)
     if sharded is not None:
         conventions["dp_sharded"] = sharded
