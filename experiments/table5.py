@@ -15,7 +15,7 @@ Prints markdown tables (pasted into docs/VALIDATION.md):
 Writes ``OUT/table5.csv`` (the first table as rows) and ``OUT/table5.html`` (measured against simulated
 tokens/s/GPU over concurrency, both variants; self-contained).
 
-Usage: ``python experiments/table5.py [--calibration FILE] [--out DIR]`` (about 10 s; default ``out/table5``).
+Usage: ``python experiments/table5.py [--calibration FILE] [--out DIR]`` (under a minute; default ``out/table5``).
 """
 
 from __future__ import annotations
