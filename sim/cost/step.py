@@ -2,8 +2,8 @@
 
 Every rank-local op's time is ``gate * (max(cf . x, cb . x) + lat)`` with ``x`` the rank's feature vector
 (:data:`~latentmoe_sim.cost.ops.FEATURES`), so all ops of all layers become two small matrices. The
-EP-group ops (dispatch, routed experts, combine) depend on the group's token totals only and are memoised
-on them. The result equals :meth:`CostModel.step_time` op for op (tests/test_cost.py checks it).
+EP-group ops (dispatch, routed experts, combine) depend on the group's token totals only; they are
+evaluated from precomputed constants (:class:`~latentmoe_sim.cost.group.GroupCost`) and memoised on them. The result equals :meth:`CostModel.step_time` op for op (tests/test_cost.py checks it).
 
 With measured costs (``CostModel.measured``) each rank-local op's roofline time is scaled by its
 measured/roofline ratio at the step's features (:class:`_MeasuredScale`, memoised), so steps still
@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .base import RankLoad
+from .group import GroupCost
 from .model import CostModel, features
 from .ops import F_CTX, F_D, F_DK, F_P, F_PAIRS
 from .stretch import DecodeStretch, upper_envelope
@@ -58,6 +59,7 @@ class CompiledStepCost:
         self._fixed = np.flatnonzero(~varying)
         self._overhead = cost.hw.step_overhead_s
         self._group_memo: dict[tuple[float, float, bool], float] = {}
+        self._group = GroupCost(cost)
         self._terms_memo: dict[int, tuple] = {}
         self._pieces_memo: dict[int, tuple] = {}
         self._step_memo: dict[tuple, float] = {}  # rank-local seconds of a rank with prefill, by its load
@@ -80,11 +82,12 @@ class CompiledStepCost:
     # ---- pieces ----------------------------------------------------------------------------------
     def group_time(self, total_tokens: float, busiest_tokens: float, prefill: bool = False) -> float:
         """Seconds of the EP-group ops (all MoE layers) for these token totals, memoised; ``prefill``: some
-        rank runs a prefill chunk (the all-to-all's dispatch mode)."""
+        rank runs a prefill chunk (the all-to-all's dispatch mode). A miss is evaluated by :class:`GroupCost`
+        (the same floats as ``CostModel.group_breakdown``'s sum, without building its op objects)."""
         key = (total_tokens, busiest_tokens, prefill)
         t = self._group_memo.get(key)
         if t is None:
-            t = sum(o.time_s for o in self.cost.group_breakdown(total_tokens, busiest_tokens, prefill)) if total_tokens > 0 else 0.0
+            t = self._group.time(total_tokens, busiest_tokens, prefill) if total_tokens > 0 else 0.0
             if len(self._group_memo) >= 65536:
                 self._group_memo.clear()
             self._group_memo[key] = t
