@@ -74,6 +74,13 @@ class CompiledStepCost:
             for i in np.flatnonzero(context)
         ]
         self._token_memo: dict[tuple[int, int], float] = {}
+        # the token-dependent ops' rows, and per (prefill tokens > 0, decodes > 0) which of them run (their gate
+        # feature is non-zero): what _token_time needs, sliced once (the same arrays as slicing per call)
+        rows = self._token_ops
+        tok_gate = gate[rows]
+        on = {(pz, dz): np.array(features(RankLoad(int(pz), 0.0, 0, int(dz), 0)))[tok_gate] != 0
+              for pz in (False, True) for dz in (False, True)}
+        self._token_rows = (cf[rows], cb[rows], lat[rows], on)
         self._context_time = _compile_context_ops(self._context_ops)
         self._lines_memo: dict[int, tuple] = {}  # d -> the pieces of _decode_pieces(d) as (base + a, b)
         self._scale = _MeasuredScale(cost, cf, cb, lat, gate) if self._measured else None
@@ -184,9 +191,9 @@ class CompiledStepCost:
     def _token_time(self, p: int, d: int) -> float:
         """Seconds of a rank's ops that depend on its token counts only (``p`` prefill tokens, ``d``
         decodes); memoised on ``(p, d)``."""
-        x = np.array(features(RankLoad(p, 0.0, 0, d, 0)))
-        rows = self._token_ops
-        T = (np.maximum(self._cf[rows] @ x, self._cb[rows] @ x) + self._lat[rows]) * (x[self._gate[rows]] != 0)
+        x = np.array([1.0, float(p + d), float(p), 0.0, 0.0, float(d), 0.0])  # features(RankLoad(p, 0.0, 0, d, 0))
+        cf, cb, lat, gates = self._token_rows
+        T = (np.maximum(cf @ x, cb @ x) + lat) * gates[p != 0, d != 0]  # a dict keyed by two bools
         t = float(T.sum())
         if len(self._token_memo) >= 65536:
             self._token_memo.clear()
