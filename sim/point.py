@@ -139,6 +139,8 @@ class OperatingPoint:
     prefill_max_batch_tokens: int = DEFAULT_PREFILL_MAX_BATCH_TOKENS
     router: str = "least-loaded"
     step_by_step: bool = False
+    #: the engine's clock: "heap" or "simpy" (same records; sim/engine/clock.py)
+    clock: str = "heap"
     # metrics and stopping rule (latentmoe_sim.stopping)
     warmup_fraction: float = 0.1
     cooldown_fraction: float = 0.1
@@ -362,7 +364,7 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
         def run(requests):
             return simulate_aggregated(inst, copies, requests, max_batch_tokens=budget,
                                        max_seqs=point.max_seqs, block_size=point.block_size, router=point.router,
-                                       step_by_step=point.step_by_step, **engine_kw)
+                                       step_by_step=point.step_by_step, clock=point.clock, **engine_kw)
 
         cols = {"plan": plan.describe(), "gpus_per_instance": plan.num_gpus, "plan_tp": plan.tp, "plan_dp": plan.dp, "plan_ep": plan.ep,
                 "plan_pp": plan.pp, "kv_capacity_tokens_per_rank": inst.kv_capacity_tokens}
@@ -379,7 +381,7 @@ def _deploy(point: OperatingPoint, model, hw) -> _Deployment:
         return simulate_disaggregated(pre, point.prefill_instances * pmicro, dec, point.decode_instances * dmicro, requests,
                                       prefill_max_batch_tokens=point.prefill_max_batch_tokens,
                                       decode_max_batch_tokens=point.max_batch_tokens, decode_max_seqs=point.max_seqs, block_size=point.block_size,
-                                      router=point.router, step_by_step=point.step_by_step, **engine_kw)
+                                      router=point.router, step_by_step=point.step_by_step, clock=point.clock, **engine_kw)
 
     cols = {"plan": f"prefill {pplan.describe()} x{point.prefill_instances}; decode {dplan.describe()} "
                     f"x{point.decode_instances}",

@@ -75,6 +75,8 @@ def register(sub) -> None:
                    metavar="N", help=f"disagg prefill token budget per step, {B.BATCH_TOKENS.text} (default "
                                      f"{_DEFAULTS.prefill_max_batch_tokens}); --max-batch-tokens is the decode pool's")
     s.add_argument("--step-by-step", action="store_true", help="one event per engine step (slow; for checking)")
+    s.add_argument("--clock", choices=("heap", "simpy"), default="heap",
+                   help="the engine's event queue: its own timer heap (default) or SimPy's Environment; same results")
     m = p.add_argument_group("metrics")
     m.add_argument("--warmup-fraction", type=B.WINDOW_FRACTION, default=0.1, metavar="F",
                    help=f"share of requests dropped from the start of the window, {B.WINDOW_FRACTION.text} (default 0.1)")

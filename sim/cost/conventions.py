@@ -54,12 +54,16 @@ TP_ALLREDUCES = ("ring", "nvls")
 #: (aiconfigurator-core 0.12.0, ``systems/data/<gpu>/mla/<framework>/<version>/mla_generation_module_perf.parquet``:
 #: the whole DeepSeek-V3 ``DeepseekV2MLAAttention`` decode module, BF16 GEMMs and KV, CUDA graphs, 8/16/32
 #: heads per GPU, batch 1-128, context 2-8192, the faster backend where two were measured; 120 points per GPU)
-#: minus this cost model's roofline of the same ops (p10-p90 in brackets). vLLM 0.24.0: H100 77.0 (66-90),
-#: H200 73.7 (64-86), B200 28.0 (14-53); TensorRT-LLM 1.3.0rc20: H100 29.8 (21-39), H200 29.1 (24-37), B200
-#: 22.1 (11-48). Validation applies its row's pair (sim/validation/configure.py); the library default stays 0.
+#: minus this cost model's roofline of the same ops (``python experiments/fit_mla_overhead.py``; p10-p90 in
+#: brackets). vLLM 0.24.0: H100 77.0 (66-90), H200 73.7 (64-86), B200 28.0 (14-53), B300 75.7 (56-106), GB200
+#: 76.4 (58-107), GB300 75.6 (55-106); TensorRT-LLM 1.3.0rc20: H100 29.8 (21-39), H200 29.1 (24-37), B200 22.1
+#: (11-48), B300 19.7 (9-47), GB200 21.1 (10-43), GB300 20.2 (10-44). Validation applies its row's pair
+#: (sim/validation/configure.py); the library default stays 0.
 MLA_DECODE_OVERHEAD_US: dict[tuple[str, str], float] = {
-    ("vllm", "h100_sxm"): 77.0, ("vllm", "h200_sxm"): 73.7, ("vllm", "b200"): 28.0,
-    ("trtllm", "h100_sxm"): 29.8, ("trtllm", "h200_sxm"): 29.1, ("trtllm", "b200"): 22.1,
+    ("vllm", "h100_sxm"): 77.0, ("vllm", "h200_sxm"): 73.7, ("vllm", "b200"): 28.0, ("vllm", "b300"): 75.7,
+    ("vllm", "gb200_nvl72"): 76.4, ("vllm", "gb300_nvl72"): 75.6,
+    ("trtllm", "h100_sxm"): 29.8, ("trtllm", "h200_sxm"): 29.1, ("trtllm", "b200"): 22.1, ("trtllm", "b300"): 19.7,
+    ("trtllm", "gb200_nvl72"): 21.1, ("trtllm", "gb300_nvl72"): 20.2,
 }
 
 #: Extra bytes per element of FP8 activations for their scales: one FP32 scale per 128 channels

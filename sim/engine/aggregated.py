@@ -18,7 +18,7 @@ import polars as pl
 from latentmoe_sim.cost.base import InstanceCost
 from latentmoe_sim.errors import DoesNotFit, InputError, require
 
-from .clock import Clock, Deferred, run_until_done
+from .clock import Deferred, make_clock, run_until_done
 from .instance import Instance
 from .request import Request, records_frame
 from .router import Router
@@ -143,8 +143,8 @@ class _Aggregated:
     """The run's shared state: the instances, the router and the request source."""
 
     def __init__(self, cost, num_instances, specs, *, max_batch_tokens, max_seqs, block_size, router, step_by_step,
-                 adp_balance_iters=None):
-        clock = self.clock = Clock()
+                 adp_balance_iters=None, clock="heap"):
+        clock = self.clock = make_clock(clock)
         self.deferred = Deferred(clock)
         self.instances = [
             Instance(
@@ -178,6 +178,7 @@ def simulate_aggregated(
     router: str = "least-loaded",
     step_by_step: bool = False,
     adp_balance_iters: int | None = None,
+    clock: str = "heap",
 ) -> SimResult:
     """Serve ``requests`` (a :class:`~latentmoe_sim.workloads.RequestSpecs`) on ``num_instances`` copies of
     ``instance`` behind a router, and return one record per request.
@@ -190,6 +191,8 @@ def simulate_aggregated(
     starts only in an iteration where every attention-DP rank of the instance can start one, after ``N``
     iterations since the last release, or when some rank has no decodes (TensorRT-LLM tech blog 10, "ADP
     Balance Strategy"; ``PyExecutor._balance_adp_requests``); None: off (every rank admits when it can).
+    ``clock``: ``"heap"`` (default) or ``"simpy"`` (the same timers as SimPy events; identical records,
+    sim/engine/clock.py).
     """
     cpu0 = time.process_time()
     block_size = check_count(block_size, "block_size")
@@ -204,6 +207,7 @@ def simulate_aggregated(
         max_batch_tokens=max_batch_tokens, max_seqs=max_seqs, block_size=block_size,
         router=router, step_by_step=bool(step_by_step),
         adp_balance_iters=None if adp_balance_iters is None else check_count(adp_balance_iters, "adp_balance_iters"),
+        clock=clock,
     )
     source = sim.source
     events = run_until_done(sim.clock, source)

@@ -52,7 +52,7 @@ from .aggregated import (
     check_instance,
     check_requests,
 )
-from .clock import COMPLETE, Clock, Deferred, run_until_done
+from .clock import COMPLETE, Clock, Deferred, make_clock, run_until_done
 from .instance import Instance
 from .request import TRANSFER, WAITING, Request, records_frame
 from .router import Router
@@ -149,8 +149,8 @@ class Link:
 
 class _Disaggregated:
     def __init__(self, prefill, num_prefill, decode, num_decode, specs, *, prefill_batching, decode_batching,
-                 block_size, router, step_by_step):
-        clock = self.clock = Clock()
+                 block_size, router, step_by_step, clock="heap"):
+        clock = self.clock = make_clock(clock)
         self.deferred = Deferred(clock)
         self.prefills = [
             Instance(clock, i, prefill, self, max_batch_tokens=prefill_batching[0], max_seqs=prefill_batching[1],
@@ -226,6 +226,7 @@ def simulate_disaggregated(
     block_size: int = DEFAULT_BLOCK_SIZE,
     router: str = "least-loaded",
     step_by_step: bool = False,
+    clock: str = "heap",
 ) -> SimResult:
     """Serve ``requests`` on ``num_prefill`` prefill instances and ``num_decode`` decode instances.
 
@@ -233,6 +234,7 @@ def simulate_disaggregated(
     applies to both pools. The records add ``prefill_instance`` and ``kv_transfer_s``; ``instance`` is the
     decode instance (numbered after the prefill instances: ``num_prefill + j``), or the prefill instance for
     a one-token request. See the module docstring for the transfer model and the TTFT convention.
+    ``clock``: ``"heap"`` (default) or ``"simpy"`` (sim/engine/clock.py; identical records).
     """
     cpu0 = time.process_time()
     block_size = check_count(block_size, "block_size")
@@ -251,7 +253,7 @@ def simulate_disaggregated(
     sim = _Disaggregated(
         prefill, num_prefill, decode, num_decode, requests,
         prefill_batching=prefill_batching, decode_batching=decode_batching,
-        block_size=block_size, router=router, step_by_step=bool(step_by_step),
+        block_size=block_size, router=router, step_by_step=bool(step_by_step), clock=clock,
     )
     source = sim.source
     events = run_until_done(sim.clock, source)
