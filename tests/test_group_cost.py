@@ -4,7 +4,8 @@ The reference is ``sum(o.time_s for o in CostModel.group_breakdown(total, busies
 EP-group op built by ``moe_group_ops`` and priced by the roofline or the measured tables. ``GroupCost.time``
 must return the *identical* float (``==``, no tolerance) for random token totals on plans that exercise
 every branch: EP inside and across NVLink domains (per-pair, per-rank and per-node dispatch, scale-out),
-pure MoE tensor parallelism (EP 1) and expert TP under EP, LatentMoE, redundant experts, systematic
+pure MoE tensor parallelism (EP 1) and expert TP under EP, the busiest rank's experts touched from the
+exact chain (saturated or not, fractional totals) and from the normal approximation, LatentMoE, redundant experts, systematic
 imbalance, precisions (FP4, FP8, BF16 and W4A16 experts), measured costs (all-to-all and grouped-GEMM
 tables), the compute and communication streams of two-batch overlap, MTP's one-layer draft model, a
 model without MoE blocks. Then the engine's step costs as the wrappers build them (plain, TBO, MTP,
@@ -41,6 +42,7 @@ CASES = [
     ("kimi-k2-1t", dict(weights="int4", activations="bf16"), "h200_sxm", ParallelPlan(tp=1, dp=8, ep=8), {}, True),
     ("kimi-k2-1t-latentmoe", {}, "h200_sxm", ParallelPlan(tp=2, dp=4, ep=8), {}, False),
     ("kimi-k2-1t-latentmoe", FP4, "gb200_nvl72", ParallelPlan(tp=1, dp=32, ep=32), {}, False),
+    ("kimi-k2-1t-latentmoe", FP4, "gb200_nvl72", ParallelPlan(tp=1, dp=4, ep=4), {}, False),  # 384 experts a rank: normal approx.
     ("deepseek-v3", {}, "h200_sxm", ParallelPlan(tp=1, dp=8, ep=8), {}, True),  # measured all-to-all and MoE tables
     ("deepseek-v3", {}, "h200_sxm", ParallelPlan(tp=1, dp=16, ep=16), {}, True),  # measured, scale-out all-to-all
     ("deepseek-v3", dict(weights="fp8", activations="fp8", dispatch="fp8"), "gb200_nvl72",
@@ -146,3 +148,17 @@ def test_wrapped_step_costs_group_time(tbo, mtp, measured):
         for _ in range(60):
             total, busiest, prefill = random_totals(rng, plan.dp)
             assert c.group_time(total, busiest, prefill) == reference(c.cost, total, busiest, prefill)
+
+
+@pytest.mark.parametrize("dp", [8, 64])
+def test_totals_around_saturation(dp):
+    """Totals at and around the token count where every EP rank has touched all its experts (the end of the
+    busiest-rank curve, routing._busiest_curve), whole and fractional."""
+    from latentmoe_sim.cost.routing import _busiest_curve
+
+    cm = cost_model("kimi-k2-1t", FP4, "gb200_nvl72", ParallelPlan(tp=1, dp=dp, ep=dp), {}, False)
+    end = len(_busiest_curve(384, 8, dp)) - 1
+    fast = GroupCost(cm)
+    for total in (end - 2, end - 1, end - 0.5, end, end + 0.5, end + 1, float(end)):
+        for prefill in (False, True):
+            assert fast.time(total, total / dp, prefill) == reference(cm, total, total / dp, prefill), total

@@ -31,7 +31,7 @@ from .conventions import activation_bytes
 from .measured import Query
 from .ops import ACT_BYTES, expert_activation_bytes_per_pair, remote_copies_per_token
 from .roofline import W4A16
-from .routing import _pairs_moments, expected_max_experts_touched
+from .routing import EXACT_CHAIN_MAX_EXPERTS_PER_RANK, _busiest_curve, _pairs_moments, expected_max_experts_touched
 
 
 class GroupCost:
@@ -86,6 +86,9 @@ class GroupCost:
             self.peak, self.hbm = mt.sol.peak(dt), hw.hbm_bandwidth_bytes_per_s
         # expert-TP all-reduce of the slot's partial sums: 2 (moe_tp - 1) / moe_tp * rows * w * 2 bytes
         self.allreduce = moe_tp > 1 and keep_comm
+        # expected_max_experts_touched's exact-chain curve as a list, read inline; filled on the first call (it
+        # costs tens of ms per (experts, top-k, EP) and is shared process-wide); False: call the function
+        self._curve = None if ep > 1 and slots // ep <= EXACT_CHAIN_MAX_EXPERTS_PER_RANK else False
         self.ar_factor = 2.0 * (moe_tp - 1) / moe_tp
         self.inv_ar = roof.inv_scaleup(moe_tp)
 
@@ -125,7 +128,18 @@ class GroupCost:
                     s = ((tn if tn >= ts else ts) + self.so_lat if ts > 0.0 else tn + self.nvl_lat) * n
                 t += s
         if self.experts:
-            touched = expected_max_experts_touched(self.slots, self.K, ep, total)
+            curve = self._curve
+            if curve is None:
+                curve = self._curve = _busiest_curve(self.slots, self.K, ep).tolist()
+            if curve:  # routing.expected_max_experts_touched's exact-chain branch, inline (the same float ops)
+                if total >= len(curve) - 1:
+                    touched = float(self.slots // ep)
+                else:
+                    lo = int(total)
+                    frac = total - lo
+                    touched = curve[lo] if frac == 0.0 else curve[lo] * (1.0 - frac) + curve[lo + 1] * frac
+            else:
+                touched = expected_max_experts_touched(self.slots, self.K, ep, total)
             flops = 2.0 * pairs * self.n_mat * self.w * self.ffn / self.moe_tp
             mem = touched * self.params * self.wbytes / self.moe_tp + pairs * self.act_pair
             if flops or mem:
