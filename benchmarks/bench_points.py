@@ -34,7 +34,18 @@ compared by a digest (equal unless the models changed in between).
     python benchmarks/bench_points.py --quick             # a quarter of the points (a few minutes)
     python benchmarks/bench_points.py --against aa78c1e   # ... and the engine at aa78c1e, with ratios
     python benchmarks/bench_points.py --profile kv-pressure  # cProfile of one kind's points (this checkout)
+    python benchmarks/bench_points.py --profile agg-poisson --cold --quick  # ... each point with fresh costs
     python benchmarks/bench_points.py --list              # the points
+
+**Cold** (``--cold``): every point starts from freshly built instance costs (built before the timer
+starts, so not charged), i.e. with every memo of the step cost empty (EP-group costs, decode lines,
+token-dependent op sums, measured efficiencies), as a sweep worker meeting a new plan or a new process
+would. Only process-wide caches keyed on the model's routing constants (the busiest-rank curves of
+:mod:`latentmoe_sim.cost.routing`, a few per model) stay warm. Best of ``--rounds`` then means best of
+``--rounds`` cold runs. Without ``--cold`` costs are built once per plan and reused, so after the first
+round every memo is warm (the figures of a long sweep over one plan).
+
+    python benchmarks/bench_points.py --quick --cold --against aa78c1e   # cold points, with ratios
 
 Worker mode (used internally): ``--worker SRC_ROOT`` reads point indices on stdin and answers JSON lines.
 """
@@ -179,8 +190,11 @@ class _Runner:
         arrivals = self.ClosedLoop(p["concurrency"]) if "concurrency" in p else self.Poisson(p["rate"])
         return self.Workload("bench", lin, lout, arrivals, p["n"], p["seed"])
 
-    def prepare(self, p: dict):
-        """Everything a sweep would have built before the point: the instance costs."""
+    def prepare(self, p: dict, cold: bool = False):
+        """Everything a sweep would have built before the point: the instance costs (``cold``: built afresh,
+        so every memo of the step costs starts empty)."""
+        if cold:
+            self._costs.clear()
         if p["mode"] == "agg":
             return (self.cost(p["tp"], p["dp"], max_seqs=p.get("max_seqs", 128)),)
         return self.cost(1, 8, max_batch_tokens=8192), self.cost(1, 8)
@@ -202,7 +216,7 @@ class _Runner:
         return h.hexdigest()[:12]
 
 
-def worker(src_root: str) -> None:
+def worker(src_root: str, cold: bool = False) -> None:
     _import_tree(Path(src_root))
     runner = _Runner()
     all_points = points()
@@ -211,7 +225,7 @@ def worker(src_root: str) -> None:
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         p = all_points[int(line)]
-        costs = runner.prepare(p)
+        costs = runner.prepare(p, cold)
         t0 = time.process_time()
         res, _summary = runner.run(p, costs)
         cpu = time.process_time() - t0
@@ -224,10 +238,10 @@ def worker(src_root: str) -> None:
 
 
 class Worker:
-    def __init__(self, label: str, src_root: Path):
+    def __init__(self, label: str, src_root: Path, cold: bool = False):
         self.label = label
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", str(src_root)],
+            [sys.executable, str(Path(__file__).resolve()), "--worker", str(src_root)] + (["--cold"] if cold else []),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
         )
         self._read()
@@ -290,11 +304,13 @@ def main() -> None:
     ap.add_argument("--kind", help="only the points of this kind (e.g. kv-pressure)")
     ap.add_argument("--profile", metavar="KIND", help="cProfile this checkout on the points of KIND, one round")
     ap.add_argument("--list", action="store_true", help="print the points and exit")
+    ap.add_argument("--cold", action="store_true",
+                    help="build every point's instance costs afresh (empty memos), as a sweep meeting a new plan")
     ap.add_argument("--verbose", action="store_true", help="print every point's figures")
     ap.add_argument("--worker", metavar="SRC_ROOT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker)
+        worker(args.worker, args.cold)
         return
     pts = points()
     if args.quick:
@@ -309,13 +325,13 @@ def main() -> None:
             print(f"{p['index']:>4}  {describe(p)}")
         return
     if args.profile:
-        profile(pts)
+        profile(pts, args.cold)
         return
     if args.rounds < 1:
         sys.exit("bench_points: --rounds must be >= 1")
     tmp = None
     labels = ["this checkout"]
-    workers = {"this checkout": Worker("this checkout", ROOT)}
+    workers = {"this checkout": Worker("this checkout", ROOT, args.cold)}
     try:
         if args.against:
             tmp = Path(tempfile.mkdtemp(prefix="lmsim-bench-rev-")) / "tree"
@@ -323,10 +339,11 @@ def main() -> None:
                            check=True)
             label = f"rev {args.against}"
             labels.append(label)
-            workers[label] = Worker(label, tmp)
+            workers[label] = Worker(label, tmp, args.cold)
         best = {label: [float("inf")] * len(pts) for label in labels}
         info: dict = {label: [None] * len(pts) for label in labels}
-        print(f"{len(pts)} points x {args.rounds} rounds; engines: {', '.join(labels)}", flush=True)
+        print(f"{len(pts)} points x {args.rounds} rounds{' (cold: costs built afresh per point)' if args.cold else ''}; "
+              f"engines: {', '.join(labels)}", flush=True)
         rng = random.Random(SEED)
         for r in range(args.rounds):
             order = list(range(len(pts)))
@@ -359,16 +376,16 @@ def main() -> None:
             shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
-def profile(pts: list[dict]) -> None:
+def profile(pts: list[dict], cold: bool = False) -> None:
     import cProfile
     import io
     import pstats
 
     _import_tree(ROOT)
     runner = _Runner()
-    costs = [runner.prepare(p) for p in pts]
     warm = dict(pts[0], n=20, concurrency=4, seed=1)
     runner.run(warm, runner.prepare(warm))
+    costs = [runner.prepare(p, cold) for p in pts]  # cold: a fresh cost per point (prepare empties the cache)
     prof = cProfile.Profile()
     t0 = time.process_time()
     prof.enable()

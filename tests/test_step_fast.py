@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from latentmoe_sim.cost import CompiledStepCost, CostModel, RankLoad
+from latentmoe_sim.cost.model import features
 from latentmoe_sim.hwprofile_io import load_hw
 from latentmoe_sim.models.catalog import load_model
 from latentmoe_sim.parallel import ParallelPlan
@@ -57,3 +59,23 @@ def test_only_the_most_kv_per_decode_count_matters():
     small, big = RankLoad(0, 0.0, 0, 16, 16 * 1000), RankLoad(0, 0.0, 0, 16, 16 * 50_000)
     assert fast.step_time([small, big]) == pytest.approx(fast.step_time([big, big]), rel=1e-15)
     assert fast.step_time([small, big]) > fast.step_time([small, small])
+
+
+@pytest.mark.parametrize("model,hw,plan", CASES)
+def test_token_time_equals_the_matrix_rows_and_the_ops(model, hw, plan):
+    """``_token_time`` (the rank-local ops that read only token counts, rows sliced once per cost) is the same
+    float as evaluating those rows of the full matrices at the rank's features, and the op-by-op reference's
+    time of the same ops to rounding."""
+    ref = CostModel(load_model(model), load_hw(hw), plan)
+    fast = CompiledStepCost(ref)
+    rows = fast._token_ops
+    assert 0 < len(rows) < len(ref.ops)
+    rng = random.Random(5)
+    for _ in range(300):
+        p = rng.choice([0, rng.randint(1, 16384)])
+        d = rng.randint(0 if p else 1, 512)
+        x = np.array(features(RankLoad(p, 0.0, 0, d, 0)))
+        T = (np.maximum(fast._cf[rows] @ x, fast._cb[rows] @ x) + fast._lat[rows]) * (x[fast._gate[rows]] != 0)
+        assert fast._token_time(p, d) == float(T.sum())
+        ops = ref.rank_breakdown(RankLoad(p, 0.0, 0, d, 0))
+        assert fast._token_time(p, d) == pytest.approx(sum(ops[i].time_s for i in rows), rel=1e-12)

@@ -2,8 +2,8 @@
 
 Every rank-local op's time is ``gate * (max(cf . x, cb . x) + lat)`` with ``x`` the rank's feature vector
 (:data:`~latentmoe_sim.cost.ops.FEATURES`), so all ops of all layers become two small matrices. The
-EP-group ops (dispatch, routed experts, combine) depend on the group's token totals only and are memoised
-on them. The result equals :meth:`CostModel.step_time` op for op (tests/test_cost.py checks it).
+EP-group ops (dispatch, routed experts, combine) depend on the group's token totals only; they are
+evaluated from precomputed constants (:class:`~latentmoe_sim.cost.group.GroupCost`) and memoised on them. The result equals :meth:`CostModel.step_time` op for op (tests/test_cost.py checks it).
 
 With measured costs (``CostModel.measured``) each rank-local op's roofline time is scaled by its
 measured/roofline ratio at the step's features (:class:`_MeasuredScale`, memoised), so steps still
@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .base import RankLoad
+from .group import GroupCost
 from .model import CostModel, features
 from .ops import F_CTX, F_D, F_DK, F_P, F_PAIRS
 from .stretch import DecodeStretch, upper_envelope
@@ -58,6 +59,7 @@ class CompiledStepCost:
         self._fixed = np.flatnonzero(~varying)
         self._overhead = cost.hw.step_overhead_s
         self._group_memo: dict[tuple[float, float, bool], float] = {}
+        self._group = GroupCost(cost)
         self._terms_memo: dict[int, tuple] = {}
         self._pieces_memo: dict[int, tuple] = {}
         self._step_memo: dict[tuple, float] = {}  # rank-local seconds of a rank with prefill, by its load
@@ -72,6 +74,13 @@ class CompiledStepCost:
             for i in np.flatnonzero(context)
         ]
         self._token_memo: dict[tuple[int, int], float] = {}
+        # the token-dependent ops' rows, and per (prefill tokens > 0, decodes > 0) which of them run (their gate
+        # feature is non-zero): what _token_time needs, sliced once (the same arrays as slicing per call)
+        rows = self._token_ops
+        tok_gate = gate[rows]
+        on = {(pz, dz): np.array(features(RankLoad(int(pz), 0.0, 0, int(dz), 0)))[tok_gate] != 0
+              for pz in (False, True) for dz in (False, True)}
+        self._token_rows = (cf[rows], cb[rows], lat[rows], on)
         self._context_time = _compile_context_ops(self._context_ops)
         self._lines_memo: dict[int, tuple] = {}  # d -> the pieces of _decode_pieces(d) as (base + a, b)
         self._scale = _MeasuredScale(cost, cf, cb, lat, gate) if self._measured else None
@@ -80,11 +89,12 @@ class CompiledStepCost:
     # ---- pieces ----------------------------------------------------------------------------------
     def group_time(self, total_tokens: float, busiest_tokens: float, prefill: bool = False) -> float:
         """Seconds of the EP-group ops (all MoE layers) for these token totals, memoised; ``prefill``: some
-        rank runs a prefill chunk (the all-to-all's dispatch mode)."""
+        rank runs a prefill chunk (the all-to-all's dispatch mode). A miss is evaluated by :class:`GroupCost`
+        (the same floats as ``CostModel.group_breakdown``'s sum, without building its op objects)."""
         key = (total_tokens, busiest_tokens, prefill)
         t = self._group_memo.get(key)
         if t is None:
-            t = sum(o.time_s for o in self.cost.group_breakdown(total_tokens, busiest_tokens, prefill)) if total_tokens > 0 else 0.0
+            t = self._group.time(total_tokens, busiest_tokens, prefill) if total_tokens > 0 else 0.0
             if len(self._group_memo) >= 65536:
                 self._group_memo.clear()
             self._group_memo[key] = t
@@ -181,9 +191,9 @@ class CompiledStepCost:
     def _token_time(self, p: int, d: int) -> float:
         """Seconds of a rank's ops that depend on its token counts only (``p`` prefill tokens, ``d``
         decodes); memoised on ``(p, d)``."""
-        x = np.array(features(RankLoad(p, 0.0, 0, d, 0)))
-        rows = self._token_ops
-        T = (np.maximum(self._cf[rows] @ x, self._cb[rows] @ x) + self._lat[rows]) * (x[self._gate[rows]] != 0)
+        x = np.array([1.0, float(p + d), float(p), 0.0, 0.0, float(d), 0.0])  # features(RankLoad(p, 0.0, 0, d, 0))
+        cf, cb, lat, gates = self._token_rows
+        T = (np.maximum(cf @ x, cb @ x) + lat) * gates[p != 0, d != 0]  # a dict keyed by two bools
         t = float(T.sum())
         if len(self._token_memo) >= 65536:
             self._token_memo.clear()
