@@ -49,6 +49,7 @@ class GroupCost:
         slots = plan.expert_slots(m.num_experts)
         self.ep, self.K, self.slots, self.tp, self.moe_tp = ep, K, slots, plan.tp, moe_tp
         self.imbalance = cost.expert_imbalance
+        self.skew = conv.routing_skew  # expert popularity: fewer distinct experts touched (routing.py)
         # busiest_pairs_ratio's constants (routing.py): min(1 + sqrt(var / T) / mean * emax, cap)
         self.moments = _pairs_moments(slots, K, ep) if ep > 1 else None
         keep_comm, keep_compute = cost.only != "compute", cost.only != "comm"
@@ -125,7 +126,7 @@ class GroupCost:
                     s = ((tn if tn >= ts else ts) + self.so_lat if ts > 0.0 else tn + self.nvl_lat) * n
                 t += s
         if self.experts:
-            touched = expected_max_experts_touched(self.slots, self.K, ep, total)
+            touched = expected_max_experts_touched(self.slots, self.K, ep, total, self.skew)
             flops = 2.0 * pairs * self.n_mat * self.w * self.ffn / self.moe_tp
             mem = touched * self.params * self.wbytes / self.moe_tp + pairs * self.act_pair
             if flops or mem:
