@@ -10,7 +10,8 @@ Prints markdown tables (pasted into docs/VALIDATION.md):
    vLLM's scheduler limit on running sequences, and CUDA-graph batch sizes;
 4. mechanisms against the whole measured curve: a per-sequence step overhead in series with the GPU
    (``runtime.seq_overhead_us`` at Vidur's profiled vLLM-V0 values), and the HBM-bandwidth floor of the
-   concurrency-16 step under uniform routing.
+   decode step under uniform routing and under the real router's expert popularity (``REAL_ROUTING_SKEW``,
+   which the validation applies).
 
 Writes ``OUT/table5.csv`` (the first table as rows) and ``OUT/table5.html`` (measured against simulated
 tokens/s/GPU over concurrency, both variants; self-contained).
@@ -168,19 +169,30 @@ def mechanisms(R, hw_fields) -> None:
 
     hw = load_hw("h100_sxm")
     model = load_model("hybrid-73bt-8ba").with_precision(weights="fp8", activations="fp8", ssm_state="fp32")
-    cm = CostModel(model, hw, ParallelPlan(tp=2, dp=1, ep=1, pp=1))
-    print("HBM floor of one decode step (c sequences at a mean context of 1,536 tokens, uniform routing), every "
-          "byte the step's ops move per GPU at the datasheet bandwidth, against the measured time per output token "
-          "per sequence (prefill included):")
+    from latentmoe_sim.cost.conventions import Conventions
+    from latentmoe_sim.validation.configure import REAL_ROUTING_SKEW
+
+    plan = ParallelPlan(tp=2, dp=1, ep=1, pp=1)
+    models = {"uniform": CostModel(model, hw, plan),
+              "skewed": CostModel(model, hw, plan, conventions=Conventions(routing_skew=REAL_ROUTING_SKEW))}
+    print("HBM floor of one decode step (c sequences at a mean context of 1,536 tokens), every byte the step's ops "
+          "move per GPU at the datasheet bandwidth, with uniform routing and with the real router's expert popularity "
+          f"(skew {REAL_ROUTING_SKEW}, as validated), against the measured time per output token per sequence "
+          "(prefill included):")
     print()
-    print("| concurrency | bytes per GPU per step, GB | of which routed experts, GB | floor at 3.35 TB/s, ms | measured, ms |")
+    print("| concurrency | bytes per GPU per step, GB (uniform / skewed) | of which routed experts, GB | "
+          "floor at 3.35 TB/s, ms | measured, ms |")
     print("|---|---|---|---|---|")
     for c in (1, 4, 16, 64, 128):
-        ops = cm.breakdown([RankLoad(0, 0.0, 0, c, c * 1536)])["ops"]
-        total = sum(o.mem_bytes for o in ops)
-        experts = sum(o.mem_bytes for o in ops if o.name == "moe.routed_experts")
+        cells = {}
+        for name, cm in models.items():
+            ops = cm.breakdown([RankLoad(0, 0.0, 0, c, c * 1536)])["ops"]
+            total = sum(o.mem_bytes for o in ops)
+            experts = sum(o.mem_bytes for o in ops if o.name == "moe.routed_experts")
+            cells[name] = (total / 1e9, experts / 1e9, total / hw.hbm_bandwidth_bytes_per_s * 1e3)
         meas = c / (2 * R["base", c].output_tps_per_gpu) * 1e3
-        print(f"| {c} | {total / 1e9:.1f} | {experts / 1e9:.1f} | {total / hw.hbm_bandwidth_bytes_per_s * 1e3:.2f} | {meas:.2f} |")
+        u, k = cells["uniform"], cells["skewed"]
+        print(f"| {c} | {u[0]:.1f} / {k[0]:.1f} | {u[1]:.1f} / {k[1]:.1f} | {u[2]:.2f} / {k[2]:.2f} | {meas:.2f} |")
 
 
 def write_outputs(out: Path, R, sims) -> None:

@@ -102,6 +102,8 @@ class OperatingPoint:
     tp_allreduce: str | None = None
     #: GPU time per MLA layer in each step with decodes, us, over the op-by-op roofline (conventions.py)
     mla_decode_overhead_us: float | None = None
+    #: expert popularity of the router: log-std of the experts' shares, 0 = uniform (conventions.py, routing.py)
+    routing_skew: float | None = None
     instances: int = 1
     prefill_tp: int | None = None
     prefill_dp: int | None = None
@@ -301,7 +303,7 @@ def _instance_cost(point: OperatingPoint, model, hw, plan, max_batch_tokens: int
                                              "embedding_weights_dtype", "ssm_state_dtype",
                                              "hw", "hw_fields", "max_seqs", "expert_imbalance", "mtp", "mtp_acceptance",
                                              "tbo", "costs", "expert_fusion", "dispatch_prefill", "dispatch_decode",
-                                             "tp_allreduce", "mla_decode_overhead_us"))
+                                             "tp_allreduce", "mla_decode_overhead_us", "routing_skew"))
     key = (prec, plan, max_batch_tokens, tuple(sorted(cost_kw.items())))
     if key not in _COSTS:
         if len(_COSTS) >= 64:
@@ -325,7 +327,7 @@ def _serving(point: OperatingPoint) -> dict:
     from .cost.conventions import Conventions
 
     conv = {n: getattr(point, n) for n in ("expert_fusion", "dispatch_prefill", "dispatch_decode", "tp_allreduce",
-                                           "mla_decode_overhead_us")}
+                                           "mla_decode_overhead_us", "routing_skew")}
     return {"spec_decode": spec, "tbo": bool(point.tbo), "costs": point.costs,
             "conventions": Conventions(**{n: v for n, v in conv.items() if v is not None})}
 

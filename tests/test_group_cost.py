@@ -53,6 +53,10 @@ CASES = [
     ("qwen3-235b-a22b", {}, "h100_sxm", ParallelPlan(tp=1, dp=16, ep=16),
      dict(conventions=Conventions(expert_fusion="unfused", dispatch_prefill="per-pair", dispatch_decode="per-node")), False),
     ("hybrid-73bt-8ba-latentmoe", {}, "b200", ParallelPlan(tp=1, dp=8, ep=8), {}, True),
+    # expert popularity (routing_skew): fewer distinct experts, at EP1 and under EP with the imbalance on top
+    ("hybrid-73bt-8ba", {}, "h100_sxm", ParallelPlan(tp=2, dp=1, ep=1), dict(conventions=Conventions(routing_skew=1.07)), False),
+    ("kimi-k2-1t", {}, "h200_sxm", ParallelPlan(tp=1, dp=16, ep=16),
+     dict(conventions=Conventions(routing_skew=1.07), expert_imbalance=1.207), True),
     ("kimi-k2-1t", FP4, "gb200_nvl72", ParallelPlan(tp=1, dp=8, ep=8), dict(only="compute"), False),  # TBO streams
     ("kimi-k2-1t", FP4, "gb200_nvl72", ParallelPlan(tp=1, dp=8, ep=8), dict(only="comm"), False),
     ("deepseek-v3", {}, "h200_sxm", ParallelPlan(tp=1, dp=16, ep=16), dict(only="comm"), True),

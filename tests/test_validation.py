@@ -14,7 +14,8 @@ from latentmoe_sim.cli import main
 from latentmoe_sim.errors import InputError
 from latentmoe_sim.hwprofile_io import load_hw
 from latentmoe_sim.parallel import ParallelPlan
-from latentmoe_sim.validation.configure import REAL_ROUTING_IMBALANCE, Case, Unexpressible, configure, pool_rows
+from latentmoe_sim.validation.configure import (REAL_ROUTING_IMBALANCE, REAL_ROUTING_SKEW, Case, Unexpressible, configure,
+                                               pool_rows)
 from latentmoe_sim.validation.rows import COLUMNS, MTP_ON, parse_measured, read_measured
 from latentmoe_sim.validation.runner import simulate_case
 from latentmoe_sim.validation.search import candidate_plans
@@ -201,8 +202,9 @@ def test_pool_rows_map_to_single_pool_modes():
     assert pre.tbo  # its notes: "DeepEP + EPLB + two-batch overlap (TBO)"
     # SGLang's DeepGEMM + activation kernel; its large-scale EP launch flags replicate LM head and dense layers
     assert dict(pre.conventions) == {"expert_fusion": "act-kernel", "dp_sharded": "none",
-                                     "expert_imbalance": REAL_ROUTING_IMBALANCE}
-    assert dict(configure(rows["latentmoe_h100_c4_base"]).conventions) == {}  # vLLM: the project default
+                                     "expert_imbalance": REAL_ROUTING_IMBALANCE, "routing_skew": REAL_ROUTING_SKEW}
+    # vLLM: the project's default conventions; a real router's expert popularity
+    assert dict(configure(rows["latentmoe_h100_c4_base"]).conventions) == {"routing_skew": REAL_ROUTING_SKEW}
     mtp = configure(replace(rows["ix_dsr1_8k1k_h200"], mtp=MTP_ON))
     assert mtp.mtp == 1 and any("depth not stated" in a for a in mtp.assumptions)
     stated = configure(rows["ix_dsr1_8k1k_h200"])  # plan and MTP depth from InferenceX's benchmark config
@@ -231,7 +233,8 @@ def test_framework_deployment_conventions():
     assert dict(searched.conventions)["expert_imbalance"] == REAL_ROUTING_IMBALANCE
     dsr1 = dict(configure(rows["ix_dsr1_8k1k_h200"]).conventions)
     assert dsr1.pop("mla_decode_overhead_us") == 29.1  # TensorRT-LLM's measured MLA decode-module overhead on H200
-    assert dsr1 == {"dp_sharded": "trtllm", "expert_imbalance": REAL_ROUTING_IMBALANCE}  # DP8 x EP8 stated
+    assert dsr1 == {"dp_sharded": "trtllm", "expert_imbalance": REAL_ROUTING_IMBALANCE,  # DP8 x EP8 stated
+                    "routing_skew": REAL_ROUTING_SKEW}
     one_node = replace(rows["sglang_h100_prefill_4096"], prefill_gpus=8, num_gpus=8, prefill_ep=8, prefill_dp_attn=8)
     assert "dp_sharded" not in dict(configure(one_node).conventions)  # SGLang's defaults inside one node
 
@@ -309,7 +312,9 @@ def test_calibration_file_errors(change, message):
 
 def test_step_overhead_calibration_moves_tpot_by_exactly_its_change():
     """A decode pool at a fixed batch: every step is pure decode, so TPOT = step time, and a calibration layer
-    that adds 2 ms of step overhead adds exactly 2 ms to TPOT."""
+    that adds 2 ms of step overhead adds 2 ms to TPOT: exactly per decode step; a request's first interval
+    (from its ideal prefill, mid-step, to the end of its first decode step) is a partial step, so TPOT over
+    the request's osl - 1 intervals may differ by at most one step's change / (osl - 1)."""
     case = configure(_row(id="d", model="hybrid-73bt-8ba", hw="h100_sxm", mode="disagg", phase="decode",
                           decode_gpus="2", decode_tp="2", decode_batch_per_gpu="4", isl="1024", output_tps_per_gpu="1"))
     raw = simulate_case(case)
@@ -319,7 +324,9 @@ def test_step_overhead_calibration_moves_tpot_by_exactly_its_change():
     base_overhead_s = dict(case.runtime).get("step_overhead_s", load_hw("h100_sxm").step_overhead_s)
     assert base_overhead_s == 160e-6
     shifted = simulate_case(case, hw_fields=cal.hw_fields("h100_sxm", "vllm"))
-    assert shifted["tpot_ms"] - raw["tpot_ms"] == pytest.approx((2.5e-3 - base_overhead_s) * 1e3, rel=1e-6)
+    change_ms = (2.5e-3 - base_overhead_s) * 1e3
+    assert shifted["tpot_ms"] - raw["tpot_ms"] == pytest.approx(change_ms, abs=change_ms / (case.osl - 1))
+    assert case.osl == 256
 
 
 def test_cli_uncalibrated_and_calibration_file(tmp_path, capsys):

@@ -99,13 +99,21 @@ def add_convention_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mla-decode-overhead-us", type=overhead, default=None, metavar="US",
                    help=f"GPU time per MLA layer in each step with decodes over the op-by-op roofline, microseconds "
                         f"({overhead.text}; default 0; measured on H200: vLLM 73.7, TensorRT-LLM 29.1; docs/MODELING.md §4a.9)")
+    from ..cost.routing import MAX_ROUTING_SKEW
+
+    skew = Real(0.0, MAX_ROUTING_SKEW)
+    g.add_argument("--routing-skew", type=skew, default=None, metavar="SIGMA",
+                   help=f"expert popularity of the router: log-standard deviation of the experts' shares of the picks "
+                        f"({skew.text}; default 0 = uniform routing; a trained router measured ~1.07, validation applies "
+                        f"it to real-router rows; docs/MODELING.md §4a.3c)")
 
 
 def resolve_conventions(args):
     """The :class:`~latentmoe_sim.cost.conventions.Conventions` the flags name (defaults where unset)."""
     from ..cost.conventions import Conventions
 
-    names = ("expert_fusion", "dispatch_prefill", "dispatch_decode", "tp_allreduce", "mla_decode_overhead_us")
+    names = ("expert_fusion", "dispatch_prefill", "dispatch_decode", "tp_allreduce", "mla_decode_overhead_us",
+             "routing_skew")
     return Conventions(**{n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
 
 

@@ -33,6 +33,12 @@ differ and the difference moves the LatentMoE comparison (docs/MODELING.md §4a 
   (:data:`MLA_DECODE_OVERHEAD_US`): it is nearly constant over batch and context, so it is one number per
   framework.
 
+``routing_skew`` (a number, default 0 = uniform routing): the expert popularity of the model's router on the
+  workload, the log-standard deviation of the experts' shares of all picks (lognormal over a layer's experts,
+  :mod:`.routing`). Not a kernel convention but a property of the trained router and the traffic; it travels
+  here because it reaches the same op (the routed experts' weight reads, ``ops.moe_group_ops``). Validation
+  sets the measured value for rows routed by a real router (``REAL_ROUTING_SKEW``, docs/MODELING.md §4a.3c).
+
 ``tp_allreduce``: ``"ring"`` (default; NCCL ring, ``2 (tp-1)/tp`` of the message per GPU) or ``"nvls"``
   (NVLink SHARP on NVSwitch systems: the switch reduces, each GPU sends its message once and receives
   the result once, ``(1 + 1/tp)`` of the message per GPU per direction). SGLang leaves NVLS off unless
@@ -81,6 +87,7 @@ class Conventions:
     dispatch_decode: str = "per-pair"
     tp_allreduce: str = "ring"
     mla_decode_overhead_us: float = 0.0
+    routing_skew: float = 0.0
 
     def __post_init__(self):
         for name, allowed in (("expert_fusion", EXPERT_FUSIONS), ("dispatch_prefill", DISPATCH_MODES),
@@ -91,6 +98,12 @@ class Conventions:
         x = self.mla_decode_overhead_us
         if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 <= x <= 1e4:
             raise InputError(f"cost conventions: mla_decode_overhead_us = {x!r} (allowed: a number of microseconds in [0, 10000])")
+        from .routing import MAX_ROUTING_SKEW
+
+        s = self.routing_skew
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= s <= MAX_ROUTING_SKEW:
+            raise InputError(f"cost conventions: routing_skew = {s!r} (allowed: a number in [0, {MAX_ROUTING_SKEW:g}], "
+                             "0 = uniform routing)")
 
     def dispatch(self, prefill: bool) -> str:
         """The dispatch mode of a step: the prefill mode when any rank runs a prefill chunk."""

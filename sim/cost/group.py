@@ -49,6 +49,7 @@ class GroupCost:
         slots = plan.expert_slots(m.num_experts)
         self.ep, self.K, self.slots, self.tp, self.moe_tp = ep, K, slots, plan.tp, moe_tp
         self.imbalance = cost.expert_imbalance
+        self.skew = conv.routing_skew  # expert popularity: fewer distinct experts touched (routing.py)
         # busiest_pairs_ratio's constants (routing.py): min(1 + sqrt(var / T) / mean * emax, cap)
         self.moments = _pairs_moments(slots, K, ep) if ep > 1 else None
         keep_comm, keep_compute = cost.only != "compute", cost.only != "comm"
@@ -88,7 +89,8 @@ class GroupCost:
         self.allreduce = moe_tp > 1 and keep_comm
         # expected_max_experts_touched's exact-chain curve as a list, read inline; filled on the first call (it
         # costs tens of ms per (experts, top-k, EP) and is shared process-wide); False: call the function
-        self._curve = None if ep > 1 and slots // ep <= EXACT_CHAIN_MAX_EXPERTS_PER_RANK else False
+        # (uniform routing only: under popularity skew the function scales it)
+        self._curve = None if ep > 1 and slots // ep <= EXACT_CHAIN_MAX_EXPERTS_PER_RANK and not self.skew else False
         self.ar_factor = 2.0 * (moe_tp - 1) / moe_tp
         self.inv_ar = roof.inv_scaleup(moe_tp)
 
@@ -139,7 +141,7 @@ class GroupCost:
                     frac = total - lo
                     touched = curve[lo] if frac == 0.0 else curve[lo] * (1.0 - frac) + curve[lo + 1] * frac
             else:
-                touched = expected_max_experts_touched(self.slots, self.K, ep, total)
+                touched = expected_max_experts_touched(self.slots, self.K, ep, total, self.skew)
             flops = 2.0 * pairs * self.n_mat * self.w * self.ffn / self.moe_tp
             mem = touched * self.params * self.wbytes / self.moe_tp + pairs * self.act_pair
             if flops or mem:

@@ -389,7 +389,8 @@ def moe_group_ops(model: ModelSpec, plan: ParallelPlan, hw: HwProfile, total_tok
                                       "bytes": (nvl + so) * ep / (ep - 1)}))
     n = ffn_matrices(m.activation)
     # redundant copies split their expert's tokens: treat the E + R slots as equally likely destinations
-    touched = expected_max_experts_touched(slots, K, ep, total_tokens)
+    # (under popularity skew, conventions.routing_skew: fewer distinct experts; routing.py)
+    touched = expected_max_experts_touched(slots, K, ep, total_tokens, conventions.routing_skew)
     # INT4 weight-only experts run a W4A16 grouped GEMM (dequantise in the kernel, BF16 math): its own
     # efficiencies (roofline.W4A16, HwProfile.w4a16_*); no measured table of another dtype stands in for it
     expert_dt = "w4a16" if prec.class_weights("experts") == "int4" and prec.class_compute("experts") == "bf16" \

@@ -1,7 +1,7 @@
-"""Routing statistics under uniform top-k routing: experts touched, the busiest EP rank, copies per token.
+"""Routing statistics: experts touched, the busiest EP rank, copies per token.
 
-Every token picks ``K`` distinct experts of ``E``, uniformly at random; the ``E`` experts are split into
-``ep`` contiguous slots (EP ranks) of ``n = E / ep`` experts. Three quantities drive the MoE cost:
+Every token picks ``K`` distinct experts of ``E``, by default uniformly at random; the ``E`` experts are split
+into ``ep`` contiguous slots (EP ranks) of ``n = E / ep`` experts. Three quantities drive the MoE cost:
 
 * **distinct experts touched** by ``T`` tokens (each touched expert's weights are read once per step):
   the mean over all experts is ``E (1 - (1 - K/E)^T)``;
@@ -14,12 +14,23 @@ Every token picks ``K`` distinct experts of ``E``, uniformly at random; the ``E`
   that holds any of the token's experts, or one per destination node (:func:`expected_ranks_hit`).
 
 Closed forms are tested against Monte Carlo in ``tests/test_cost_routing.py``.
+
+**Expert popularity** (``skew`` > 0, :func:`inclusion_probabilities`): a trained router does not pick experts
+uniformly. Expert ``e`` takes a share ``s_e`` of all (token, expert) picks, lognormal over the experts of a
+layer with log-standard deviation ``skew`` (``s_e`` proportional to ``exp(skew z_e)``, ``z_e`` the ``E``
+normal quantiles ``Phi^-1((e + 1/2) / E)``: one deterministic layer, no sampling). A token includes expert
+``e`` with probability ``q_e = K s_e`` (its expected picks of ``e``, at most one), so ``T`` independent tokens
+touch ``sum_e 1 - (1 - q_e)^T`` distinct experts, fewer than uniform routing's ``E (1 - (1 - K/E)^T)`` at small
+and medium ``T`` (Jensen: ``1 - (1 - q)^T`` is concave in ``q``), the same once every expert is touched.
+The value of ``skew`` for real routers and its source: ``docs/MODELING.md`` §4a.3c
+(``sim/validation/configure.REAL_ROUTING_SKEW``); 0 (the default everywhere but validation) is uniform.
 """
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
+from statistics import NormalDist
 
 import numpy as np
 
@@ -32,12 +43,57 @@ EXACT_CHAIN_MAX_EXPERTS_PER_RANK = 256
 SATURATION_TOLERANCE = 1e-9
 
 
-def expected_experts_touched(num_experts: int, top_k: int, tokens: float) -> float:
-    """Expected distinct experts hit when ``tokens`` tokens each pick ``top_k`` of ``num_experts`` uniformly:
-    ``E * (1 - (1 - k/E)^t)`` (a given expert is missed by one token with probability 1 - k/E)."""
+#: largest accepted popularity skew (log-standard deviation of the experts' shares): at 3 the busiest of 128
+#: experts takes about half of the picks, far beyond any measured trained router (docs/MODELING.md §4a.3c)
+MAX_ROUTING_SKEW = 3.0
+
+
+@lru_cache(maxsize=256)
+def _inclusion(num_experts: int, top_k: int, skew: float) -> tuple[float, ...]:
+    z = np.array([NormalDist().inv_cdf((e + 0.5) / num_experts) for e in range(num_experts)])
+    w = np.exp(skew * z)
+    q = top_k * w / w.sum()
+    # an expert cannot be in one token's top-k more than once: cap at 1, give the excess to the others
+    # in proportion to their shares (each pass caps at least one more expert, so at most K passes)
+    capped = np.zeros(num_experts, bool)
+    while (q > 1.0 + 1e-12).any():
+        capped |= q >= 1.0
+        free = ~capped
+        q[capped] = 1.0
+        q[free] = w[free] / w[free].sum() * (top_k - capped.sum())
+    return tuple(float(x) for x in q)
+
+
+def inclusion_probabilities(num_experts: int, top_k: int, skew: float = 0.0) -> np.ndarray:
+    """Per expert, the probability that one token's ``top_k`` picks include it, under the lognormal
+    popularity of log-standard deviation ``skew`` (module docstring; ``K/E`` each for ``skew = 0``). Sums to
+    ``top_k``. Ordered from the least to the most popular expert."""
+    if not 0.0 <= skew <= MAX_ROUTING_SKEW:
+        raise ValueError(f"skew = {skew} outside [0, {MAX_ROUTING_SKEW}]")
+    if skew == 0.0 or top_k >= num_experts:
+        return np.full(num_experts, min(top_k / num_experts, 1.0))
+    return np.array(_inclusion(num_experts, top_k, float(skew)))
+
+
+def expected_experts_touched(num_experts: int, top_k: int, tokens: float, skew: float = 0.0) -> float:
+    """Expected distinct experts hit when ``tokens`` independent tokens each pick ``top_k`` of ``num_experts``:
+    uniformly (``skew = 0``), ``E * (1 - (1 - k/E)^t)`` (a given expert is missed by one token with
+    probability 1 - k/E); under popularity skew ``sum_e 1 - (1 - q_e)^t`` with ``q_e`` from
+    :func:`inclusion_probabilities` (exact for any top-k rule with those inclusion probabilities)."""
     if tokens <= 0:
         return 0.0
-    return num_experts * -math.expm1(tokens * math.log1p(-top_k / num_experts)) if top_k < num_experts else float(num_experts)
+    if top_k >= num_experts:
+        return float(num_experts)
+    if skew == 0.0:
+        return num_experts * -math.expm1(tokens * math.log1p(-top_k / num_experts))
+    return _skewed_touched_memo(num_experts, top_k, float(tokens), float(skew))
+
+
+@lru_cache(maxsize=65536)
+def _skewed_touched_memo(num_experts: int, top_k: int, tokens: float, skew: float) -> float:
+    q = inclusion_probabilities(num_experts, top_k, skew)
+    missed = np.where(q < 1.0, np.exp(tokens * np.log1p(-np.minimum(q, 1.0 - 1e-300))), 0.0)
+    return float(np.sum(1.0 - missed))
 
 
 def miss_probability(num_experts: int, top_k: int, held: int) -> float:
@@ -130,14 +186,23 @@ def _busiest_normal(num_experts: int, top_k: int, ep: int, tokens: float) -> flo
     return float(np.sum(1.0 - F**ep))
 
 
-def expected_max_experts_touched(num_experts: int, top_k: int, ep: int, tokens: float) -> float:
+def expected_max_experts_touched(num_experts: int, top_k: int, ep: int, tokens: float, skew: float = 0.0) -> float:
     """Expected distinct experts touched on the busiest of ``ep`` ranks by ``tokens`` tokens (of the
     whole EP group). ``ep = 1``: the mean. Memoised on (experts, top-k, EP) as a curve over tokens;
-    fractional token counts interpolate linearly between integers."""
+    fractional token counts interpolate linearly between integers.
+
+    Under popularity ``skew`` > 0 the uniform busiest rank is scaled by the skewed over the uniform mean,
+    ``expected_experts_touched(skew) / expected_experts_touched(0)``: the ranks' statistical spread is kept
+    and their level lowered as a whole. This stands for a placement that mixes popular and unpopular
+    experts on every rank (EPLB's; an EP>1 row without EPLB is not expressible in validation): with
+    contiguous placement of unequal experts, the rank holding the popular ones would touch more."""
     if tokens <= 0:
         return 0.0
     if ep <= 1:
-        return expected_experts_touched(num_experts, top_k, tokens)
+        return expected_experts_touched(num_experts, top_k, tokens, skew)
+    if skew > 0.0:
+        scale = expected_experts_touched(num_experts, top_k, tokens, skew) / expected_experts_touched(num_experts, top_k, tokens)
+        return scale * expected_max_experts_touched(num_experts, top_k, ep, tokens)
     if num_experts // ep > EXACT_CHAIN_MAX_EXPERTS_PER_RANK:
         return _busiest_normal_memo(num_experts, top_k, ep, float(tokens))
     curve = _busiest_curve(num_experts, top_k, ep)

@@ -98,6 +98,20 @@ FRAMEWORK_TBO: frozenset = frozenset({"deepseek"})
 #: Rows with the ablation's own configuration (sglang_h100_prefill_*) are not an independent check of it.
 REAL_ROUTING_IMBALANCE = 1.207
 
+#: Expert popularity of a real router (``OperatingPoint.routing_skew``, sim/cost/routing.py): the log-standard
+#: deviation of a lognormal over a layer's experts' shares of the picks, which lowers the distinct experts a
+#: step touches (the routed experts' weight reads) at small and medium batch. Derived, not fitted to rows:
+#: the one published per-layer measurement with a threshold-free statistic we found is Qwen3-30B-A3B (128
+#: experts, top-8) on a diverse ~1k-token prose/code/math corpus, per-expert selection counts from
+#: llama.cpp's imatrix, median concentration ``1 - H / ln E`` = 0.111 (mcp-tool-shop-org/gpu-container
+#: handbook, "Routing De-risk", "The real result - Qwen3 routes near-uniform"; 0.154 on single-domain
+#: Python). The lognormal over 128 experts has that normalised entropy at 1.07 (``tests/test_cost_routing.py``
+#: re-derives it). The same source's other statistics bracket it: 65 of 128 experts carry 90 % of the picks
+#: (1.28) and the top expert takes 4.3 % (0.74); SGLang's EPLB ablation (1.49x prefill at EP32, 2.54x decode
+#: at EP72, LMSYS large-scale EP blog) is of the size this skew implies without EPLB (docs/MODELING.md §4a.3c).
+#: Applied to every row routed by a real router, at any EP (rows whose notes say balanced routing run 0).
+REAL_ROUTING_SKEW = 1.07
+
 #: Default ISL/OSL for rows that state neither: InferenceX's "1k/1k" setting, the commonest published
 #: setting in the shipped file (ix_*_1k1k rows). Sensitivity to this choice: docs/VALIDATION.md.
 DEFAULT_ISL = 1024
@@ -283,11 +297,15 @@ def configure(row: MeasuredRow, *, default_isl: int = DEFAULT_ISL, default_osl: 
     plans = [p for p in (case.plan, case.prefill_plan, case.decode_plan) if p is not None]
     conventions = dict(case.conventions)
     if re.search(r"balanced (moe )?routing", row.notes, re.IGNORECASE):
-        notes.append("expert routing balanced, as the source states: systematic expert imbalance 1.0")
-    elif not plans or any(p.ep > 1 for p in plans):
-        conventions["expert_imbalance"] = REAL_ROUTING_IMBALANCE
-        notes.append(f"real routing: systematic expert imbalance {REAL_ROUTING_IMBALANCE} on the busiest EP rank "
-                     "(SGLang's perfect-EPLB ablation, configure.REAL_ROUTING_IMBALANCE)")
+        notes.append("expert routing balanced, as the source states: systematic expert imbalance 1.0, uniform expert popularity")
+    else:
+        conventions["routing_skew"] = REAL_ROUTING_SKEW
+        notes.append(f"real routing: expert popularity skew {REAL_ROUTING_SKEW} (lognormal log-std of the experts' shares; "
+                     "fewer distinct experts per step; configure.REAL_ROUTING_SKEW)")
+        if not plans or any(p.ep > 1 for p in plans):
+            conventions["expert_imbalance"] = REAL_ROUTING_IMBALANCE
+            notes.append(f"real routing: systematic expert imbalance {REAL_ROUTING_IMBALANCE} on the busiest EP rank "
+                         "(SGLang's perfect-EPLB ablation, configure.REAL_ROUTING_IMBALANCE)")
     m = re.search(r"enable_balance true, timeout_iters (\d+)", row.notes)
     if m and case.mode == "agg" and any(p.dp > 1 for p in plans):
         # TensorRT-LLM's attention-DP balance, as the deployment's config states. The engine has it
