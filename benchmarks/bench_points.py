@@ -46,6 +46,11 @@ would. Only process-wide caches keyed on the model's routing constants (the busi
 round every memo is warm (the figures of a long sweep over one plan).
 
     python benchmarks/bench_points.py --quick --cold --against aa78c1e   # cold points, with ratios
+    python benchmarks/bench_points.py --quick --cold-vs-warm             # this checkout cold and warm, interleaved
+
+``--cold-vs-warm`` drives two workers of this checkout, one cold and one warm, over the same points in
+the same interleaved way, so that the cold/warm ratio too is measured within one run (and the records of
+the two are compared: memo state must not change a result).
 
 Worker mode (used internally): ``--worker SRC_ROOT`` reads point indices on stdin and answers JSON lines.
 """
@@ -306,6 +311,8 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="print the points and exit")
     ap.add_argument("--cold", action="store_true",
                     help="build every point's instance costs afresh (empty memos), as a sweep meeting a new plan")
+    ap.add_argument("--cold-vs-warm", action="store_true",
+                    help="run this checkout twice, cold and warm, interleaved; ratios cold / warm")
     ap.add_argument("--verbose", action="store_true", help="print every point's figures")
     ap.add_argument("--worker", metavar="SRC_ROOT", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -329,10 +336,15 @@ def main() -> None:
         return
     if args.rounds < 1:
         sys.exit("bench_points: --rounds must be >= 1")
+    if args.cold_vs_warm and (args.against or args.cold):
+        sys.exit("bench_points: --cold-vs-warm runs this checkout cold and warm; it takes no --against or --cold")
     tmp = None
     labels = ["this checkout"]
-    workers = {"this checkout": Worker("this checkout", ROOT, args.cold)}
+    workers = {} if args.cold_vs_warm else {"this checkout": Worker("this checkout", ROOT, args.cold)}
     try:
+        if args.cold_vs_warm:
+            labels = ["this checkout warm", "this checkout cold"]
+            workers = {label: Worker(label, ROOT, label.endswith("cold")) for label in labels}
         if args.against:
             tmp = Path(tempfile.mkdtemp(prefix="lmsim-bench-rev-")) / "tree"
             subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(tmp), args.against],
@@ -365,8 +377,9 @@ def main() -> None:
         if len(labels) == 2:
             differ = [pts[i]["index"] for i in range(len(pts))
                       if info[labels[0]][i]["digest"] != info[labels[1]][i]["digest"]]
-            print(f"\nrecords identical to {labels[1]}'s on {len(pts) - len(differ)} of {len(pts)} points (they differ "
-                  "wherever the cost model changed in between; exactness is tests/test_engine_exact.py's job)"
+            why = ("memo state must not change a result" if args.cold_vs_warm else "they differ wherever the cost "
+                   "model changed in between; exactness is tests/test_engine_exact.py's job")
+            print(f"\nrecords identical to {labels[1]}'s on {len(pts) - len(differ)} of {len(pts)} points ({why})"
                   + (f"; differ on points {differ[:8]}{' ...' if len(differ) > 8 else ''}" if differ else ""))
     finally:
         for w in workers.values():
