@@ -16,6 +16,7 @@ import pytest
 
 from latentmoe_sim.cost import CompiledStepCost, CostModel, RankLoad
 from latentmoe_sim.cost.model import features
+from latentmoe_sim.cost.ops import F_DK
 from latentmoe_sim.hwprofile_io import load_hw
 from latentmoe_sim.models.catalog import load_model
 from latentmoe_sim.parallel import ParallelPlan
@@ -79,3 +80,39 @@ def test_token_time_equals_the_matrix_rows_and_the_ops(model, hw, plan):
         assert fast._token_time(p, d) == float(T.sum())
         ops = ref.rank_breakdown(RankLoad(p, 0.0, 0, d, 0))
         assert fast._token_time(p, d) == pytest.approx(sum(ops[i].time_s for i in rows), rel=1e-12)
+
+
+def _decode_terms_unsliced(fast: CompiledStepCost, d: int, kv: int = 0) -> tuple:
+    """``_decode_terms`` as written before its rows were sliced once per cost: slicing on every call."""
+    x = np.array(features(RankLoad(0, 0.0, 0, d, 0)))
+    measured = fast.cost.measured is not None
+    r = fast._scale.ratios(np.array(features(RankLoad(0, 0.0, 0, d, kv)))) if measured else np.ones(len(fast._lat))
+    cf, cb, lat, fixed = fast._cf, fast._cb, fast._lat, fast._fixed
+    gates = x[fast._gate[fixed]] != 0
+    base = float(((np.maximum(cf[fixed] @ x, cb[fixed] @ x) + lat[fixed]) * r[fixed])[gates].sum())
+    options = tuple(((float((cf[v] @ x + lat[v]) * r[v]), float(cf[v, F_DK] * r[v])),
+                     (float((cb[v] @ x + lat[v]) * r[v]), float(cb[v, F_DK] * r[v])))
+                    for v in fast._vary if x[fast._gate[v]] != 0)
+    return base, options
+
+
+@pytest.mark.parametrize("model,hw,plan,measured", [c + (False,) for c in CASES] + [
+    ("deepseek-v3", "h200_sxm", ParallelPlan(tp=1, dp=8, ep=8), True)])
+def test_decode_terms_equal_unsliced_and_the_ops(model, hw, plan, measured):
+    """A decode-only rank's fixed ops and KV lines (``_decode_terms``) are the same floats as slicing the
+    matrices per call, and its time at some KV equals the op-by-op reference's to rounding."""
+    from latentmoe_sim.cost.measured import load_tables
+
+    h = load_hw(hw)
+    ref = CostModel(load_model(model), h, plan, measured=load_tables(h) if measured else None)
+    fast = CompiledStepCost(ref)
+    rng = random.Random(9)
+    for _ in range(60):
+        d = rng.randint(1, 256)
+        kv = d * rng.randint(1, 20_000) if measured else 0
+        base, options = fast._decode_terms(d, kv)
+        assert (base, options) == _decode_terms_unsliced(fast, d, kv)
+        x = d * rng.randint(1, 20_000)
+        if not measured:  # roofline: base + each KV op's larger line at KV x is the rank's time
+            t = base + sum(max(a0 + b0 * x, a1 + b1 * x) for (a0, b0), (a1, b1) in options)
+            assert t == pytest.approx(sum(o.time_s for o in ref.rank_breakdown(RankLoad(0, 0.0, 0, d, x))), rel=1e-12)

@@ -57,6 +57,11 @@ class CompiledStepCost:
         varying = (cf[:, F_DK] != 0) | (cb[:, F_DK] != 0)
         self._vary = np.flatnonzero(varying)
         self._fixed = np.flatnonzero(~varying)
+        # what _decode_terms reads of the fixed ops, sliced once (the same arrays as slicing per call), and the
+        # roofline's ratios (all 1)
+        fixed = self._fixed
+        self._ones = np.ones(n)
+        self._fixed_rows = (cf[fixed], cb[fixed], lat[fixed], gate[fixed], np.ones(len(fixed)))
         self._overhead = cost.hw.step_overhead_s
         self._group_memo: dict[tuple[float, float, bool], float] = {}
         self._group = GroupCost(cost)
@@ -208,11 +213,16 @@ class CompiledStepCost:
         key = (d, kv) if measured else d
         terms = self._terms_memo.get(key)
         if terms is None:
-            x = np.array(features(RankLoad(0, 0.0, 0, d, 0)))
-            r = self._scale.ratios(np.array(features(RankLoad(0, 0.0, 0, d, kv)))) if measured else np.ones(len(self._lat))
-            cf, cb, lat, fixed = self._cf, self._cb, self._lat, self._fixed
-            gates = x[self._gate[fixed]] != 0
-            base = float(((np.maximum(cf[fixed] @ x, cb[fixed] @ x) + lat[fixed]) * r[fixed])[gates].sum())
+            x = np.array([1.0, float(d), 0.0, 0.0, 0.0, float(d), 0.0])  # features(RankLoad(0, 0.0, 0, d, 0))
+            cf, cb, lat = self._cf, self._cb, self._lat
+            cf_f, cb_f, lat_f, gate_f, ones_f = self._fixed_rows
+            if measured:
+                r = self._scale.ratios(np.array(features(RankLoad(0, 0.0, 0, d, kv))))
+                r_f = r[self._fixed]
+            else:
+                r, r_f = self._ones, ones_f
+            gates = x[gate_f] != 0
+            base = float(((np.maximum(cf_f @ x, cb_f @ x) + lat_f) * r_f)[gates].sum())
             options = tuple(
                 ((float((cf[v] @ x + lat[v]) * r[v]), float(cf[v, F_DK] * r[v])),
                  (float((cb[v] @ x + lat[v]) * r[v]), float(cb[v, F_DK] * r[v])))
