@@ -1,5 +1,6 @@
 """Operator-level cost model: op descriptions (ops), the roofline (roofline), the op-by-op reference
-(model), the compiled per-step cost for the engine (step) and exact decode stretches (stretch); serving
+(model), the compiled per-step cost for the engine (step; its EP-group part from constants: group) and
+exact decode stretches (stretch); serving
 options that wrap the step cost: speculative decoding / MTP (spec_decode), two-batch overlap (overlap)."""
 
 from __future__ import annotations
