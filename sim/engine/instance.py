@@ -213,12 +213,12 @@ class Instance:
                 every = False
         return every, some, allgen
 
-    def _adp_hold(self, c: int) -> bool:
-        """One iteration of TensorRT-LLM's attention-DP balance (``PyExecutor._balance_adp_requests``):
-        context requests proceed when every rank has one (counter reset); otherwise the counter advances and
-        they are held, unless it reached ``timeout_iters`` or some rank has no generation requests (then they
-        proceed and the counter resets). Returns whether a ready prefill is held in this iteration."""
-        every, some, allgen = self._adp_state(c)
+    def _adp_hold(self, every: bool, some: bool, allgen: bool) -> bool:
+        """One iteration of TensorRT-LLM's attention-DP balance (``PyExecutor._balance_adp_requests``) on the
+        ranks' :meth:`_adp_state`: context requests proceed when every rank has one (counter reset); otherwise
+        the counter advances and they are held, unless it reached ``timeout_iters`` or some rank has no
+        generation requests (then they proceed and the counter resets). Returns whether a ready prefill is
+        held in this iteration."""
         if every:
             self._adp_cnt = 0
             return False
@@ -236,7 +236,10 @@ class Instance:
         # attention-DP balance: a stretch may run while ready prefills are held, up to the iteration whose
         # counter reaches the timeout (that one releases them: a single step)
         held = cap = 0
-        if self._adp_T is not None:
+        adp = self._adp_T is not None
+        if adp:
+            # planning a stretch changes no rank's readiness (it only drops stale heap entries and brings
+            # the pools' free blocks up to counter c), so this state also serves a single step's _adp_hold
             every, some, allgen = self._adp_state(c)
             if some and not every and allgen:
                 held = True
@@ -249,8 +252,8 @@ class Instance:
             if held and n > cap:
                 n = cap
             if n >= 2:
-                if self._adp_T is not None:
-                    self._adp_allgen = all(r.n_dec for r in ranks)
+                if adp:
+                    self._adp_allgen = allgen
                 if self._grouped:
                     st = self.step_cost.decode_stretch_grouped(self._most, self._total, self._busiest)
                 else:
@@ -260,7 +263,7 @@ class Instance:
                 self._n = n
                 self._end = now + st.elapsed(n)
                 return STRETCH
-        hold = self._adp_T is not None and self._adp_hold(c)
+        hold = adp and self._adp_hold(every, some, allgen)
         if self._grouped:
             return self._plan_step_grouped(c, hold)
         chunks = self._chunks = []
