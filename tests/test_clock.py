@@ -174,7 +174,8 @@ def test_simpy_and_heap_clocks_give_identical_aggregated_runs(arrivals, kv, step
     process = Poisson(12.0) if arrivals == "poisson" else ClosedLoop(48, 0.2)
     specs = Workload("clocks", LogNormal(600, 1.0, 1, 6000), LogNormal(200, 1.0, 1, 2000), process, 300, 5).generate()
     kw = dict(max_seqs=32, max_batch_tokens=1024, step_by_step=step_by_step)
-    heap = simulate_aggregated(cost, 2, specs, **kw)
+    heap = simulate_aggregated(cost, 2, specs, engine="python", **kw)  # the Python engine's heap clock (the
+    # compiled engine mirrors it: tests/test_engine_compiled.py)
     simpy_run = simulate_aggregated(cost, 2, specs, clock="simpy", **kw)
     _same_run(heap, simpy_run)
     assert heap.records["preemptions"].sum() > 0  # the KV pressure really bites

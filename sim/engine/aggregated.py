@@ -167,6 +167,47 @@ class _Aggregated:
         self.source.finished(req)
 
 
+#: the engines simulate_aggregated can run (``engine=``)
+ENGINES = ("auto", "python", "compiled")
+
+
+def _simulate_compiled(instance, num_instances, requests, inputs, outputs, cpu0, required, *, max_batch_tokens,
+                       max_seqs, block_size, router, step_by_step, adp_balance_iters, clock) -> SimResult | None:
+    """The run on the compiled engine (:mod:`.compiled`), or None where it does not mirror the run (then the
+    Python engine runs it; ``required``: raise instead)."""
+    from . import compiled
+
+    why = None
+    if not compiled.AVAILABLE:
+        why = "numba is not installed"
+    elif not compiled.supported(instance.step_cost):
+        why = f"the step cost ({type(instance.step_cost).__name__}) is not a roofline CompiledStepCost"
+    elif step_by_step:
+        why = "step_by_step is the Python reference mode"
+    elif adp_balance_iters is not None:
+        why = "attention-DP balance is not compiled"
+    elif clock != "heap":
+        why = f"the {clock} clock runs on the Python engine"
+    if why is None:
+        Router([], router)  # the policy's check and error
+        try:
+            cols, end_s, steps, timers = compiled.simulate(
+                instance, num_instances, inputs, outputs,
+                None if getattr(requests, "closed_loop", None) is not None else np.asarray(requests.arrival_s),
+                getattr(requests, "closed_loop", None), max_batch_tokens=max_batch_tokens, max_seqs=max_seqs,
+                block_size=block_size, round_robin=router == "round-robin")
+        except compiled.Unsupported as exc:
+            why = str(exc)
+        else:
+            n = inputs.shape[0]
+            records = pl.DataFrame({"request_id": np.arange(n, dtype=np.int64), **cols})
+            return SimResult(records=records, num_gpus=num_instances * instance.num_gpus, sim_end_s=end_s,
+                             steps=steps, events=timers, cpu_s=time.process_time() - cpu0)
+    if required:
+        raise InputError(f"engine: 'compiled' cannot run this simulation: {why}")
+    return None
+
+
 def simulate_aggregated(
     instance: InstanceCost,
     num_instances: int,
@@ -179,6 +220,7 @@ def simulate_aggregated(
     step_by_step: bool = False,
     adp_balance_iters: int | None = None,
     clock: str = "heap",
+    engine: str = "auto",
 ) -> SimResult:
     """Serve ``requests`` (a :class:`~latentmoe_sim.workloads.RequestSpecs`) on ``num_instances`` copies of
     ``instance`` behind a router, and return one record per request.
@@ -192,7 +234,9 @@ def simulate_aggregated(
     iterations since the last release, or when some rank has no decodes (TensorRT-LLM tech blog 10, "ADP
     Balance Strategy"; ``PyExecutor._balance_adp_requests``); None: off (every rank admits when it can).
     ``clock``: ``"heap"`` (default) or ``"simpy"`` (the same timers as SimPy events; identical records,
-    sim/engine/clock.py).
+    sim/engine/clock.py). ``engine``: ``"auto"`` (default: the compiled engine of :mod:`.compiled` where it
+    mirrors the run, else the Python engine), ``"python"`` or ``"compiled"`` (an error where it cannot run);
+    both give identical records.
     """
     cpu0 = time.process_time()
     block_size = check_count(block_size, "block_size")
@@ -202,6 +246,15 @@ def simulate_aggregated(
     inputs, outputs = check_requests(requests)
     check_fits(inputs + outputs - 1, instance, block_size, "instance", "prompt plus output (less the last token)")
 
+    if engine not in ENGINES:
+        raise InputError(f"engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine != "python":
+        fast = _simulate_compiled(instance, num_instances, requests, inputs, outputs, cpu0, engine == "compiled",
+                                  max_batch_tokens=max_batch_tokens, max_seqs=max_seqs, block_size=block_size,
+                                  router=router, step_by_step=bool(step_by_step), adp_balance_iters=adp_balance_iters,
+                                  clock=clock)
+        if fast is not None:
+            return fast
     sim = _Aggregated(
         instance, num_instances, requests,
         max_batch_tokens=max_batch_tokens, max_seqs=max_seqs, block_size=block_size,

@@ -199,6 +199,22 @@ class Progress:
             self.stream.flush()
 
 
+def _warm_engine(progress: bool) -> None:
+    """Compile the compiled engine once here (or load it from numba's cache) before the workers start, so that
+    on a fresh machine they load it from the cache instead of each compiling it (sim/engine/compiled.py)."""
+    from latentmoe_sim.engine import compiled
+
+    if not compiled.AVAILABLE:
+        return
+    cold = not compiled.cache_is_warm()
+    if cold and progress:
+        print("compiling the engine (first run on this machine, about a minute; cached for later runs)...",
+              file=sys.stderr, flush=True)
+    took = compiled.warm_up()
+    if cold and progress:
+        print(f"compiled in {took:.0f} s", file=sys.stderr, flush=True)
+
+
 def run_sweep(points: Iterable[OperatingPoint], store, *, executor: str = "ray", workers: int | None = None,
               batch_size: int | None = None, ray_address: str | None = None, progress: bool = True) -> dict:
     """Run the points not yet in ``store`` and stream their rows into it. Returns counts and timing."""
@@ -214,6 +230,8 @@ def run_sweep(points: Iterable[OperatingPoint], store, *, executor: str = "ray",
         if bar:
             bar.update(len(rows))
 
+    if todo and executor != "serial":
+        _warm_engine(progress)
     execute(todo, executor=executor, workers=workers, on_rows=on_rows, batch_size=batch_size, ray_address=ray_address)
     if bar:
         bar.close()

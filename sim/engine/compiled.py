@@ -1,0 +1,1484 @@
+"""The aggregated engine compiled with numba: the same simulation as :mod:`.instance` and :mod:`.scheduler`,
+decision for decision and float for float, at a fraction of the CPU.
+
+Why it exists: a frontier sweep runs the engine on hundreds of thousands of operating points, and the Python
+engine (about 20 small functions and 4.7 timers per request, ~7 us per timer: docs/ENGINE.md "Speed") cannot
+go much faster. This module runs the same event loop over flat arrays in machine code.
+
+What it mirrors, and how it stays exact:
+
+* every state change of the Python engine (timers and their ``(time, phase, creation)`` order, the request
+  source and its deferred injections, the router, inboxes, ranks' FCFS queues and running sets, the paged KV
+  pool with its lazily taken decode blocks and ``runs_out``, preemption by recompute, chunked-prefill
+  admission, the finish heap, decode stretches and their cuts) is written out here with the same
+  arithmetic in the same order, so the records are *identical* (``tests/test_engine_compiled.py`` compares
+  them column by column, and timers and steps, against the Python engine on random workloads);
+* every cost number comes from the Python cost model itself. The kernel keeps three tables on the side of
+  a :class:`~latentmoe_sim.cost.step.CompiledStepCost` (a decode count's lines, a prefill rank's
+  token-dependent seconds, the EP group's seconds); when a step needs an entry that is not there, the kernel
+  saves the planned step, returns, the driver asks the step cost (``_decode_lines``, ``_token_time``,
+  ``group_time``: the functions the Python engine calls) and the kernel resumes where it stopped. Only the
+  context-dependent ops of a prefill rank (a few attention cores, :func:`~latentmoe_sim.cost.step
+  ._compile_context_ops`) are evaluated in the kernel, from their coefficients, with the same float sums.
+
+What it covers: :func:`~.aggregated.simulate_aggregated` with a roofline :class:`CompiledStepCost` (its
+``grouped`` interface), the timer-heap clock, stretch mode and no attention-DP balance. Everything else
+(measured-table costs, two-batch-overlap and MTP wrappers, the SimPy clock, ``step_by_step``, ADP balance,
+disaggregated serving) runs on the Python engine, which stays the reference. ``engine="python"`` forces it.
+
+numba compiles the kernel on first use and caches the machine code next to this file (``cache=True``), so a
+new process loads it in well under a second; the first compile takes tens of seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import weakref
+
+import numpy as np
+
+try:  # numba is a dependency, but the simulator must run (on the Python engine) without it
+    from numba import njit, types
+    from numba.typed import Dict
+
+    AVAILABLE = True
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    AVAILABLE = False
+
+    def njit(*_a, **_k):
+        return lambda f: f
+
+
+# -- layout of the state arrays (module constants are compile-time constants to numba) ---------------------------
+
+# requests: int64 [N, NQ]
+Q_IN, Q_OUT, Q_PHASE, Q_GEN, Q_PTGT, Q_PDONE, Q_BLOCKS, Q_RANK, Q_SEQ, Q_KVB, Q_GB, Q_CB, Q_PRE, Q_INST, \
+    Q_WNEXT, Q_WPREV, Q_UNEXT, Q_UPREV, Q_INEXT = range(19)
+NQ = 19
+# requests: float64 [N, 3]
+F_ARR, F_FIRST, F_FIN = range(3)
+# phases (request.py)
+WAITING, PREFILL, DECODE, HELD, TRANSFER, DONE = range(6)
+
+# ranks: int64 [R, NK]
+K_FREE, K_SYNCED, K_RUNS, K_WHEAD, K_WTAIL, K_WLEN, K_UHEAD, K_UTAIL, K_ULEN, K_PARTIAL, K_NDEC, K_KVOFF, \
+    K_COUNT, K_BLOCKED = range(14)
+NK = 14
+RUNS_INF = 1 << 62  # KVPool.runs_out = math.inf
+RUNS_UNKNOWN = -(1 << 62)  # KVPool.runs_out = -math.inf (invalidated)
+
+# instances: int64 [I, NI_]
+I_STATE, I_C, I_STEPS, I_LOAD, I_TIMER, I_PLEFT, I_SEQ, I_IHEAD, I_ITAIL, I_HLEN, I_N, I_NSEG, I_NCH = range(13)
+NI_ = 13
+# instances: float64 [I, 3]
+IF_T0, IF_END, IF_DT = range(3)
+# instance states (instance.py)
+IDLE, STEP, STRETCH, BETWEEN = range(4)
+
+# clock phases (clock.py) and timer kinds
+COMPLETE, ROUTE, SCHEDULE = range(3)
+T_ARRIVE, T_START, T_THINK, T_FLUSH, T_PLAN, T_STEPEND, T_STRETCHEND = range(7)
+
+# run-wide int64 scalars G[...]
+G_CREATED, G_CLEN, G_REMAIN, G_TIMERS, G_NREQ, G_NEXTARR, G_SENT, G_STARTED, G_ARMED, G_DEFN, G_RR, G_MISSN, \
+    G_PKIND, G_PINST, G_PN, G_PTOTAL, G_PBUSY, G_PIDLE, G_PMOSTN, G_PCHN, G_ERR, G_ERRARG = range(22)
+NG = 22
+# run-wide float64 scalars GF[...]
+GF_NOW = 0
+# configuration, int64 CFG[...]
+C_N, C_NI, C_DP, C_BS, C_SEATS, C_MAXTOK, C_CLOSED, C_CLIENTS, C_RR, C_LMAX, C_D = range(11)
+NC = 11
+# configuration, float64 CFGF[...]
+CF_THINK, CF_RAMP, CF_OVERHEAD, CF_IDLE = range(4)
+
+# pending plan kinds
+PK_NONE, PK_IDLE, PK_STEP, PK_STRETCH = range(4)
+# miss kinds: MISS[i] = (kind, a, b, c)
+M_LINES, M_TOKEN, M_GROUP_STEP, M_GROUP_STRETCH = range(4)
+# statuses of _run
+S_DONE, S_MISS, S_STALL, S_BUG, S_FULL = range(5)
+
+LMAX = 16  # most envelope pieces of one decode count's step time the tables hold (a handful in practice)
+
+
+# -- keys of the side tables -------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _token_key(p, d):
+    return (p << 24) | d
+
+
+@njit(cache=True)
+def _group_key(total, busiest, prefill):
+    return (((total << 26) | busiest) << 1) | prefill
+
+
+# -- the clock: a heap of (time, phase, creation id, kind, argument) ----------------------------------------------
+
+
+@njit(cache=True)
+def _at(G, GF, CT, CA, delay, phase, kind, arg):
+    """Clock.at: a timer ``delay`` seconds from now; returns its id (creation number)."""
+    tid = G[G_CREATED] + 1
+    G[G_CREATED] = tid
+    t = GF[GF_NOW] + delay
+    i = G[G_CLEN]
+    if i >= CT.shape[0]:
+        G[G_ERR] = S_FULL
+        return tid
+    G[G_CLEN] = i + 1
+    while i > 0:  # sift up; the new id is the largest, so a parent with (time, phase) <= ours stays above
+        p = (i - 1) >> 1
+        pt = CT[p]
+        if pt < t or (pt == t and CA[p, 0] <= phase):
+            break
+        CT[i] = pt
+        CA[i, 0] = CA[p, 0]
+        CA[i, 1] = CA[p, 1]
+        CA[i, 2] = CA[p, 2]
+        CA[i, 3] = CA[p, 3]
+        i = p
+    CT[i] = t
+    CA[i, 0] = phase
+    CA[i, 1] = tid
+    CA[i, 2] = kind
+    CA[i, 3] = arg
+    return tid
+
+
+@njit(cache=True)
+def _less(CT, CA, i, j):
+    ti, tj = CT[i], CT[j]
+    if ti != tj:
+        return ti < tj
+    if CA[i, 0] != CA[j, 0]:
+        return CA[i, 0] < CA[j, 0]
+    return CA[i, 1] < CA[j, 1]
+
+
+@njit(cache=True)
+def _pop(G, CT, CA, out):
+    """Pop the first timer into ``out`` (phase, id, kind, arg); returns its time."""
+    t = CT[0]
+    out[0] = CA[0, 0]
+    out[1] = CA[0, 1]
+    out[2] = CA[0, 2]
+    out[3] = CA[0, 3]
+    n = G[G_CLEN] - 1
+    G[G_CLEN] = n
+    if n > 0:
+        # move the last to the root and sift down
+        lt = CT[n]
+        l0, l1, l2, l3 = CA[n, 0], CA[n, 1], CA[n, 2], CA[n, 3]
+        i = 0
+        while True:
+            c = 2 * i + 1
+            if c >= n:
+                break
+            if c + 1 < n and _less(CT, CA, c + 1, c):
+                c += 1
+            ct = CT[c]
+            if ct < lt or (ct == lt and (CA[c, 0] < l0 or (CA[c, 0] == l0 and CA[c, 1] < l1))):
+                CT[i] = ct
+                CA[i, 0] = CA[c, 0]
+                CA[i, 1] = CA[c, 1]
+                CA[i, 2] = CA[c, 2]
+                CA[i, 3] = CA[c, 3]
+                i = c
+            else:
+                break
+        CT[i] = lt
+        CA[i, 0] = l0
+        CA[i, 1] = l1
+        CA[i, 2] = l2
+        CA[i, 3] = l3
+    return t
+
+
+# -- an instance's finish heap: (counter of the last token, admission seq) -> request ----------------------------
+
+
+@njit(cache=True)
+def _hless(HK, a, b):
+    if HK[a, 0] != HK[b, 0]:
+        return HK[a, 0] < HK[b, 0]
+    return HK[a, 1] < HK[b, 1]
+
+
+@njit(cache=True)
+def _hsift_down(HK, n, i):
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            return
+        if c + 1 < n and _hless(HK, c + 1, c):
+            c += 1
+        if _hless(HK, c, i):
+            for k in range(3):
+                tmp = HK[i, k]
+                HK[i, k] = HK[c, k]
+                HK[c, k] = tmp
+            i = c
+        else:
+            return
+
+
+@njit(cache=True)
+def _hpush(IN, HEAP, RQ, inst, k1, k2, req):
+    HK = HEAP[inst]
+    n = IN[inst, I_HLEN]
+    if n >= HK.shape[0]:
+        # full: drop the stale entries (preempted requests; they can never become live again) and re-heapify
+        m = 0
+        for j in range(n):
+            r = HK[j, 2]
+            if RQ[r, Q_PHASE] == DECODE and RQ[r, Q_SEQ] == HK[j, 1]:
+                HK[m, 0] = HK[j, 0]
+                HK[m, 1] = HK[j, 1]
+                HK[m, 2] = r
+                m += 1
+        for j in range(m // 2 - 1, -1, -1):
+            _hsift_down(HK, m, j)
+        n = m
+    i = n
+    IN[inst, I_HLEN] = n + 1
+    while i > 0:
+        p = (i - 1) >> 1
+        if HK[p, 0] < k1 or (HK[p, 0] == k1 and HK[p, 1] < k2):
+            break
+        HK[i, 0] = HK[p, 0]
+        HK[i, 1] = HK[p, 1]
+        HK[i, 2] = HK[p, 2]
+        i = p
+    HK[i, 0] = k1
+    HK[i, 1] = k2
+    HK[i, 2] = req
+
+
+@njit(cache=True)
+def _hpop(IN, HEAP, inst):
+    HK = HEAP[inst]
+    n = IN[inst, I_HLEN] - 1
+    IN[inst, I_HLEN] = n
+    if n > 0:
+        HK[0, 0] = HK[n, 0]
+        HK[0, 1] = HK[n, 1]
+        HK[0, 2] = HK[n, 2]
+        _hsift_down(HK, n, 0)
+
+
+# -- a rank's queues: the FCFS waiting deque and the running set in admission order (linked lists) ---------------
+
+
+@njit(cache=True)
+def _w_append(RQ, RK, r, q):
+    t = RK[r, K_WTAIL]
+    RQ[q, Q_WNEXT] = -1
+    RQ[q, Q_WPREV] = t
+    if t >= 0:
+        RQ[t, Q_WNEXT] = q
+    else:
+        RK[r, K_WHEAD] = q
+    RK[r, K_WTAIL] = q
+    RK[r, K_WLEN] += 1
+
+
+@njit(cache=True)
+def _w_appendleft(RQ, RK, r, q):
+    h = RK[r, K_WHEAD]
+    RQ[q, Q_WPREV] = -1
+    RQ[q, Q_WNEXT] = h
+    if h >= 0:
+        RQ[h, Q_WPREV] = q
+    else:
+        RK[r, K_WTAIL] = q
+    RK[r, K_WHEAD] = q
+    RK[r, K_WLEN] += 1
+
+
+@njit(cache=True)
+def _w_popleft(RQ, RK, r):
+    q = RK[r, K_WHEAD]
+    nx = RQ[q, Q_WNEXT]
+    RK[r, K_WHEAD] = nx
+    if nx >= 0:
+        RQ[nx, Q_WPREV] = -1
+    else:
+        RK[r, K_WTAIL] = -1
+    RK[r, K_WLEN] -= 1
+    return q
+
+
+@njit(cache=True)
+def _u_append(RQ, RK, r, q):
+    t = RK[r, K_UTAIL]
+    RQ[q, Q_UNEXT] = -1
+    RQ[q, Q_UPREV] = t
+    if t >= 0:
+        RQ[t, Q_UNEXT] = q
+    else:
+        RK[r, K_UHEAD] = q
+    RK[r, K_UTAIL] = q
+    RK[r, K_ULEN] += 1
+
+
+@njit(cache=True)
+def _u_remove(RQ, RK, r, q):
+    p, nx = RQ[q, Q_UPREV], RQ[q, Q_UNEXT]
+    if p >= 0:
+        RQ[p, Q_UNEXT] = nx
+    else:
+        RK[r, K_UHEAD] = nx
+    if nx >= 0:
+        RQ[nx, Q_UPREV] = p
+    else:
+        RK[r, K_UTAIL] = p
+    RK[r, K_ULEN] -= 1
+
+
+# -- the KV pool (kvcache.KVPool) ---------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _blocks_for(tokens, bs):
+    return -((-tokens) // bs)
+
+
+@njit(cache=True)
+def _blocks_over(DUE, r, bs, c, n, n_dec):
+    cycles = n // bs
+    rest = n - cycles * bs
+    total = cycles * n_dec
+    if rest:
+        start = c % bs
+        end = start + rest
+        if end <= bs:
+            for j in range(start, end):
+                total += DUE[r, j]
+        else:
+            for j in range(start, bs):
+                total += DUE[r, j]
+            for j in range(0, end - bs):
+                total += DUE[r, j]
+    return total
+
+
+@njit(cache=True)
+def _sync(RK, DUE, r, bs, c, n_dec):
+    n = c - RK[r, K_SYNCED]
+    if n > 0:
+        if n_dec:
+            RK[r, K_FREE] -= _blocks_over(DUE, r, bs, RK[r, K_SYNCED], n, n_dec)
+        RK[r, K_SYNCED] = c
+
+
+@njit(cache=True)
+def _refresh(RK, DUE, r, bs, n_dec):
+    if not n_dec:
+        RK[r, K_RUNS] = RUNS_INF
+        return
+    c0 = RK[r, K_SYNCED]
+    free = RK[r, K_FREE]
+    cycles = free // n_dec
+    j = cycles * bs
+    used = cycles * n_dec
+    while True:
+        used += DUE[r, (c0 + j) % bs]
+        if used > free:
+            RK[r, K_RUNS] = c0 + j
+            return
+        j += 1
+
+
+@njit(cache=True)
+def _changed(RK, r):
+    RK[r, K_RUNS] = RUNS_UNKNOWN
+    RK[r, K_BLOCKED] = 0
+
+
+@njit(cache=True)
+def _head_fits(RQ, RK, r, free, seats, bs):
+    if RK[r, K_WLEN] == 0 or RK[r, K_ULEN] >= seats:
+        return False
+    h = RK[r, K_WHEAD]
+    return _blocks_for(RQ[h, Q_IN] + RQ[h, Q_GEN], bs) <= free
+
+
+# -- the decode set (scheduler.Rank.start_decode / stop_decode) ------------------------------------------------
+
+
+@njit(cache=True)
+def _start_decode(RQ, RK, DUE, IN, HEAP, bs, r, inst, q, kv, generated, c):
+    _sync(RK, DUE, r, bs, c, RK[r, K_NDEC])
+    RQ[q, Q_PHASE] = DECODE
+    RQ[q, Q_KVB] = kv
+    RQ[q, Q_GB] = generated
+    RQ[q, Q_CB] = c
+    RK[r, K_NDEC] += 1
+    RK[r, K_KVOFF] += kv - c
+    DUE[r, (c - kv) % bs] += 1
+    _hpush(IN, HEAP, RQ, inst, c + RQ[q, Q_OUT] - generated, RQ[q, Q_SEQ], q)
+
+
+@njit(cache=True)
+def _stop_decode(RQ, RK, DUE, bs, r, q, c):
+    _sync(RK, DUE, r, bs, c, RK[r, K_NDEC])
+    steps = c - RQ[q, Q_CB]
+    RQ[q, Q_GEN] = RQ[q, Q_GB] + steps
+    RK[r, K_NDEC] -= 1
+    RK[r, K_KVOFF] -= RQ[q, Q_KVB] - RQ[q, Q_CB]
+    DUE[r, (RQ[q, Q_CB] - RQ[q, Q_KVB]) % bs] -= 1
+    return RQ[q, Q_KVB] + steps
+
+
+@njit(cache=True)
+def _evict(RQ, RK, DUE, bs, r, q, c):
+    if RQ[q, Q_PHASE] == DECODE:
+        kv = _stop_decode(RQ, RK, DUE, bs, r, q, c)
+        RK[r, K_FREE] += _blocks_for(kv, bs)
+    else:
+        RK[r, K_FREE] += RQ[q, Q_BLOCKS]
+        if RK[r, K_PARTIAL] == q:
+            RK[r, K_PARTIAL] = -1
+    _u_remove(RQ, RK, r, q)
+    RQ[q, Q_PHASE] = WAITING
+    RQ[q, Q_PRE] += 1
+    RQ[q, Q_PTGT] = RQ[q, Q_IN] + RQ[q, Q_GEN]
+    RQ[q, Q_PDONE] = 0
+    RQ[q, Q_BLOCKS] = 0
+    _w_appendleft(RQ, RK, r, q)
+
+
+@njit(cache=True)
+def _allocate_with_preemption(RQ, RK, DUE, bs, r, c, BUF):
+    """Rank._allocate_with_preemption: the decodes due a block at ``c``, oldest first, each get one, the
+    newest running requests preempted as needed. (The Python engine keeps them per residue; here the running
+    list, in admission order, is filtered: the same requests in the same order.)"""
+    res = c % bs
+    m = 0
+    q = RK[r, K_UHEAD]
+    while q >= 0:
+        if RQ[q, Q_PHASE] == DECODE and (RQ[q, Q_CB] - RQ[q, Q_KVB]) % bs == res:
+            BUF[m] = q
+            m += 1
+        q = RQ[q, Q_UNEXT]
+    preempted = False
+    for i in range(m):
+        q = BUF[i]
+        if RQ[q, Q_PHASE] != DECODE:
+            continue
+        while RK[r, K_FREE] == 0:
+            victim = RK[r, K_UTAIL]
+            _evict(RQ, RK, DUE, bs, r, victim, c)
+            preempted = True
+            if victim == q:
+                break
+        if RQ[q, Q_PHASE] == DECODE:
+            RK[r, K_FREE] -= 1
+    return preempted
+
+
+@njit(cache=True)
+def _plan_rank(RQ, RK, DUE, IN, HEAP, CH, CFG, BUF, r, inst, c):
+    """Rank.plan_step (admit=True): returns (prefill tokens, causal pairs, context tokens); appends the chunks
+    to the instance's chunk list."""
+    bs = CFG[C_BS]
+    preempted = False
+    nd = RK[r, K_NDEC]
+    if nd:
+        _sync(RK, DUE, r, bs, c, nd)
+        need = DUE[r, c % bs]
+        if need <= RK[r, K_FREE]:
+            RK[r, K_FREE] -= need
+        else:
+            preempted = _allocate_with_preemption(RQ, RK, DUE, bs, r, c, BUF) and RK[r, K_ULEN] > 0
+    RK[r, K_SYNCED] = c + 1
+    budget = CFG[C_MAXTOK] - RK[r, K_NDEC]
+    tokens = 0
+    pairs = 0.0
+    ctx = 0
+    q = RK[r, K_PARTIAL]
+    nch = IN[inst, I_NCH]
+    if q >= 0:
+        off = RQ[q, Q_PDONE]
+        chunk = min(RQ[q, Q_PTGT] - off, budget)
+        CH[inst, nch, 0] = r
+        CH[inst, nch, 1] = q
+        CH[inst, nch, 2] = chunk
+        nch += 1
+        budget -= chunk
+        tokens += chunk
+        pairs += chunk * (off + (chunk + 1) / 2.0)
+        ctx += off + chunk
+        if off + chunk == RQ[q, Q_PTGT]:
+            RK[r, K_PARTIAL] = -1
+    RK[r, K_BLOCKED] = 0
+    if preempted:
+        IN[inst, I_NCH] = nch
+        _refresh(RK, DUE, r, bs, RK[r, K_NDEC])
+        return tokens, pairs, ctx
+    seats = CFG[C_SEATS]
+    admitted = False
+    while RK[r, K_WLEN] > 0 and budget > 0:
+        if RK[r, K_ULEN] >= seats:
+            RK[r, K_BLOCKED] = 1 if RK[r, K_PARTIAL] < 0 else 0
+            break
+        q = RK[r, K_WHEAD]
+        target = RQ[q, Q_PTGT]
+        need = _blocks_for(RQ[q, Q_IN] + RQ[q, Q_GEN], bs)
+        if need > RK[r, K_FREE]:
+            RK[r, K_BLOCKED] = 1 if RK[r, K_PARTIAL] < 0 else 0
+            break
+        _w_popleft(RQ, RK, r)
+        admitted = True
+        RK[r, K_FREE] -= need
+        _u_append(RQ, RK, r, q)
+        RQ[q, Q_SEQ] = IN[inst, I_SEQ]
+        IN[inst, I_SEQ] += 1
+        # target > 0 always in aggregated serving (a prompt has >= 1 token)
+        RQ[q, Q_PHASE] = PREFILL
+        RQ[q, Q_BLOCKS] = need
+        chunk = min(target, budget)
+        CH[inst, nch, 0] = r
+        CH[inst, nch, 1] = q
+        CH[inst, nch, 2] = chunk
+        nch += 1
+        budget -= chunk
+        tokens += chunk
+        pairs += chunk * ((chunk + 1) / 2.0)
+        ctx += chunk
+        if chunk < target:
+            RK[r, K_PARTIAL] = q
+    IN[inst, I_NCH] = nch
+    if admitted or RK[r, K_RUNS] == RUNS_UNKNOWN:
+        _refresh(RK, DUE, r, bs, RK[r, K_NDEC])
+    return tokens, pairs, ctx
+
+
+# -- decode stretches (cost.stretch.DecodeStretch over an instance's segments) -----------------------------------
+
+
+@njit(cache=True)
+def _ceil_clamped(x, n):
+    """math.ceil(x) for x >= 0, clamped at n (the callers compare it with n only)."""
+    if x >= n:
+        return n
+    return int(math.ceil(x))
+
+
+@njit(cache=True)
+def _elapsed(SEG, inst, nseg, n):
+    if nseg == 1:
+        if n <= 0:
+            return 0.0
+        a = SEG[inst, 0, 1]
+        b = SEG[inst, 0, 2]
+        return a * n + b * (n - 1) * n / 2.0
+    total = 0.0
+    for i in range(nseg):
+        lo = _ceil_clamped(SEG[inst, i, 0], n) if i else 0
+        hi = n if i + 1 == nseg else min(n, _ceil_clamped(SEG[inst, i + 1, 0], n))
+        if hi <= lo:
+            if lo >= n:
+                break
+            continue
+        cnt = hi - lo
+        total += SEG[inst, i, 1] * cnt + SEG[inst, i, 2] * (lo + hi - 1) * cnt / 2.0
+    return total
+
+
+@njit(cache=True)
+def _seg_step_time(SEG, inst, nseg, j):
+    for i in range(nseg - 1, -1, -1):
+        if j >= SEG[inst, i, 0]:
+            return SEG[inst, i, 1] + SEG[inst, i, 2] * j
+    return SEG[inst, 0, 1] + SEG[inst, 0, 2] * j
+
+
+@njit(cache=True)
+def _steps_within(SEG, inst, nseg, dt, n):
+    if n <= 0:
+        return 0
+    if nseg == 1 and SEG[inst, 0, 1] > 0.0:
+        a = SEG[inst, 0, 1]
+        b = SEG[inst, 0, 2]
+        half = a - b / 2.0
+        disc = half * half + 2.0 * b * dt
+        kf = 2.0 * dt / (half + math.sqrt(disc)) if half > 0.0 else dt / a
+        if kf >= n:
+            k = n
+        elif kf <= 0.0:
+            k = 0
+        else:
+            k = int(kf)
+        for _ in range(3):
+            if k > 0 and _elapsed(SEG, inst, nseg, k) > dt:
+                k -= 1
+            elif k < n and _elapsed(SEG, inst, nseg, k + 1) <= dt:
+                k += 1
+            else:
+                return k
+    if _elapsed(SEG, inst, nseg, n - 1) <= dt:
+        return n if _elapsed(SEG, inst, nseg, n) <= dt else n - 1
+    lo, hi, e_lo = 0, n - 1, 0.0
+    for _ in range(3):
+        if hi - lo <= 1:
+            return lo
+        r = dt - e_lo
+        slow = _seg_step_time(SEG, inst, nseg, hi - 1)
+        fast = _seg_step_time(SEG, inst, nseg, lo)
+        # both guesses from the bracket as it stands (DecodeStretch.steps_within builds them as one tuple)
+        if slow > 0:
+            qf = r / slow
+            k0 = lo + int(qf) if qf < hi - lo else hi
+        else:
+            k0 = lo
+        if fast > 0:
+            qf = r / fast
+            k1 = lo + int(qf) + 1 if qf < hi - lo else hi
+        else:
+            k1 = hi
+        for k in (k0, k1):
+            if lo < k < hi:
+                e = _elapsed(SEG, inst, nseg, k)
+                if e <= dt:
+                    lo, e_lo = k, e
+                else:
+                    hi = k
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if _elapsed(SEG, inst, nseg, mid) <= dt:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def _build_stretch(SEG, inst, const, LNA, LNB, m, TA, TB):
+    """DecodeStretch(const, lines) into the instance's segments; returns the number of segments.
+    ``LNA[:m]``, ``LNB[:m]``: the lines' (a, b); TA, TB: scratch."""
+    if m == 1:
+        SEG[inst, 0, 0] = 0.0
+        SEG[inst, 0, 1] = const + LNA[0]
+        SEG[inst, 0, 2] = LNB[0]
+        return 1
+    # upper_envelope: the highest line at 0 (of equals the steepest), then the steeper lines by slope
+    best = 0
+    for i in range(1, m):
+        if LNA[i] > LNA[best] or (LNA[i] == LNA[best] and LNB[i] > LNB[best]):
+            best = i
+    a0, b0 = LNA[best], LNB[best]
+    k = 0
+    for i in range(m):
+        if LNB[i] > b0:
+            TA[k] = LNA[i]
+            TB[k] = LNB[i]
+            k += 1
+    order = np.argsort(TB[:k], kind="mergesort")
+    SEG[inst, 0, 0] = 0.0
+    SEG[inst, 0, 1] = a0
+    SEG[inst, 0, 2] = b0
+    h = 1
+    i = 0
+    while i < k:
+        b = TB[order[i]]
+        a = TA[order[i]]
+        j = i + 1
+        while j < k and TB[order[j]] == b:  # of equal slopes only the highest
+            if TA[order[j]] > a:
+                a = TA[order[j]]
+            j += 1
+        i = j
+        while True:
+            pa = SEG[inst, h - 1, 1]
+            pb = SEG[inst, h - 1, 2]
+            x = (pa - a) / (b - pb)
+            if h > 1 and x <= SEG[inst, h - 1, 0]:
+                h -= 1
+                continue
+            SEG[inst, h, 0] = x
+            SEG[inst, h, 1] = a
+            SEG[inst, h, 2] = b
+            h += 1
+            break
+    for i in range(h):
+        SEG[inst, i, 1] = const + SEG[inst, i, 1]
+    return h
+
+
+# -- the context-dependent ops of a prefill rank (step._compile_context_ops, as a loop) ----------------------------
+
+
+@njit(cache=True)
+def _context_time(t, p, pairs, ctx, d, dk, CXG, CXL, CXAO, CXAF, CXAC, CXBO, CXBF, CXBC, FEAT):
+    FEAT[0] = 1.0
+    FEAT[1] = float(p + d)
+    FEAT[2] = float(p)
+    FEAT[3] = pairs
+    FEAT[4] = float(ctx)
+    FEAT[5] = float(d)
+    FEAT[6] = float(dk)
+    for i in range(CXG.shape[0]):
+        if FEAT[CXG[i]] != 0.0:
+            a = 0.0
+            for j in range(CXAO[i], CXAO[i + 1]):
+                a = a + CXAC[j] * FEAT[CXAF[j]]
+            b = 0.0
+            for j in range(CXBO[i], CXBO[i + 1]):
+                b = b + CXBC[j] * FEAT[CXBF[j]]
+            t += (a if a > b else b) + CXL[i]
+    return t
+
+
+# -- the state bundle ----------------------------------------------------------------------------------------------
+# Every kernel function below takes the same arrays; they are passed as one tuple (numba unpacks it for free).
+
+
+@njit(cache=True, inline="always")
+def _most_clear(S):
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    for i in range(G[G_PMOSTN]):
+        PMOST[PMD[i]] = -1
+    G[G_PMOSTN] = 0
+
+
+@njit(cache=True)
+def _most_put(G, PMOST, PMD, nd, kv):
+    cur = PMOST[nd]
+    if cur < 0:
+        PMD[G[G_PMOSTN]] = nd
+        G[G_PMOSTN] += 1
+        PMOST[nd] = kv
+    elif kv > cur:
+        PMOST[nd] = kv
+
+
+@njit(cache=True, inline="always")
+def _drain_inbox(S, inst, c):
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    dp, bs, seats = CFG[C_DP], CFG[C_BS], CFG[C_SEATS]
+    r0 = inst * dp
+    nfed = 0
+    q = IN[inst, I_IHEAD]
+    while q >= 0:  # submitted in (time, id) order already: the Python engine's sort is a no-op here
+        if dp == 1:
+            r = r0
+        else:
+            r = r0
+            for rr in range(r0 + 1, r0 + dp):
+                if RK[rr, K_COUNT] < RK[r, K_COUNT]:
+                    r = rr
+        RK[r, K_COUNT] += 1
+        RQ[q, Q_RANK] = r
+        _w_append(RQ, RK, r, q)
+        FED[nfed] = r
+        nfed += 1
+        q = RQ[q, Q_INEXT]
+    IN[inst, I_IHEAD] = -1
+    IN[inst, I_ITAIL] = -1
+    for i in range(nfed):
+        r = FED[i]
+        if not RK[r, K_BLOCKED]:
+            nd = RK[r, K_NDEC]
+            if nd:
+                _sync(RK, DUE, r, bs, c, nd)
+                if _head_fits(RQ, RK, r, RK[r, K_FREE] - DUE[r, c % bs], seats, bs):
+                    return True
+            elif _head_fits(RQ, RK, r, RK[r, K_FREE], seats, bs):
+                return True
+    return False
+
+
+@njit(cache=True, inline="always")
+def _stretch_steps(S, inst, c):
+    """Instance._stretch_steps + _stretch_summary (held=False): fills the pending summary; returns n."""
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    HK = HEAP[inst]
+    while IN[inst, I_HLEN] > 0:
+        q = HK[0, 2]
+        if RQ[q, Q_PHASE] == DECODE and RQ[q, Q_SEQ] == HK[0, 1]:
+            break
+        _hpop(IN, HEAP, inst)
+    if IN[inst, I_HLEN] == 0:
+        return 0
+    n = HK[0, 0] - c
+    if n < 2:
+        return 0
+    dp, bs, seats = CFG[C_DP], CFG[C_BS], CFG[C_SEATS]
+    total = 0
+    busiest = 0
+    c1 = c + 1
+    for r in range(inst * dp, inst * dp + dp):
+        nd = RK[r, K_NDEC]
+        if nd:
+            fit = RK[r, K_RUNS] - c
+            if fit < n:
+                if RK[r, K_RUNS] == RUNS_UNKNOWN:
+                    _refresh(RK, DUE, r, bs, nd)
+                    fit = RK[r, K_RUNS] - c
+                if fit < n:
+                    if fit < 2:
+                        return 0
+                    n = fit
+            if RK[r, K_WLEN] > 0 and not RK[r, K_BLOCKED]:
+                _sync(RK, DUE, r, bs, c, nd)
+                if _head_fits(RQ, RK, r, RK[r, K_FREE] - DUE[r, c % bs], seats, bs):
+                    return 0
+            _most_put(G, PMOST, PMD, nd, RK[r, K_KVOFF] + nd * c1)
+            total += nd
+            if nd > busiest:
+                busiest = nd
+        elif RK[r, K_WLEN] > 0 and not RK[r, K_BLOCKED] and _head_fits(RQ, RK, r, RK[r, K_FREE], seats, bs):
+            return 0
+    G[G_PTOTAL] = total
+    G[G_PBUSY] = busiest
+    return n
+
+
+@njit(cache=True, inline="always")
+def _plan_step(S, inst, c):
+    """Instance._plan_step_grouped (hold=False): plans every rank; fills the pending summary; returns the kind."""
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    IN[inst, I_NCH] = 0
+    G[G_PCHN] = 0
+    total = 0
+    busiest = 0
+    busy = False
+    idle = False
+    pleft = False
+    dp = CFG[C_DP]
+    for r in range(inst * dp, inst * dp + dp):
+        nd = RK[r, K_NDEC]
+        if RK[r, K_PARTIAL] < 0 and (RK[r, K_WLEN] == 0 or RK[r, K_BLOCKED]):
+            if not nd:
+                idle = True
+                continue
+            if c < RK[r, K_RUNS]:
+                busy = True
+                _most_put(G, PMOST, PMD, nd, RK[r, K_KVOFF] + nd * (c + 1))
+                total += nd
+                if nd > busiest:
+                    busiest = nd
+                continue
+        tokens, pairs, ctx = _plan_rank(RQ, RK, DUE, IN, HEAP, CH, CFG, BUF, r, inst, c)
+        if RK[r, K_PARTIAL] >= 0:
+            pleft = True
+        nd = RK[r, K_NDEC]
+        t = tokens + nd
+        total += t
+        if t > busiest:
+            busiest = t
+        if tokens:
+            busy = True
+            k = G[G_PCHN]
+            PCH[k, 0] = tokens
+            PCH[k, 1] = ctx
+            PCH[k, 2] = nd
+            PCH[k, 3] = RK[r, K_KVOFF] + nd * (c + 1) if nd else 0
+            PCHF[k] = pairs
+            G[G_PCHN] = k + 1
+        elif nd:
+            busy = True
+            _most_put(G, PMOST, PMD, nd, RK[r, K_KVOFF] + nd * (c + 1))
+        else:
+            idle = True
+    IN[inst, I_PLEFT] = 1 if pleft else 0
+    if not busy:
+        return PK_IDLE
+    G[G_PTOTAL] = total
+    G[G_PBUSY] = busiest
+    G[G_PIDLE] = 1 if idle else 0
+    return PK_STEP
+
+
+@njit(cache=True, inline="always")
+def _plan(S, inst):
+    """Instance._plan (grouped, no ADP balance): leaves the planned step or stretch pending for _finish_plan."""
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    c = IN[inst, I_C]
+    admits = False
+    if IN[inst, I_IHEAD] >= 0:
+        admits = _drain_inbox(S, inst, c)
+    G[G_PINST] = inst
+    if IN[inst, I_HLEN] > 0 and not IN[inst, I_PLEFT] and not admits:
+        n = _stretch_steps(S, inst, c)
+        if n >= 2:
+            G[G_PN] = n
+            G[G_PKIND] = PK_STRETCH
+            return
+        _most_clear(S)
+    G[G_PKIND] = _plan_step(S, inst, c)
+
+
+@njit(cache=True)
+def _add_miss(G, MISS, kind, a, b, c):
+    for i in range(G[G_MISSN]):
+        if MISS[i, 0] == kind and MISS[i, 1] == a and MISS[i, 2] == b and MISS[i, 3] == c:
+            return
+    k = G[G_MISSN]
+    MISS[k, 0] = kind
+    MISS[k, 1] = a
+    MISS[k, 2] = b
+    MISS[k, 3] = c
+    G[G_MISSN] = k + 1
+
+
+@njit(cache=True, inline="always")
+def _finish_plan(S, TOK, GRP, CX):
+    """The rest of Instance._on_plan once the plan is made: the step's or stretch's cost (or, when a table
+    entry is missing, leave the plan pending and list the misses), then the state and the timer."""
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    CXG, CXL, CXAO, CXAF, CXAC, CXBO, CXBF, CXBC = CX
+    kind = G[G_PKIND]
+    inst = G[G_PINST]
+    if kind == PK_IDLE:
+        IN[inst, I_STATE] = IDLE
+        _most_clear(S)
+        G[G_PCHN] = 0
+        G[G_PKIND] = PK_NONE
+        return
+    # the table entries the cost needs
+    G[G_MISSN] = 0
+    for i in range(G[G_PMOSTN]):
+        d = PMD[i]
+        if LN[d] < 0:
+            _add_miss(G, MISS, M_LINES, d, 0, 0)
+    total, busiest = G[G_PTOTAL], G[G_PBUSY]
+    nch = G[G_PCHN] if kind == PK_STEP else 0
+    for i in range(nch):
+        if _token_key(PCH[i, 0], PCH[i, 2]) not in TOK:
+            _add_miss(G, MISS, M_TOKEN, PCH[i, 0], PCH[i, 2], 0)
+    prefill = 1 if nch > 0 else 0
+    gkey = _group_key(total, busiest, prefill)
+    if total > 0 and gkey not in GRP:
+        _add_miss(G, MISS, M_GROUP_STRETCH if kind == PK_STRETCH else M_GROUP_STEP, total, busiest, prefill)
+    if G[G_MISSN]:
+        return  # pending: the driver fills the tables and calls the kernel again
+    group = GRP[gkey] if total > 0 else 0.0
+    now = GF[GF_NOW]
+    if kind == PK_STRETCH:
+        m = 0
+        for i in range(G[G_PMOSTN]):
+            d = PMD[i]
+            kv = PMOST[d]
+            for j in range(LN[d]):
+                a, b = LA[d, j], LB[d, j]
+                LNA[m] = a + b * kv
+                LNB[m] = b * d
+                m += 1
+        if m == 0:
+            LNA[0] = 0.0
+            LNB[0] = 0.0
+            m = 1
+        const = CFGF[CF_OVERHEAD] + group
+        nseg = _build_stretch(SEG, inst, const, LNA, LNB, m, TA, TB)
+        IN[inst, I_NSEG] = nseg
+        n = G[G_PN]
+        INF[inst, IF_T0] = now
+        IN[inst, I_N] = n
+        end = now + _elapsed(SEG, inst, nseg, n)
+        INF[inst, IF_END] = end
+        IN[inst, I_STATE] = STRETCH
+        IN[inst, I_TIMER] = _at(G, GF, CT, CA, end - now, COMPLETE, T_STRETCHEND, inst)
+    else:
+        slowest = CFGF[CF_IDLE] if G[G_PIDLE] else 0.0
+        for i in range(G[G_PMOSTN]):
+            d = PMD[i]
+            kv = PMOST[d]
+            for j in range(LN[d]):
+                t = LA[d, j] + LB[d, j] * kv
+                if t > slowest:
+                    slowest = t
+        for i in range(nch):
+            p, ctx, d, dk = PCH[i, 0], PCH[i, 1], PCH[i, 2], PCH[i, 3]
+            t = _context_time(TOK[_token_key(p, d)], p, PCHF[i], ctx, d, dk,
+                              CXG, CXL, CXAO, CXAF, CXAC, CXBO, CXBF, CXBC, FEAT)
+            if t > slowest:
+                slowest = t
+        dt = CFGF[CF_OVERHEAD] + slowest + group
+        INF[inst, IF_DT] = dt
+        IN[inst, I_STATE] = STEP
+        _at(G, GF, CT, CA, dt, COMPLETE, T_STEPEND, inst)
+    _most_clear(S)
+    G[G_PCHN] = 0
+    G[G_PKIND] = PK_NONE
+
+
+# -- requests in and out -----------------------------------------------------------------------------------------
+
+
+@njit(cache=True, inline="always")
+def _new_request(S, now, arrival):
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    q = G[G_NREQ]
+    G[G_NREQ] = q + 1
+    RQ[q, Q_IN] = INPUTS[q]
+    RQ[q, Q_OUT] = OUTPUTS[q]
+    RQ[q, Q_PTGT] = INPUTS[q]
+    RF[q, F_ARR] = arrival
+    return q
+
+
+@njit(cache=True, inline="always")
+def _cut(S, inst):
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    now, t0, n, nseg = GF[GF_NOW], INF[inst, IF_T0], IN[inst, I_N], IN[inst, I_NSEG]
+    k = _steps_within(SEG, inst, nseg, now - t0, n)
+    if t0 + _elapsed(SEG, inst, nseg, k) < now:
+        k += 1
+    if k < n:
+        IN[inst, I_N] = k
+        end = t0 + _elapsed(SEG, inst, nseg, k)
+        INF[inst, IF_END] = end
+        IN[inst, I_TIMER] = _at(G, GF, CT, CA, max(end - now, 0.0), COMPLETE, T_STRETCHEND, inst)
+
+
+@njit(cache=True, inline="always")
+def _route(S, q):
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    ni = CFG[C_NI]
+    if ni == 1:
+        inst = 0
+    elif CFG[C_RR]:
+        inst = G[G_RR]
+        G[G_RR] = (inst + 1) % ni
+    else:
+        inst = 0
+        for i in range(1, ni):
+            if IN[i, I_LOAD] < IN[inst, I_LOAD]:
+                inst = i
+    IN[inst, I_LOAD] += 1
+    RQ[q, Q_INST] = inst
+    # Instance.submit
+    RQ[q, Q_INEXT] = -1
+    t = IN[inst, I_ITAIL]
+    if t >= 0:
+        RQ[t, Q_INEXT] = q
+    else:
+        IN[inst, I_IHEAD] = q
+    IN[inst, I_ITAIL] = q
+    state = IN[inst, I_STATE]
+    if state == IDLE:
+        IN[inst, I_STATE] = BETWEEN
+        _at(G, GF, CT, CA, 0.0, SCHEDULE, T_PLAN, inst)
+    elif state == STRETCH:
+        _cut(S, inst)
+
+
+@njit(cache=True, inline="always")
+def _defer(S, key):
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    DEF[G[G_DEFN]] = key
+    G[G_DEFN] += 1
+    if not G[G_ARMED]:
+        G[G_ARMED] = 1
+        _at(G, GF, CT, CA, 0.0, ROUTE, T_FLUSH, 0)
+
+
+@njit(cache=True, inline="always")
+def _source_finished(S, q):
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    G[G_REMAIN] -= 1
+    if CFG[C_CLOSED] and G[G_SENT] < CFG[C_N]:
+        G[G_SENT] += 1
+        if CFGF[CF_THINK] == 0.0:
+            _defer(S, q)
+        else:
+            _at(G, GF, CT, CA, CFGF[CF_THINK], ROUTE, T_THINK, q)
+
+
+@njit(cache=True, inline="always")
+def _finish(S, r, q, now, inst):
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    if RQ[q, Q_GEN] != RQ[q, Q_OUT]:
+        G[G_ERR] = S_BUG
+        G[G_ERRARG] = q
+    _u_remove(RQ, RK, r, q)
+    RK[r, K_COUNT] -= 1
+    IN[inst, I_LOAD] -= 1
+    RQ[q, Q_PHASE] = DONE
+    RF[q, F_FIN] = now
+    _source_finished(S, q)
+
+
+@njit(cache=True, inline="always")
+def _pop_finishes(S, inst, now, c):
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    bs = CFG[C_BS]
+    HK = HEAP[inst]
+    while IN[inst, I_HLEN] > 0 and HK[0, 0] <= c:
+        seq = HK[0, 1]
+        q = HK[0, 2]
+        _hpop(IN, HEAP, inst)
+        if RQ[q, Q_PHASE] != DECODE or RQ[q, Q_SEQ] != seq:
+            continue
+        r = RQ[q, Q_RANK]
+        kv = _stop_decode(RQ, RK, DUE, bs, r, q, c)
+        RK[r, K_FREE] += _blocks_for(kv, bs)
+        _changed(RK, r)
+        _finish(S, r, q, now, inst)
+
+
+@njit(cache=True, inline="always")
+def _end_step(S, inst):
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    now = GF[GF_NOW]
+    c = IN[inst, I_C] + 1
+    IN[inst, I_C] = c
+    IN[inst, I_STEPS] += 1
+    bs = CFG[C_BS]
+    for i in range(IN[inst, I_NCH]):
+        r, q, chunk = CH[inst, i, 0], CH[inst, i, 1], CH[inst, i, 2]
+        done = RQ[q, Q_PDONE] + chunk
+        RQ[q, Q_PDONE] = done
+        if done == RQ[q, Q_PTGT]:
+            # Instance._prefill_complete (aggregated)
+            g = RQ[q, Q_GEN] + 1
+            RQ[q, Q_GEN] = g
+            if RF[q, F_FIRST] < 0.0:
+                RF[q, F_FIRST] = now
+            if g >= RQ[q, Q_OUT]:
+                RK[r, K_FREE] += RQ[q, Q_BLOCKS]
+                _changed(RK, r)
+                _finish(S, r, q, now, inst)
+            else:
+                _start_decode(RQ, RK, DUE, IN, HEAP, bs, r, inst, q, RQ[q, Q_PTGT], g, c)
+                _changed(RK, r)
+    IN[inst, I_NCH] = 0
+    _pop_finishes(S, inst, now, c)
+
+
+@njit(cache=True, inline="always")
+def _next(S, TOK, GRP, CX, inst):
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    if not IN[inst, I_LOAD]:
+        IN[inst, I_STATE] = IDLE
+        return
+    if G[G_CLEN] > 0 and CT[0] <= GF[GF_NOW]:
+        IN[inst, I_STATE] = BETWEEN
+        _at(G, GF, CT, CA, 0.0, SCHEDULE, T_PLAN, inst)
+    else:
+        _plan(S, inst)
+        _finish_plan(S, TOK, GRP, CX)
+
+
+@njit(cache=True)
+def _run(S, TOK, GRP, CX):
+    """Run timers until every request has finished (S_DONE), or until a planned step needs a table entry
+    that is not there (S_MISS: the plan stays pending in G, the misses in MISS), or the engine stalls."""
+    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
+    if G[G_PKIND] != PK_NONE:
+        _finish_plan(S, TOK, GRP, CX)
+        if G[G_PKIND] != PK_NONE:
+            return S_MISS
+    while G[G_REMAIN] > 0:
+        if G[G_ERR]:
+            return G[G_ERR]
+        if G[G_CLEN] == 0:
+            return S_STALL
+        now = _pop(G, CT, CA, POPBUF)
+        GF[GF_NOW] = now
+        tid, kind, arg = POPBUF[1], POPBUF[2], POPBUF[3]
+        G[G_TIMERS] += 1
+        if kind == T_PLAN:
+            _plan(S, arg)
+            _finish_plan(S, TOK, GRP, CX)
+        elif kind == T_STEPEND:
+            _end_step(S, arg)
+            _next(S, TOK, GRP, CX, arg)
+        elif kind == T_STRETCHEND:
+            if tid != IN[arg, I_TIMER]:
+                continue  # superseded by a cut
+            IN[arg, I_TIMER] = -1
+            n, c = IN[arg, I_N], IN[arg, I_C]
+            IN[arg, I_C] = c + n
+            IN[arg, I_STEPS] += n
+            _pop_finishes(S, arg, now, c + n)
+            _next(S, TOK, GRP, CX, arg)
+        elif kind == T_ARRIVE:
+            i = G[G_NEXTARR]
+            first = i
+            n = ARRIVALS.shape[0]
+            while i < n:
+                t = ARRIVALS[i]
+                if t > now and i > first:
+                    _at(G, GF, CT, CA, t - now, ROUTE, T_ARRIVE, 0)
+                    break
+                while i < n and ARRIVALS[i] == t:
+                    q = _new_request(S, now, t)
+                    _route(S, q)
+                    i += 1
+            G[G_NEXTARR] = i
+        elif kind == T_FLUSH:
+            # Deferred._flush: the injections run in key order, but each creates the next request whatever its
+            # key, so the order changes nothing here
+            m = G[G_DEFN]
+            G[G_DEFN] = 0
+            G[G_ARMED] = 0
+            for j in range(m):
+                q = _new_request(S, now, now)
+                _route(S, q)
+        elif kind == T_THINK:
+            _defer(S, arg)
+        else:  # T_START: the closed loop's clients send their first requests
+            clients = CFG[C_CLIENTS]
+            ramp = CFGF[CF_RAMP]
+            done = False
+            if G[G_STARTED] == 0:
+                G[G_SENT] = clients
+                if ramp <= 0.0:
+                    G[G_STARTED] = clients
+                    for _ in range(clients):
+                        _route(S, _new_request(S, now, now))
+                    done = True
+            if not done:
+                k = G[G_STARTED]
+                G[G_STARTED] = k + 1
+                _route(S, _new_request(S, now, now))
+                if k + 1 < clients:
+                    _at(G, GF, CT, CA, (k + 1) * ramp / clients - now, ROUTE, T_START, 0)
+        if G[G_PKIND] != PK_NONE:
+            return S_MISS
+    if G[G_ERR]:
+        return G[G_ERR]
+    return S_DONE
+
+
+@njit(cache=True)
+def _new_table():
+    return Dict.empty(key_type=types.int64, value_type=types.float64)
+
+
+# -- the driver ----------------------------------------------------------------------------------------------------
+
+
+class Unsupported(Exception):
+    """The run needs something the compiled engine does not mirror; the caller runs the Python engine."""
+
+
+class _Tables:
+    """The side tables the kernel reads, kept per step cost (warm across operating points, as the step cost's
+    own memos are): lines per decode count, token-dependent seconds, EP-group seconds."""
+
+    def __init__(self, sc):
+        self.lines_n = np.full(1, -1, np.int64)
+        self.lines_a = np.zeros((1, LMAX))
+        self.lines_b = np.zeros((1, LMAX))
+        self.tok = _new_table()
+        self.grp = _new_table()
+        cx = sc._context_ops
+        gates = np.array([g for g, _, _, _ in cx], np.int64)
+        lats = np.array([lat for _, lat, _, _ in cx], np.float64)
+
+        def csr(rows):
+            off = np.zeros(len(rows) + 1, np.int64)
+            for i, r in enumerate(rows):
+                off[i + 1] = off[i] + len(r)
+            return (off, np.array([f for r in rows for f, _ in r], np.int64),
+                    np.array([c for r in rows for _, c in r], np.float64))
+
+        ao, af, ac = csr([a for _, _, a, _ in cx])
+        bo, bf, bc = csr([b for _, _, _, b in cx])
+        self.cx = (gates, lats, ao, af, ac, bo, bf, bc)
+
+    def ensure_lines(self, d_max: int) -> None:
+        if self.lines_n.shape[0] <= d_max:
+            n = d_max + 1
+            ln = np.full(n, -1, np.int64)
+            la, lb = np.zeros((n, LMAX)), np.zeros((n, LMAX))
+            m = self.lines_n.shape[0]
+            ln[:m], la[:m], lb[:m] = self.lines_n, self.lines_a, self.lines_b
+            self.lines_n, self.lines_a, self.lines_b = ln, la, lb
+
+
+_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def warm_up() -> float:
+    """Compile the kernel, or load it from numba's on-disk cache, now; returns the seconds it took.
+
+    A sweep calls this once in the driver before its workers start, so that on a machine where the cache is
+    cold the kernel is compiled once (tens of seconds) rather than by every worker at once; the workers then
+    load it from the cache (well under a second each)."""
+    import time
+
+    t0 = time.perf_counter()
+    if AVAILABLE:
+        empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
+        cx = (empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f)
+        state = _state(1, 1, 1, 1, 1, 16, 16, 0.0, 0.0, np.ones(1, np.int64), np.ones(1, np.int64), np.zeros(1),
+                       None, False, np.full(2, -1, np.int64), np.zeros((2, LMAX)), np.zeros((2, LMAX)))
+        state[11][G_REMAIN] = 0  # nothing to run: the call only compiles or loads
+        _run(state, _new_table(), _new_table(), cx)
+    return time.perf_counter() - t0
+
+
+def cache_is_warm() -> bool:
+    """Whether numba's on-disk cache already holds the kernel (a best guess: its index file exists)."""
+    try:
+        impl = _run._cache._impl
+        return os.path.exists(os.path.join(impl.locator.get_cache_path(), _run._cache._index_name))
+    except Exception:  # numba internals moved: assume cold, which only costs a message
+        return False
+
+
+def supported(step_cost) -> bool:
+    """Whether :func:`simulate` can run this step cost (a roofline CompiledStepCost) on this machine."""
+    if not AVAILABLE:
+        return False
+    from latentmoe_sim.cost.step import CompiledStepCost
+
+    return type(step_cost) is CompiledStepCost and bool(step_cost.grouped)
+
+
+def simulate(cost, num_instances: int, inputs: np.ndarray, outputs: np.ndarray, arrivals, closed_loop, *,
+             max_batch_tokens: int, max_seqs: int, block_size: int, round_robin: bool):
+    """Run the aggregated simulation in the kernel. Returns (request columns, sim_end_s, steps, timers).
+
+    ``arrivals``: open-loop arrival times (None for a closed loop); ``closed_loop``: the spec's ClosedLoop or
+    None. Raises :class:`Unsupported` when the run needs something the kernel does not mirror.
+    """
+    sc = cost.step_cost
+    if not supported(sc):
+        raise Unsupported("step cost")
+    tables = _TABLES.get(sc)
+    if tables is None:
+        tables = _TABLES[sc] = _Tables(sc)
+    n = int(inputs.shape[0])
+    ni, dp, bs = int(num_instances), int(cost.dp), int(block_size)
+    seats = max_seqs if cost.max_seqs_by_memory is None else min(max_seqs, cost.max_seqs_by_memory)
+    seats = int(seats)
+    d_max = seats  # decodes per rank never exceed its seats
+    tables.ensure_lines(d_max)
+    state = _state(n, ni, dp, bs, seats, max_batch_tokens, cost.kv_capacity_tokens, sc._overhead, sc._idle_s,
+                   inputs, outputs, arrivals, closed_loop, round_robin, tables.lines_n, tables.lines_a, tables.lines_b)
+    RQ, RF, IN, G, GF, MISS = state[0], state[1], state[4], state[11], state[12], state[25]
+    tok, grp = tables.tok, tables.grp
+    while True:  # each pass runs until done or until a planned step misses a table entry, which _fill adds
+        status = _run(state, tok, grp, tables.cx)
+        if status == S_DONE:
+            break
+        if status == S_MISS:
+            _fill(sc, tables, MISS[: G[G_MISSN]])
+            continue
+        if status == S_STALL:
+            raise RuntimeError(f"engine stalled at t={GF[0]:.6g} s with {int(G[G_REMAIN])} request(s) unfinished "
+                               "and no timer left")
+        if status == S_BUG:
+            q = int(G[G_ERRARG])
+            raise RuntimeError(f"engine bug: request {q} finished with {int(RQ[q, Q_GEN])} of "
+                               f"{int(RQ[q, Q_OUT])} tokens")
+        raise RuntimeError(f"compiled engine: internal table full (status {status})")
+    cols = {
+        "arrival_s": RF[:, F_ARR], "first_token_s": RF[:, F_FIRST], "finish_s": RF[:, F_FIN],
+        "input_tokens": RQ[:, Q_IN], "output_tokens": RQ[:, Q_OUT], "preemptions": RQ[:, Q_PRE],
+        "instance": RQ[:, Q_INST],
+    }
+    return cols, float(GF[0]), int(IN[:, I_STEPS].sum()), int(G[G_TIMERS])
+
+
+def _state(n, ni, dp, bs, seats, max_batch_tokens, kv_capacity_tokens, overhead_s, idle_s, inputs, outputs, arrivals,
+           closed_loop, round_robin, lines_n, lines_a, lines_b) -> tuple:
+    """The kernel's state arrays for a run of ``n`` requests on ``ni`` instances of ``dp`` ranks, the first
+    timer (the source's) set."""
+    d_max = seats
+    R = ni * dp
+
+    RQ = np.zeros((n, NQ), np.int64)
+    RQ[:, Q_RANK] = -1
+    RQ[:, Q_SEQ] = -1
+    RQ[:, Q_INST] = -1
+    RQ[:, Q_WNEXT:] = -1
+    RF = np.full((n, 3), -1.0)
+    RK = np.zeros((R, NK), np.int64)
+    RK[:, K_FREE] = kv_capacity_tokens // bs
+    RK[:, K_RUNS] = RUNS_INF
+    RK[:, K_WHEAD] = RK[:, K_WTAIL] = RK[:, K_UHEAD] = RK[:, K_UTAIL] = RK[:, K_PARTIAL] = -1
+    DUE = np.zeros((R, bs), np.int64)
+    IN = np.zeros((ni, NI_), np.int64)
+    IN[:, I_TIMER] = -1
+    IN[:, I_IHEAD] = IN[:, I_ITAIL] = -1
+    INF = np.zeros((ni, 3))
+    # an instance's live heap entries are its decodes (<= dp * seats, <= n); stale ones are dropped when full.
+    # A step's chunks: per rank one continued prefill and admissions (<= seats, and <= n in all)
+    HEAP = np.zeros((ni, min(dp * seats, n) + 1, 3), np.int64)
+    CH = np.zeros((ni, min(dp * (seats + 1), n + dp) + 1, 3), np.int64)
+    smax = dp * LMAX + 1
+    SEG = np.zeros((ni, smax, 3))
+    cap = 2 * n + 16 * ni + 64
+    CT = np.zeros(cap)
+    CA = np.zeros((cap, 4), np.int64)
+    G = np.zeros(NG, np.int64)
+    G[G_REMAIN] = n
+    GF = np.zeros(1)
+    CFG = np.zeros(NC, np.int64)
+    CFG[C_N], CFG[C_NI], CFG[C_DP], CFG[C_BS], CFG[C_SEATS] = n, ni, dp, bs, seats
+    CFG[C_MAXTOK], CFG[C_RR], CFG[C_LMAX], CFG[C_D] = max_batch_tokens, int(round_robin), LMAX, d_max
+    CFGF = np.zeros(4)
+    CFGF[CF_OVERHEAD], CFGF[CF_IDLE] = overhead_s, idle_s
+    INPUTS = np.array(inputs, dtype=np.int64)
+    OUTPUTS = np.array(outputs, dtype=np.int64)
+    if closed_loop is not None:
+        CFG[C_CLOSED] = 1
+        CFG[C_CLIENTS] = min(int(closed_loop.concurrency), n)
+        CFGF[CF_THINK] = float(closed_loop.think_time_s)
+        CFGF[CF_RAMP] = float(getattr(closed_loop, "ramp_s", 0.0))
+        ARRIVALS = np.zeros(0)
+        first = (0.0, T_START)
+    else:
+        ARRIVALS = np.array(arrivals, dtype=np.float64)  # a writable copy: numba types read-only arrays apart
+        first = (max(float(ARRIVALS[0]), 0.0) if ARRIVALS.size else 0.0, T_ARRIVE)
+    DEF = np.zeros(n + 1, np.int64)
+    FED = np.zeros(n + 1, np.int64)
+    BUF = np.zeros(seats + 1, np.int64)
+    PMOST = np.full(d_max + 1, -1, np.int64)
+    PMD = np.zeros(d_max + 1, np.int64)
+    PCH = np.zeros((dp + 1, 4), np.int64)
+    PCHF = np.zeros(dp + 1)
+    MISS = np.zeros((d_max + dp + 8, 4), np.int64)
+    TA, TB, LNA, LNB = np.zeros(smax), np.zeros(smax), np.zeros(smax), np.zeros(smax)
+    FEAT = np.zeros(7)
+    POPBUF = np.zeros(4, np.int64)
+    _at(G, GF, CT, CA, first[0], ROUTE, first[1], 0)
+    return (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+            BUF, PMOST, PMD, PCH, PCHF, MISS, lines_n, lines_a, lines_b, TA, TB, LNA, LNB, FEAT, POPBUF)
+
+
+def _fill(sc, tables: _Tables, misses: np.ndarray) -> None:
+    """Ask the step cost for the entries the kernel missed (the same calls, with the same argument types, as
+    the Python engine's ``step_time_grouped`` and ``decode_stretch_grouped``)."""
+    for kind, a, b, c in misses.tolist():
+        if kind == M_LINES:
+            lines = sc._lines_memo.get(a) or sc._decode_lines(a)
+            if len(lines) > LMAX:
+                raise Unsupported(f"{len(lines)} envelope pieces for {a} decodes")
+            for j, (la, lb) in enumerate(lines):
+                tables.lines_a[a, j] = la
+                tables.lines_b[a, j] = lb
+            tables.lines_n[a] = len(lines)
+        elif kind == M_TOKEN:
+            t = sc._token_memo.get((a, b))
+            tables.tok[_token_key(a, b)] = sc._token_time(a, b) if t is None else t
+        elif kind == M_GROUP_STEP:
+            tables.grp[_group_key(a, b, c)] = sc.group_time(a, b, bool(c))
+        else:
+            tables.grp[_group_key(a, b, 0)] = sc.group_time(float(a), float(b))
