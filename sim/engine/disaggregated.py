@@ -39,12 +39,14 @@ import time
 from heapq import heappop, heappush
 
 import numpy as np
+import polars as pl
 
 from latentmoe_sim.cost.base import InstanceCost
 from latentmoe_sim.errors import InputError
 
 from .aggregated import (
     DEFAULT_BLOCK_SIZE,
+    ENGINES,
     SimResult,
     check_batching,
     check_count,
@@ -147,6 +149,17 @@ class Link:
         self._arm()
 
 
+def _checked_link(prefill: InstanceCost, decode: InstanceCost) -> tuple[float, float, float, str]:
+    """:func:`link_params`, with the error for a link that cannot move the KV there is."""
+    bandwidth, cap, latency, kind = link_params(prefill, decode)
+    if bandwidth <= 0.0 and (float(prefill.kv_bytes_per_token) > 0.0 or float(prefill.state_bytes_per_seq) > 0.0):
+        raise InputError(
+            f"disaggregated KV transfer: the {kind} bandwidth per GPU of the instance costs is "
+            f"{bandwidth!r} bytes/s; it must be > 0 to move KV from prefill to decode"
+        )
+    return bandwidth, cap, latency, kind
+
+
 class _Disaggregated:
     def __init__(self, prefill, num_prefill, decode, num_decode, specs, *, prefill_batching, decode_batching,
                  block_size, router, step_by_step, clock="heap"):
@@ -164,14 +177,9 @@ class _Disaggregated:
         ]
         self.prefill_router = Router(self.prefills, router, "router")
         self.decode_router = Router(self.decodes, router, "router")
-        bandwidth, cap, latency, self.link_kind = link_params(prefill, decode)
+        bandwidth, cap, latency, self.link_kind = _checked_link(prefill, decode)
         self.kv_bytes_per_token = float(prefill.kv_bytes_per_token)
         self.state_bytes_per_seq = float(prefill.state_bytes_per_seq)
-        if bandwidth <= 0.0 and (self.kv_bytes_per_token > 0.0 or self.state_bytes_per_seq > 0.0):
-            raise InputError(
-                f"disaggregated KV transfer: the {self.link_kind} bandwidth per GPU of the instance costs is "
-                f"{bandwidth!r} bytes/s; it must be > 0 to move KV from prefill to decode"
-            )
         self._num_prefill = num_prefill
         self.links = [Link(clock, bandwidth or 1.0, latency, self._landed, cap or 1.0) for _ in self.decodes]
         self._held: dict[Request, tuple[Instance, Rank]] = {}
@@ -212,6 +220,52 @@ class _Disaggregated:
         self.source.finished(req)
 
 
+def _simulate_compiled(prefill, num_prefill, decode, num_decode, requests, inputs, outputs, cpu0, required, *,
+                       prefill_batching, decode_batching, block_size, router, step_by_step, clock) -> SimResult | None:
+    """The run on the compiled engine (:mod:`.compiled_disagg`), or None where it does not mirror the run (then
+    the Python engine runs it; ``required``: raise instead)."""
+    from . import compiled
+
+    why = None
+    if not compiled.AVAILABLE:
+        why = "numba is not installed"
+    elif not compiled.supported(prefill.step_cost):
+        why = f"the prefill step cost ({type(prefill.step_cost).__name__}) is not a roofline CompiledStepCost"
+    elif not compiled.supported(decode.step_cost):
+        why = f"the decode step cost ({type(decode.step_cost).__name__}) is not a roofline CompiledStepCost"
+    elif step_by_step:
+        why = "step_by_step is the Python reference mode"
+    elif clock != "heap":
+        why = f"the {clock} clock runs on the Python engine"
+    if why is None:
+        from . import compiled_disagg
+
+        Router([], router)  # the policy's check and error
+        bandwidth, cap, latency, kind = _checked_link(prefill, decode)
+        bandwidth = bandwidth or 1.0  # as _Disaggregated builds its Links
+        cap = min(cap or 1.0, bandwidth)
+        loop = getattr(requests, "closed_loop", None)
+        try:
+            cols, end_s, steps, timers = compiled_disagg.simulate(
+                prefill, num_prefill, decode, num_decode, inputs, outputs,
+                None if loop is not None else np.asarray(requests.arrival_s), loop,
+                prefill_batching=prefill_batching, decode_batching=decode_batching, block_size=block_size,
+                round_robin=router == "round-robin", link=(bandwidth, cap, latency),
+                kv_bytes_per_token=float(prefill.kv_bytes_per_token),
+                state_bytes_per_seq=float(prefill.state_bytes_per_seq))
+        except compiled.Unsupported as exc:
+            why = str(exc)
+        else:
+            n = inputs.shape[0]
+            records = pl.DataFrame({"request_id": np.arange(n, dtype=np.int64), **cols})
+            return SimResult(records=records, num_gpus=num_prefill * prefill.num_gpus + num_decode * decode.num_gpus,
+                             sim_end_s=end_s, steps=steps, events=timers, cpu_s=time.process_time() - cpu0,
+                             extra={"link": kind})
+    if required:
+        raise InputError(f"engine: 'compiled' cannot run this simulation: {why}")
+    return None
+
+
 def simulate_disaggregated(
     prefill: InstanceCost,
     num_prefill: int,
@@ -227,6 +281,7 @@ def simulate_disaggregated(
     router: str = "least-loaded",
     step_by_step: bool = False,
     clock: str = "heap",
+    engine: str = "auto",
 ) -> SimResult:
     """Serve ``requests`` on ``num_prefill`` prefill instances and ``num_decode`` decode instances.
 
@@ -234,7 +289,9 @@ def simulate_disaggregated(
     applies to both pools. The records add ``prefill_instance`` and ``kv_transfer_s``; ``instance`` is the
     decode instance (numbered after the prefill instances: ``num_prefill + j``), or the prefill instance for
     a one-token request. See the module docstring for the transfer model and the TTFT convention.
-    ``clock``: ``"heap"`` (default) or ``"simpy"`` (sim/engine/clock.py; identical records).
+    ``clock``: ``"heap"`` (default) or ``"simpy"`` (sim/engine/clock.py; identical records). ``engine``:
+    ``"auto"`` (default: the compiled engine of :mod:`.compiled_disagg` where it mirrors the run, else the
+    Python engine), ``"python"`` or ``"compiled"`` (an error where it cannot run); both give identical records.
     """
     cpu0 = time.process_time()
     block_size = check_count(block_size, "block_size")
@@ -250,6 +307,15 @@ def simulate_disaggregated(
     check_fits(np.where(outputs > 1, inputs + outputs - 1, 0), decode, block_size, "decode instance",
                "prompt plus output (less the last token)")
 
+    if engine not in ENGINES:
+        raise InputError(f"engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine != "python":
+        fast = _simulate_compiled(prefill, num_prefill, decode, num_decode, requests, inputs, outputs, cpu0,
+                                  engine == "compiled", prefill_batching=prefill_batching,
+                                  decode_batching=decode_batching, block_size=block_size, router=router,
+                                  step_by_step=bool(step_by_step), clock=clock)
+        if fast is not None:
+            return fast
     sim = _Disaggregated(
         prefill, num_prefill, decode, num_decode, requests,
         prefill_batching=prefill_batching, decode_batching=decode_batching,
