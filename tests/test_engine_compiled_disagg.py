@@ -96,6 +96,15 @@ def test_compiled_equals_python(kimi, pdp, npre, ddp, ndec, router, arrivals, kv
         assert rec["preemptions"].sum() > 0  # the case exercises preemption on the decode side
 
 
+def test_tight_decode_budget(kimi):
+    """A decode budget as small as the seats: after a preempted request's last re-prefill chunk, seated
+    requests (one token of budget each) run out of budget before they run out of seats."""
+    specs = lognormal(ClosedLoop(40), 250, seed=26)
+    fast = both(instance(kimi, 4, 8192), 1, instance(kimi, 2, 24, 14_000), 1, specs, decode_max_seqs=24,
+                decode_max_batch_tokens=24)
+    assert fast.records["preemptions"].sum() > 0
+
+
 def test_one_token_requests_ties_and_lock_step(kimi):
     """One-token requests (finished by the prefill pool), open-loop arrivals sharing timestamps."""
     rng = np.random.default_rng(3)
@@ -122,6 +131,16 @@ def test_no_link_latency_lands_inside_the_drain(kimi):
     pre = instance(kimi, 4, 4096, nvlink_latency_s=0.0, scaleout_latency_s=0.0)
     dec = instance(kimi, 4, 2048, nvlink_latency_s=0.0, scaleout_latency_s=0.0)
     both(pre, 2, dec, 1, lognormal(Poisson(8.0), 250, seed=9), prefill_max_batch_tokens=4096)
+
+
+def test_landings_at_one_instant_out_of_id_order(kimi):
+    """Landings at one instant reach a decode instance's inbox out of id order, and it plans them in
+    (time, id) order. A link latency of 2**40 s puts the landing instants on a float grid of 2**-12 s, so
+    transfers drained (in order of their size) a fraction of a millisecond apart land at one instant."""
+    lat = 2.0**40
+    pre = instance(kimi, 4, 8192, nvlink_latency_s=lat, scaleout_latency_s=lat)
+    dec = instance(kimi, 4, 2048, nvlink_latency_s=lat, scaleout_latency_s=lat)
+    both(pre, 2, dec, 1, lognormal(Poisson(20.0), 250, seed=7))
 
 
 def test_prefill_pool_blocked_on_kv_is_woken_by_landings(kimi):
