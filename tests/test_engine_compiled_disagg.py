@@ -20,7 +20,7 @@ import pytest
 
 from latentmoe_sim.cost import ConstantStepCost, build_instance_cost
 from latentmoe_sim.cost.base import InstanceCost
-from latentmoe_sim.engine import compiled, simulate_disaggregated
+from latentmoe_sim.engine import compiled, compiled_disagg, simulate_disaggregated
 from latentmoe_sim.errors import InputError
 from latentmoe_sim.hwprofile_io import load_hw
 from latentmoe_sim.models.catalog import load_model
@@ -168,3 +168,9 @@ def test_auto_falls_back_to_python_where_not_compiled(kimi):
         simulate_disaggregated(cost, 1, cost, 1, specs, engine="compiled", clock="simpy")
     with pytest.raises(InputError, match="engine: must be one of"):
         simulate_disaggregated(cost, 1, cost, 1, specs, engine="fortran")
+
+
+def test_warm_up_loads_the_kernel():
+    """A sweep compiles (or loads) the kernel before its workers start; afterwards the cache holds it."""
+    compiled_disagg.warm_up()
+    assert compiled_disagg.cache_is_warm()

@@ -22,9 +22,11 @@ What it mirrors, and how it stays exact:
   ._compile_context_ops`) are evaluated in the kernel, from their coefficients, with the same float sums.
 
 What it covers: :func:`~.aggregated.simulate_aggregated` with a roofline :class:`CompiledStepCost` (its
-``grouped`` interface), the timer-heap clock, stretch mode and no attention-DP balance. Everything else
-(measured-table costs, two-batch-overlap and MTP wrappers, the SimPy clock, ``step_by_step``, ADP balance,
-disaggregated serving) runs on the Python engine, which stays the reference. ``engine="python"`` forces it.
+``grouped`` interface), the timer-heap clock, stretch mode and no attention-DP balance. Disaggregated serving
+under the same conditions (both pools' step costs) runs on a sibling kernel built from this module's pieces,
+:mod:`.compiled_disagg`. Everything else (measured-table costs, two-batch-overlap and MTP wrappers, the SimPy
+clock, ``step_by_step``, ADP balance) runs on the Python engine, which stays the reference.
+``engine="python"`` forces it.
 
 numba compiles the kernel on first use and caches the machine code next to this file (``cache=True``), so a
 new process loads it in well under a second; the first compile takes tens of seconds.
@@ -1332,11 +1334,11 @@ def warm_up() -> float:
     return time.perf_counter() - t0
 
 
-def cache_is_warm() -> bool:
-    """Whether numba's on-disk cache already holds the kernel (a best guess: its index file exists)."""
+def cache_is_warm(kernel=None) -> bool:
+    """Whether numba's on-disk cache already holds the kernel (``kernel``: another module's entry point;
+    default this module's) (a best guess: its index file exists)."""
     try:
-        impl = _run._cache._impl
-        return os.path.exists(os.path.join(impl.locator.get_cache_path(), _run._cache._index_name))
+        return os.path.exists((kernel or _run)._cache._cache_file._index_path)
     except Exception:  # numba internals moved: assume cold, which only costs a message
         return False
 

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import compiled
+
 from .compiled import (
     BETWEEN, COMPLETE, DECODE, DONE, F_ARR, F_FIN, F_FIRST, G_ARMED, G_CLEN, G_CREATED, G_DEFN, G_ERR, G_ERRARG,
     G_MISSN, G_NEXTARR, G_NREQ, G_PBUSY, G_PCHN, G_PIDLE, G_PINST, G_PKIND, G_PMOSTN, G_PN, G_PTOTAL, G_REMAIN,
@@ -874,10 +876,6 @@ def _run(S, T0, T1):
 # -- the driver ----------------------------------------------------------------------------------------------------
 
 
-def _seats(cost, max_seqs: int) -> int:
-    return int(max_seqs if cost.max_seqs_by_memory is None else min(max_seqs, cost.max_seqs_by_memory))
-
-
 def _tables(sc) -> _Tables:
     tables = _TABLES.get(sc)
     if tables is None:
@@ -901,28 +899,63 @@ def simulate(prefill, num_prefill: int, decode, num_decode: int, inputs: np.ndar
     kernel does not mirror.
     """
     scs = (prefill.step_cost, decode.step_cost)
-    pools = ((prefill, int(num_prefill), prefill_batching), (decode, int(num_decode), decode_batching))
-    seats = [_seats(cost, b[1]) for cost, _, b in pools]
-    dps = [int(cost.dp) for cost, _, _ in pools]
+    pools = []
+    for cost, count, (max_tokens, max_seqs), sc in ((prefill, num_prefill, prefill_batching, scs[0]),
+                                                    (decode, num_decode, decode_batching, scs[1])):
+        seats = int(max_seqs if cost.max_seqs_by_memory is None else min(max_seqs, cost.max_seqs_by_memory))
+        pools.append((int(count), int(cost.dp), seats, int(max_tokens), int(cost.kv_capacity_tokens), sc._overhead,
+                      sc._idle_s))
     tabs = [_tables(sc) for sc in scs]
-    for t, s in zip(tabs, seats):  # decodes per rank never exceed its seats
-        t.ensure_lines(s)
+    for t, pool in zip(tabs, pools):  # decodes per rank never exceed its seats
+        t.ensure_lines(pool[2])
     T0, T1 = _pool_tables(tabs[0]), _pool_tables(tabs[1])  # after both: one table set may serve both pools
+    state = _state(pools, int(block_size), inputs, outputs, arrivals, closed_loop, round_robin, link,
+                   kv_bytes_per_token, state_bytes_per_seq)
+    RQ, RF, IN, G, GF, MISS, IC = state[0], state[1], state[4], state[11], state[12], state[25], state[32]
+    while True:  # each pass runs until done or until a planned step misses a table entry, which _fill adds
+        status = _run(state, T0, T1)
+        if status == S_DONE:
+            break
+        if status == S_MISS:
+            p = int(IC[G[G_PINST], IC_POOL])
+            _fill(scs[p], tabs[p], MISS[: G[G_MISSN]])
+            continue
+        if status == S_STALL:
+            raise RuntimeError(f"engine stalled at t={GF[0]:.6g} s with {int(G[G_REMAIN])} request(s) unfinished "
+                               "and no timer left")
+        if status == S_BUG:
+            q = int(G[G_ERRARG])
+            raise RuntimeError(f"engine bug: request {q} finished with {int(RQ[q, Q_GEN])} of "
+                               f"{int(RQ[q, Q_OUT])} tokens")
+        raise RuntimeError(f"compiled engine: internal table full (status {status})")
+    cols = {
+        "arrival_s": RF[:, F_ARR], "first_token_s": RF[:, F_FIRST], "finish_s": RF[:, F_FIN],
+        "input_tokens": RQ[:, Q_IN], "output_tokens": RQ[:, Q_OUT], "preemptions": RQ[:, Q_PRE],
+        "instance": RQ[:, Q_INST], "prefill_instance": RQ[:, Q_PINST], "kv_transfer_s": RF[:, F_KVT],
+    }
+    return cols, float(GF[0]), int(IN[:, I_STEPS].sum()), int(G[G_TIMERS])
 
+
+def _state(pools, bs, inputs, outputs, arrivals, closed_loop, round_robin, link, kv_bytes_per_token,
+           state_bytes_per_seq) -> tuple:
+    """The kernel's state arrays, the first timer (the source's) set. ``pools``: per pool (prefill, decode)
+    ``(instances, dp, seats, max_batch_tokens, KV capacity tokens per rank, step overhead s, idle rank s)``."""
     n = int(inputs.shape[0])
-    bs = int(block_size)
-    npre, ndec = pools[0][1], pools[1][1]
+    npre, ndec = pools[0][0], pools[1][0]
     ni = npre + ndec
-    inst_pool = [0] * npre + [1] * ndec
+    dps = [pool[1] for pool in pools]
+    seats = [pool[2] for pool in pools]
     IC = np.zeros((ni, NIC), np.int64)
     ICF = np.zeros((ni, 2))
+    RK = np.zeros((sum(pool[0] * pool[1] for pool in pools), NK), np.int64)
     r0 = 0
-    for i, p in enumerate(inst_pool):
-        cost, _, (max_tokens, _) = pools[p]
-        IC[i] = (dps[p], r0, seats[p], int(max_tokens), p)
-        ICF[i] = (scs[p]._overhead, scs[p]._idle_s)
-        r0 += dps[p]
-    R = r0
+    for i in range(ni):
+        p = 0 if i < npre else 1
+        _, dp, s, max_tokens, kv_tokens, overhead_s, idle_s = pools[p]
+        IC[i] = (dp, r0, s, max_tokens, p)
+        ICF[i] = (overhead_s, idle_s)
+        RK[r0:r0 + dp, K_FREE] = kv_tokens // bs
+        r0 += dp
     dmax, dpmax = max(seats), max(dps)
 
     RQ = np.zeros((n, NQD), np.int64)
@@ -933,12 +966,9 @@ def simulate(prefill, num_prefill: int, decode, num_decode: int, inputs: np.ndar
     RQ[:, Q_PINST] = -1
     RF = np.full((n, NFD), -1.0)
     RF[:, F_KVT] = 0.0
-    RK = np.zeros((R, NK), np.int64)
-    for i, p in enumerate(inst_pool):
-        RK[IC[i, IC_R0]:IC[i, IC_R0] + dps[p], K_FREE] = pools[p][0].kv_capacity_tokens // bs
     RK[:, K_RUNS] = RUNS_INF
     RK[:, K_WHEAD] = RK[:, K_WTAIL] = RK[:, K_UHEAD] = RK[:, K_UTAIL] = RK[:, K_PARTIAL] = -1
-    DUE = np.zeros((R, bs), np.int64)
+    DUE = np.zeros((r0, bs), np.int64)
     IN = np.zeros((ni, NI_), np.int64)
     IN[:, I_TIMER] = -1
     IN[:, I_IHEAD] = IN[:, I_ITAIL] = -1
@@ -971,7 +1001,7 @@ def simulate(prefill, num_prefill: int, decode, num_decode: int, inputs: np.ndar
         ARRIVALS = np.zeros(0)
         first = (0.0, T_START)
     else:
-        ARRIVALS = np.array(arrivals, dtype=np.float64)
+        ARRIVALS = np.array(arrivals, dtype=np.float64)  # a writable copy: numba types read-only arrays apart
         first = (max(float(ARRIVALS[0]), 0.0) if ARRIVALS.size else 0.0, T_ARRIVE)
     DEF = np.zeros(2 * n + 1, np.int64)
     FED = np.zeros(n + 1, np.int64)
@@ -990,29 +1020,28 @@ def simulate(prefill, num_prefill: int, decode, num_decode: int, inputs: np.ndar
     LHT = np.zeros((ndec, n + 1))
     LHQ = np.zeros((ndec, n + 1, 2), np.int64)
     _at(G, GF, CT, CA, first[0], ROUTE, first[1], 0)
-    state = (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-             BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ)
+    return (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
+            BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ)
 
-    while True:  # each pass runs until done or until a planned step misses a table entry, which _fill adds
-        status = _run(state, T0, T1)
-        if status == S_DONE:
-            break
-        if status == S_MISS:
-            p = int(IC[G[G_PINST], IC_POOL])
-            _fill(scs[p], tabs[p], MISS[: G[G_MISSN]])
-            continue
-        if status == S_STALL:
-            raise RuntimeError(f"engine stalled at t={GF[0]:.6g} s with {int(G[G_REMAIN])} request(s) unfinished "
-                               "and no timer left")
-        if status == S_BUG:
-            q = int(G[G_ERRARG])
-            raise RuntimeError(f"engine bug: request {q} finished with {int(RQ[q, Q_GEN])} of "
-                               f"{int(RQ[q, Q_OUT])} tokens")
-        raise RuntimeError(f"compiled engine: internal table full (status {status})")
-    cols = {
-        "arrival_s": RF[:, F_ARR], "first_token_s": RF[:, F_FIRST], "finish_s": RF[:, F_FIN],
-        "input_tokens": RQ[:, Q_IN], "output_tokens": RQ[:, Q_OUT], "preemptions": RQ[:, Q_PRE],
-        "instance": RQ[:, Q_INST], "prefill_instance": RQ[:, Q_PINST], "kv_transfer_s": RF[:, F_KVT],
-    }
-    return cols, float(GF[0]), int(IN[:, I_STEPS].sum()), int(G[G_TIMERS])
 
+def warm_up() -> float:
+    """Compile the kernel, or load it from numba's on-disk cache, now; returns the seconds it took (see
+    :func:`.compiled.warm_up`: a sweep calls both before its workers start)."""
+    import time
+
+    t0 = time.perf_counter()
+    if AVAILABLE:
+        empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
+        cx = (empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f)
+        t = (_new_table(), _new_table(), cx, np.full(2, -1, np.int64), np.zeros((2, LMAX)), np.zeros((2, LMAX)))
+        pool = (1, 1, 1, 16, 16, 0.0, 0.0)
+        state = _state([pool, pool], 1, np.ones(1, np.int64), np.ones(1, np.int64), np.zeros(1), None, False,
+                       (1.0, 1.0, 0.0), 0.0, 0.0)
+        state[11][G_REMAIN] = 0  # nothing to run: the call only compiles or loads
+        _run(state, t, t)
+    return time.perf_counter() - t0
+
+
+def cache_is_warm() -> bool:
+    """Whether numba's on-disk cache already holds the kernel (a best guess: its index file exists)."""
+    return compiled.cache_is_warm(_run)
