@@ -1286,18 +1286,20 @@ def _end_step(S, inst):
 
 
 @njit(cache=True, inline="always")
-def _next(S, TOK, GRP, CX, inst):
+def _next(S, inst):
+    """Instance._next after a step or stretch was applied: go idle, plan after this instant's other timers, or
+    plan now (returns the instance to plan now, else -1; the caller plans, so that the planning code is
+    inlined in one place)."""
     (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
      BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
     if not IN[inst, I_LOAD]:
         IN[inst, I_STATE] = IDLE
-        return
+        return -1
     if G[G_CLEN] > 0 and CT[0] <= GF[GF_NOW]:
         IN[inst, I_STATE] = BETWEEN
         _at(G, GF, CT, CA, 0.0, SCHEDULE, T_PLAN, inst)
-    else:
-        _plan(S, inst)
-        _finish_plan(S, TOK, GRP, CX)
+        return -1
+    return inst
 
 
 @njit(cache=True)
@@ -1306,25 +1308,29 @@ def _run(S, TOK, GRP, CX):
     that is not there (S_MISS: the plan stays pending in G, the misses in MISS), or the engine stalls."""
     (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
      BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    if G[G_PKIND] != PK_NONE:
-        _finish_plan(S, TOK, GRP, CX)
+    while True:
+        # a plan made by the last timer's callback (or pending since a miss) is finished before anything
+        # else, as Instance._on_plan does within the callback
         if G[G_PKIND] != PK_NONE:
-            return S_MISS
-    while G[G_REMAIN] > 0:
+            _finish_plan(S, TOK, GRP, CX)
+            if G[G_PKIND] != PK_NONE:
+                return S_MISS
         if G[G_ERR]:
             return G[G_ERR]
+        if G[G_REMAIN] <= 0:
+            return S_DONE
         if G[G_CLEN] == 0:
             return S_STALL
         now = _pop(G, CT, CA, POPBUF)
         GF[GF_NOW] = now
         tid, kind, arg = POPBUF[1], POPBUF[2], POPBUF[3]
         G[G_TIMERS] += 1
+        plan = -1
         if kind == T_PLAN:
-            _plan(S, arg)
-            _finish_plan(S, TOK, GRP, CX)
+            plan = arg
         elif kind == T_STEPEND:
             _end_step(S, arg)
-            _next(S, TOK, GRP, CX, arg)
+            plan = _next(S, arg)
         elif kind == T_STRETCHEND:
             if tid != IN[arg, I_TIMER]:
                 continue  # superseded by a cut
@@ -1333,7 +1339,7 @@ def _run(S, TOK, GRP, CX):
             IN[arg, I_C] = c + n
             IN[arg, I_STEPS] += n
             _pop_finishes(S, arg, now, c + n)
-            _next(S, TOK, GRP, CX, arg)
+            plan = _next(S, arg)
         elif kind == T_ARRIVE:
             i = G[G_NEXTARR]
             first = i
@@ -1376,11 +1382,8 @@ def _run(S, TOK, GRP, CX):
                 _route(S, _new_request(S, now, now))
                 if k + 1 < clients:
                     _at(G, GF, CT, CA, (k + 1) * ramp / clients - now, ROUTE, T_START, 0)
-        if G[G_PKIND] != PK_NONE:
-            return S_MISS
-    if G[G_ERR]:
-        return G[G_ERR]
-    return S_DONE
+        if plan >= 0:
+            _plan(S, plan)  # leaves the plan pending: finished at the top of the loop
 
 
 @njit(cache=True)
