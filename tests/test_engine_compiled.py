@@ -188,3 +188,15 @@ def test_kernel_group_seconds_equal_group_cost():
         frac = rng.uniform(1.0, 50.0)
         assert compiled._group_seconds(GP, GC, frac, 1.0, 0) == gc.time(frac, 1.0, False)
     assert computed >= 8
+
+
+def test_without_numba_runs_on_python(kimi, monkeypatch):
+    """Where numba is missing the default runs the Python engine; asking for the compiled one says why."""
+    cost = instance(kimi, 2)
+    specs = lognormal(Poisson(5.0), 40, seed=9)
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    auto = simulate_aggregated(cost, 1, specs)
+    with pytest.raises(InputError, match="numba is not installed"):
+        simulate_aggregated(cost, 1, specs, engine="compiled")
+    monkeypatch.undo()
+    assert_identical(auto, simulate_aggregated(cost, 1, specs, engine="compiled"))
