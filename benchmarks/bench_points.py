@@ -48,7 +48,11 @@ round every memo is warm (the figures of a long sweep over one plan).
     python benchmarks/bench_points.py --quick --cold --against aa78c1e   # cold points, with ratios
     python benchmarks/bench_points.py --quick --cold-vs-warm             # this checkout cold and warm, interleaved
 
-``--cold-vs-warm`` drives two workers of this checkout, one cold and one warm, over the same points in
+    python benchmarks/bench_points.py --quick --python-vs-compiled      # the Python engine against the default
+
+``--python-vs-compiled`` drives two workers of this checkout, one forcing ``engine="python"`` and one on the
+default (the compiled engine where it applies, sim/engine/compiled.py), and checks that their records are
+the same. ``--cold-vs-warm`` drives two workers of this checkout, one cold and one warm, over the same points in
 the same interleaved way, so that the cold/warm ratio too is measured within one run (and the records of
 the two are compared: memo state must not change a result).
 
@@ -204,12 +208,15 @@ class _Runner:
             return (self.cost(p["tp"], p["dp"], max_seqs=p.get("max_seqs", 128)),)
         return self.cost(1, 8, max_batch_tokens=8192), self.cost(1, 8)
 
-    def run(self, p: dict, costs) -> tuple:
+    def run(self, p: dict, costs, engine: str | None = None) -> tuple:
+        """``engine``: passed to the simulate functions when given (this checkout's ``--python-vs-compiled``;
+        older revisions have no such argument)."""
         specs = self.workload(p).generate()
+        kw = {} if engine is None else {"engine": engine}
         if p["mode"] == "agg":
-            res = self.agg(costs[0], 1, specs, max_seqs=p.get("max_seqs", 128))
+            res = self.agg(costs[0], 1, specs, max_seqs=p.get("max_seqs", 128), **kw)
         else:
-            res = self.disagg(costs[0], p["num_prefill"], costs[1], p["num_decode"], specs)
+            res = self.disagg(costs[0], p["num_prefill"], costs[1], p["num_decode"], specs, **kw)
         return res, res.summary()
 
     def digest(self, res) -> str:
@@ -221,21 +228,21 @@ class _Runner:
         return h.hexdigest()[:12]
 
 
-def worker(src_root: str, cold: bool = False) -> None:
+def worker(src_root: str, cold: bool = False, engine: str | None = None) -> None:
     _import_tree(Path(src_root))
     runner = _Runner()
     all_points = points()
-    # imports and first-call costs (such as loading a compiled kernel from numba's cache), not timed: one tiny
+    # imports and first-call costs (compiling or loading a compiled kernel among them), not timed: one tiny
     # aggregated and one tiny disaggregated point
     for first in (all_points[0], next(p for p in all_points if p["mode"] == "disagg")):
         warm = dict(first, n=20, concurrency=4, seed=1)
-        runner.run(warm, runner.prepare(warm))
+        runner.run(warm, runner.prepare(warm), engine)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         p = all_points[int(line)]
         costs = runner.prepare(p, cold)
         t0 = time.process_time()
-        res, _summary = runner.run(p, costs)
+        res, _summary = runner.run(p, costs, engine)
         cpu = time.process_time() - t0
         print(json.dumps({"cpu_s": cpu, "steps": res.steps, "events": res.events,
                           "preemptions": int(res.records["preemptions"].sum()), "digest": runner.digest(res)}),
@@ -246,10 +253,11 @@ def worker(src_root: str, cold: bool = False) -> None:
 
 
 class Worker:
-    def __init__(self, label: str, src_root: Path, cold: bool = False):
+    def __init__(self, label: str, src_root: Path, cold: bool = False, engine: str | None = None):
         self.label = label
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", str(src_root)] + (["--cold"] if cold else []),
+            [sys.executable, str(Path(__file__).resolve()), "--worker", str(src_root)] + (["--cold"] if cold else [])
+            + (["--engine", engine] if engine else []),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
         )
         self._read()
@@ -316,11 +324,15 @@ def main() -> None:
                     help="build every point's instance costs afresh (empty memos), as a sweep meeting a new plan")
     ap.add_argument("--cold-vs-warm", action="store_true",
                     help="run this checkout twice, cold and warm, interleaved; ratios cold / warm")
+    ap.add_argument("--python-vs-compiled", action="store_true",
+                    help="run this checkout twice, on the Python engine and on the default (compiled where it "
+                         "applies), interleaved; ratios python / compiled")
     ap.add_argument("--verbose", action="store_true", help="print every point's figures")
     ap.add_argument("--worker", metavar="SRC_ROOT", help=argparse.SUPPRESS)
+    ap.add_argument("--engine", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker, args.cold)
+        worker(args.worker, args.cold, args.engine)
         return
     pts = points()
     if args.quick:
@@ -341,10 +353,18 @@ def main() -> None:
         sys.exit("bench_points: --rounds must be >= 1")
     if args.cold_vs_warm and (args.against or args.cold):
         sys.exit("bench_points: --cold-vs-warm runs this checkout cold and warm; it takes no --against or --cold")
+    if args.python_vs_compiled and (args.against or args.cold_vs_warm):
+        sys.exit("bench_points: --python-vs-compiled runs this checkout on both engines; it takes no --against "
+                 "or --cold-vs-warm")
     tmp = None
     labels = ["this checkout"]
-    workers = {} if args.cold_vs_warm else {"this checkout": Worker("this checkout", ROOT, args.cold)}
+    workers = {} if args.cold_vs_warm or args.python_vs_compiled else \
+        {"this checkout": Worker("this checkout", ROOT, args.cold)}
     try:
+        if args.python_vs_compiled:
+            labels = ["this checkout", "this checkout, Python engine"]
+            workers = {labels[0]: Worker(labels[0], ROOT, args.cold),
+                       labels[1]: Worker(labels[1], ROOT, args.cold, engine="python")}
         if args.cold_vs_warm:
             labels = ["this checkout warm", "this checkout cold"]
             workers = {label: Worker(label, ROOT, label.endswith("cold")) for label in labels}
@@ -380,8 +400,9 @@ def main() -> None:
         if len(labels) == 2:
             differ = [pts[i]["index"] for i in range(len(pts))
                       if info[labels[0]][i]["digest"] != info[labels[1]][i]["digest"]]
-            why = ("memo state must not change a result" if args.cold_vs_warm else "they differ wherever the cost "
-                   "model changed in between; exactness is tests/test_engine_exact.py's job")
+            why = ("memo state must not change a result" if args.cold_vs_warm else
+                   "the compiled engine gives the Python engine's records" if args.python_vs_compiled else
+                   "they differ wherever the cost model changed in between; exactness is tests/test_engine_exact.py's job")
             print(f"\nrecords identical to {labels[1]}'s on {len(pts) - len(differ)} of {len(pts)} points ({why})"
                   + (f"; differ on points {differ[:8]}{' ...' if len(differ) > 8 else ''}" if differ else ""))
     finally:

@@ -158,3 +158,45 @@ def test_too_many_envelope_pieces_falls_back(kimi, monkeypatch):
     monkeypatch.undo()
     compiled._TABLES.pop(cost.step_cost, None)
     assert_identical(auto, simulate_aggregated(cost, 1, specs, engine="python"))
+
+
+def test_kernel_group_seconds_equal_group_cost():
+    """The kernel's EP-group seconds (``_group_seconds``) equal ``GroupCost.time`` with == on every plan of
+    tests/test_group_cost.py that it computes itself, for integer and fractional totals, both dispatch modes;
+    the others are flagged off (the step cost answers them as misses)."""
+    import random
+
+    from latentmoe_sim.cost.group import GroupCost
+    from test_group_cost import CASES, cost_model
+
+    rng = random.Random(7)
+    computed = 0
+    for name, precision, hw, plan, kw, measured in CASES:
+        gc = GroupCost(cost_model(name, precision, hw, plan, kw, measured))
+        GP, GC = compiled.group_params(gc)
+        if not GP[compiled.GP_ON]:
+            assert measured or gc._curve is False or not gc.experts, name
+            continue
+        computed += 1
+        for _ in range(300):
+            total = rng.choice([rng.randint(1, 64), rng.randint(1, 4096), rng.randint(1, 300_000)])
+            busiest = rng.randint(1, max(1, min(total, 16384)))
+            prefill = rng.random() < 0.5
+            for t in (total, float(total)):
+                assert compiled._group_seconds(GP, GC, float(t), float(busiest), int(prefill)) == \
+                    gc.time(t, busiest, prefill), (name, plan, t, busiest, prefill)
+        frac = rng.uniform(1.0, 50.0)
+        assert compiled._group_seconds(GP, GC, frac, 1.0, 0) == gc.time(frac, 1.0, False)
+    assert computed >= 8
+
+
+def test_without_numba_runs_on_python(kimi, monkeypatch):
+    """Where numba is missing the default runs the Python engine; asking for the compiled one says why."""
+    cost = instance(kimi, 2)
+    specs = lognormal(Poisson(5.0), 40, seed=9)
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    auto = simulate_aggregated(cost, 1, specs)
+    with pytest.raises(InputError, match="numba is not installed"):
+        simulate_aggregated(cost, 1, specs, engine="compiled")
+    monkeypatch.undo()
+    assert_identical(auto, simulate_aggregated(cost, 1, specs, engine="compiled"))

@@ -735,6 +735,120 @@ def _context_time(t, p, pairs, ctx, d, dk, CXG, CXL, CXAO, CXAF, CXAC, CXBO, CXB
     return t
 
 
+# -- the EP group's seconds (cost.group.GroupCost.time, roofline branch, the same float operations) ---------------
+
+# GP[...]: GroupCost's constants as float64 (group_params)
+(GP_ON, GP_NE, GP_EP, GP_IMB, GP_MOM, GP_MEAN, GP_VAR, GP_EMAX, GP_CAP, GP_K, GP_TP, GP_MOETP, GP_CNVL0, GP_CSO0,
+ GP_CNVL1, GP_CSO1, GP_NA2A, GP_A2A0, GP_A2A1, GP_INVA2A, GP_INVSO, GP_SOLAT, GP_NVLLAT, GP_EXPERTS, GP_SAT,
+ GP_NMAT, GP_W, GP_FFN, GP_PARAMS, GP_WBYTES, GP_ACTPAIR, GP_W4A16, GP_FRATE, GP_MRATE, GP_INVF, GP_INVM, GP_OPLAT,
+ GP_AR, GP_ARF, GP_INVAR, GP_ACTB) = range(41)
+NGP = 41
+
+
+@njit(cache=True)
+def _group_seconds(GP, GC, total, busiest, prefill):
+    """GroupCost.time(total, busiest, prefill) for ``total`` > 0 from its constants ``GP`` and busiest-rank curve
+    ``GC``: every product and quotient in the reference's order (tests/test_engine_compiled.py checks ==)."""
+    n = GP[GP_NE]
+    if n == 0.0:
+        return 0.0
+    ep = GP[GP_EP]
+    imbalance = GP[GP_IMB]
+    if GP[GP_MOM] != 0.0:
+        r = 1.0 + math.sqrt(GP[GP_VAR] / total) / GP[GP_MEAN] * GP[GP_EMAX]
+        imbalance = imbalance * (r if r <= GP[GP_CAP] else GP[GP_CAP])
+    else:
+        imbalance = 1.0
+    pairs = total * GP[GP_K] / ep * imbalance
+    t = 0.0
+    na2a = int(GP[GP_NA2A])
+    if na2a:
+        c_nvl = GP[GP_CNVL1] if prefill else GP[GP_CNVL0]
+        c_so = GP[GP_CSO1] if prefill else GP[GP_CSO0]
+        send = busiest / GP[GP_TP] * GP[GP_MOETP]
+        recv = total / ep * imbalance
+        x = recv if recv > send else send
+        for j in range(na2a):
+            b = GP[GP_A2A0 + j]
+            nvl = x * c_nvl * b
+            so = x * c_so * b
+            if nvl == 0.0 and so == 0.0:
+                continue
+            tn = nvl * GP[GP_INVA2A]
+            ts = so * GP[GP_INVSO]
+            if ts > 0.0:
+                s = ((tn if tn >= ts else ts) + GP[GP_SOLAT]) * n
+            else:
+                s = (tn + GP[GP_NVLLAT]) * n
+            t += s
+    if GP[GP_EXPERTS] != 0.0:
+        if total >= GC.shape[0] - 1:
+            touched = GP[GP_SAT]
+        else:
+            lo = int(total)
+            frac = total - lo
+            touched = GC[lo] if frac == 0.0 else GC[lo] * (1.0 - frac) + GC[lo + 1] * frac
+        moe_tp = GP[GP_MOETP]
+        flops = 2.0 * pairs * GP[GP_NMAT] * GP[GP_W] * GP[GP_FFN] / moe_tp
+        mem = touched * GP[GP_PARAMS] * GP[GP_WBYTES] / moe_tp + pairs * GP[GP_ACTPAIR]
+        if flops != 0.0 or mem != 0.0:
+            if GP[GP_W4A16] != 0.0:
+                tc = flops / GP[GP_FRATE]
+                tm = mem / GP[GP_MRATE]
+            else:
+                tc = flops * GP[GP_INVF]
+                tm = mem * GP[GP_INVM]
+            t += ((tc if tc >= tm else tm) + GP[GP_OPLAT]) * n
+    if GP[GP_AR] != 0.0:
+        nvl = GP[GP_ARF] * (pairs if ep > 1.0 else total) * GP[GP_W] * GP[GP_ACTB]
+        if nvl != 0.0:
+            t += (nvl * GP[GP_INVAR] + GP[GP_NVLLAT]) * n
+    return t
+
+
+def group_params(gc) -> tuple[np.ndarray, np.ndarray]:
+    """GroupCost ``gc``'s constants for :func:`_group_seconds` (GP, GC); ``GP[GP_ON] == 0`` where the kernel cannot
+    compute it (measured all-to-all or grouped-GEMM tables, expert popularity skew, the normal approximation of the
+    busiest rank): then the EP-group seconds come from the step cost on a miss, as the other tables do."""
+    from latentmoe_sim.cost.ops import ACT_BYTES
+    from latentmoe_sim.cost.routing import _busiest_curve
+
+    GP = np.zeros(NGP)
+    GC = np.zeros(1)
+    if not gc.nE:
+        GP[GP_ON] = 1.0  # no MoE block: 0 s
+        return GP, GC
+    if gc.a2a_measured or gc.moe_table or (gc.experts and gc._curve is False) or len(gc.a2a_bytes) > 2:
+        return GP, GC
+    if gc.experts and gc._curve is None:
+        gc._curve = _busiest_curve(gc.slots, gc.K, gc.ep).tolist()  # what GroupCost.time fills on its first call
+    if gc.experts:
+        GC = np.array(gc._curve, dtype=np.float64)
+    GP[GP_ON], GP[GP_NE], GP[GP_EP], GP[GP_IMB], GP[GP_K] = 1.0, gc.nE, gc.ep, gc.imbalance, gc.K
+    if gc.moments is not None:
+        GP[GP_MOM] = 1.0
+        GP[GP_MEAN], GP[GP_VAR], GP[GP_EMAX], GP[GP_CAP] = gc.moments
+    GP[GP_TP], GP[GP_MOETP] = gc.tp, gc.moe_tp
+    GP[GP_CNVL0], GP[GP_CSO0] = gc.copies[False]
+    GP[GP_CNVL1], GP[GP_CSO1] = gc.copies[True]
+    GP[GP_NA2A] = len(gc.a2a_bytes)
+    for j, b in enumerate(gc.a2a_bytes):
+        GP[GP_A2A0 + j] = b
+    GP[GP_INVA2A], GP[GP_INVSO], GP[GP_SOLAT], GP[GP_NVLLAT] = gc.inv_a2a, gc.inv_so, gc.so_lat, gc.nvl_lat
+    GP[GP_EXPERTS] = float(gc.experts)
+    GP[GP_SAT] = float(gc.slots // gc.ep)
+    GP[GP_NMAT], GP[GP_W], GP[GP_FFN] = gc.n_mat, gc.w, gc.ffn
+    GP[GP_PARAMS], GP[GP_WBYTES], GP[GP_ACTPAIR] = gc.params, gc.wbytes, gc.act_pair
+    if gc.w4a16:
+        GP[GP_W4A16], GP[GP_FRATE], GP[GP_MRATE] = 1.0, gc.flops_rate, gc.mem_rate
+    else:
+        GP[GP_INVF], GP[GP_INVM] = gc.inv_flops, gc.inv_mem
+    GP[GP_OPLAT] = gc.op_lat
+    GP[GP_AR] = float(gc.allreduce)
+    GP[GP_ARF], GP[GP_INVAR], GP[GP_ACTB] = gc.ar_factor, gc.inv_ar, ACT_BYTES
+    return GP, GC
+
+
 # -- the state bundle ----------------------------------------------------------------------------------------------
 # Every kernel function below takes the same arrays; they are passed as one tuple (numba unpacks it for free).
 
@@ -939,7 +1053,7 @@ def _finish_plan(S, TOK, GRP, CX):
     entry is missing, leave the plan pending and list the misses), then the state and the timer."""
     (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
      BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    CXG, CXL, CXAO, CXAF, CXAC, CXBO, CXBF, CXBC = CX
+    CXG, CXL, CXAO, CXAF, CXAC, CXBO, CXBF, CXBC, GP, GC = CX
     kind = G[G_PKIND]
     inst = G[G_PINST]
     if kind == PK_IDLE:
@@ -961,11 +1075,17 @@ def _finish_plan(S, TOK, GRP, CX):
             _add_miss(G, MISS, M_TOKEN, PCH[i, 0], PCH[i, 2], 0)
     prefill = 1 if nch > 0 else 0
     gkey = _group_key(total, busiest, prefill)
-    if total > 0 and gkey not in GRP:
+    own = GP[GP_ON] != 0.0  # the kernel computes the EP group's seconds itself
+    if total > 0 and not own and gkey not in GRP:
         _add_miss(G, MISS, M_GROUP_STRETCH if kind == PK_STRETCH else M_GROUP_STEP, total, busiest, prefill)
     if G[G_MISSN]:
         return  # pending: the driver fills the tables and calls the kernel again
-    group = GRP[gkey] if total > 0 else 0.0
+    if total <= 0:
+        group = 0.0
+    elif own:
+        group = _group_seconds(GP, GC, float(total), float(busiest), prefill)
+    else:
+        group = GRP[gkey]
     now = GF[GF_NOW]
     if kind == PK_STRETCH:
         m = 0
@@ -1168,18 +1288,20 @@ def _end_step(S, inst):
 
 
 @njit(cache=True, inline="always")
-def _next(S, TOK, GRP, CX, inst):
+def _next(S, inst):
+    """Instance._next after a step or stretch was applied: go idle, plan after this instant's other timers, or
+    plan now (returns the instance to plan now, else -1; the caller plans, so that the planning code is
+    inlined in one place)."""
     (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
      BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
     if not IN[inst, I_LOAD]:
         IN[inst, I_STATE] = IDLE
-        return
+        return -1
     if G[G_CLEN] > 0 and CT[0] <= GF[GF_NOW]:
         IN[inst, I_STATE] = BETWEEN
         _at(G, GF, CT, CA, 0.0, SCHEDULE, T_PLAN, inst)
-    else:
-        _plan(S, inst)
-        _finish_plan(S, TOK, GRP, CX)
+        return -1
+    return inst
 
 
 @njit(cache=True)
@@ -1188,25 +1310,29 @@ def _run(S, TOK, GRP, CX):
     that is not there (S_MISS: the plan stays pending in G, the misses in MISS), or the engine stalls."""
     (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
      BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    if G[G_PKIND] != PK_NONE:
-        _finish_plan(S, TOK, GRP, CX)
+    while True:
+        # a plan made by the last timer's callback (or pending since a miss) is finished before anything
+        # else, as Instance._on_plan does within the callback
         if G[G_PKIND] != PK_NONE:
-            return S_MISS
-    while G[G_REMAIN] > 0:
+            _finish_plan(S, TOK, GRP, CX)
+            if G[G_PKIND] != PK_NONE:
+                return S_MISS
         if G[G_ERR]:
             return G[G_ERR]
+        if G[G_REMAIN] <= 0:
+            return S_DONE
         if G[G_CLEN] == 0:
             return S_STALL
         now = _pop(G, CT, CA, POPBUF)
         GF[GF_NOW] = now
         tid, kind, arg = POPBUF[1], POPBUF[2], POPBUF[3]
         G[G_TIMERS] += 1
+        plan = -1
         if kind == T_PLAN:
-            _plan(S, arg)
-            _finish_plan(S, TOK, GRP, CX)
+            plan = arg
         elif kind == T_STEPEND:
             _end_step(S, arg)
-            _next(S, TOK, GRP, CX, arg)
+            plan = _next(S, arg)
         elif kind == T_STRETCHEND:
             if tid != IN[arg, I_TIMER]:
                 continue  # superseded by a cut
@@ -1215,7 +1341,7 @@ def _run(S, TOK, GRP, CX):
             IN[arg, I_C] = c + n
             IN[arg, I_STEPS] += n
             _pop_finishes(S, arg, now, c + n)
-            _next(S, TOK, GRP, CX, arg)
+            plan = _next(S, arg)
         elif kind == T_ARRIVE:
             i = G[G_NEXTARR]
             first = i
@@ -1258,16 +1384,20 @@ def _run(S, TOK, GRP, CX):
                 _route(S, _new_request(S, now, now))
                 if k + 1 < clients:
                     _at(G, GF, CT, CA, (k + 1) * ramp / clients - now, ROUTE, T_START, 0)
-        if G[G_PKIND] != PK_NONE:
-            return S_MISS
-    if G[G_ERR]:
-        return G[G_ERR]
-    return S_DONE
+        if plan >= 0:
+            _plan(S, plan)  # leaves the plan pending: finished at the top of the loop
 
 
 @njit(cache=True)
 def _new_table():
     return Dict.empty(key_type=types.int64, value_type=types.float64)
+
+
+@njit(cache=True)
+def _table_put(table, key, value):
+    """table[key] = value from Python through a cached kernel function (a typed Dict's own Python-side methods
+    are compiled on their first use in every process, about a second)."""
+    table[key] = value
 
 
 # -- the driver ----------------------------------------------------------------------------------------------------
@@ -1300,7 +1430,7 @@ class _Tables:
 
         ao, af, ac = csr([a for _, _, a, _ in cx])
         bo, bf, bc = csr([b for _, _, _, b in cx])
-        self.cx = (gates, lats, ao, af, ac, bo, bf, bc)
+        self.cx = (gates, lats, ao, af, ac, bo, bf, bc) + group_params(sc._group)
 
     def ensure_lines(self, d_max: int) -> None:
         if self.lines_n.shape[0] <= d_max:
@@ -1326,11 +1456,14 @@ def warm_up() -> float:
     t0 = time.perf_counter()
     if AVAILABLE:
         empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
-        cx = (empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f)
+        cx = (empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f,
+              np.zeros(NGP), np.zeros(1))
         state = _state(1, 1, 1, 1, 1, 16, 16, 0.0, 0.0, np.ones(1, np.int64), np.ones(1, np.int64), np.zeros(1),
                        None, False, np.full(2, -1, np.int64), np.zeros((2, LMAX)), np.zeros((2, LMAX)))
         state[11][G_REMAIN] = 0  # nothing to run: the call only compiles or loads
-        _run(state, _new_table(), _new_table(), cx)
+        tok = _new_table()
+        _table_put(tok, 0, 0.0)
+        _run(state, tok, _new_table(), cx)
     return time.perf_counter() - t0
 
 
@@ -1479,8 +1612,8 @@ def _fill(sc, tables: _Tables, misses: np.ndarray) -> None:
             tables.lines_n[a] = len(lines)
         elif kind == M_TOKEN:
             t = sc._token_memo.get((a, b))
-            tables.tok[_token_key(a, b)] = sc._token_time(a, b) if t is None else t
+            _table_put(tables.tok, (a << 24) | b, sc._token_time(a, b) if t is None else t)  # _token_key
         elif kind == M_GROUP_STEP:
-            tables.grp[_group_key(a, b, c)] = sc.group_time(a, b, bool(c))
+            _table_put(tables.grp, (((a << 26) | b) << 1) | c, sc.group_time(a, b, bool(c)))  # _group_key
         else:
-            tables.grp[_group_key(a, b, 0)] = sc.group_time(float(a), float(b))
+            _table_put(tables.grp, ((a << 26) | b) << 1, sc.group_time(float(a), float(b)))

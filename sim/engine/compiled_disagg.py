@@ -46,7 +46,7 @@ from .compiled import (
     G_RR, G_SENT, G_STARTED, G_TIMERS, GF_NOW, HELD, I_C, I_HLEN, I_IHEAD, I_ITAIL, I_LOAD, I_N, I_NCH, I_NSEG,
     I_PLEFT, I_SEQ, I_STATE, I_STEPS, I_TIMER, IDLE, IF_DT, IF_END, IF_T0, K_BLOCKED, K_COUNT, K_FREE, K_KVOFF,
     K_NDEC, K_PARTIAL, K_RUNS, K_SYNCED, K_UHEAD, K_ULEN, K_UTAIL, K_WHEAD, K_WLEN, K_WTAIL, LMAX, M_GROUP_STEP,
-    M_GROUP_STRETCH, M_LINES, M_TOKEN, NG, NI_, NK, NQ, PK_IDLE, PK_NONE, PK_STEP, PK_STRETCH, PREFILL, Q_BLOCKS,
+    M_GROUP_STRETCH, M_LINES, M_TOKEN, NG, GP_ON, NGP, _group_seconds, _table_put, NI_, NK, NQ, PK_IDLE, PK_NONE, PK_STEP, PK_STRETCH, PREFILL, Q_BLOCKS,
     Q_CB, Q_GEN, Q_IN, Q_INEXT, Q_INST, Q_KVB, Q_OUT, Q_PDONE, Q_PHASE, Q_PRE, Q_PTGT, Q_RANK, Q_SEQ, Q_WNEXT,
     ROUTE, RUNS_INF, RUNS_UNKNOWN, S_BUG, S_DONE, S_MISS, S_STALL, SCHEDULE, STEP, STRETCH, T_ARRIVE, T_FLUSH,
     T_PLAN, T_START, T_STEPEND, T_STRETCHEND, T_THINK, TRANSFER, WAITING, AVAILABLE, Unsupported, _add_miss,
@@ -427,7 +427,7 @@ def _finish_plan_pool(S, T):
     (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
      BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
     TOK, GRP, CX, LN, LA, LB = T
-    CXG, CXL, CXAO, CXAF, CXAC, CXBO, CXBF, CXBC = CX
+    CXG, CXL, CXAO, CXAF, CXAC, CXBO, CXBF, CXBC, GP, GC = CX
     kind = G[G_PKIND]
     inst = G[G_PINST]
     if kind == PK_IDLE:
@@ -448,11 +448,17 @@ def _finish_plan_pool(S, T):
             _add_miss(G, MISS, M_TOKEN, PCH[i, 0], PCH[i, 2], 0)
     prefill = 1 if nch > 0 else 0
     gkey = _group_key(total, busiest, prefill)
-    if total > 0 and gkey not in GRP:
+    own = GP[GP_ON] != 0.0  # the kernel computes the EP group's seconds itself
+    if total > 0 and not own and gkey not in GRP:
         _add_miss(G, MISS, M_GROUP_STRETCH if kind == PK_STRETCH else M_GROUP_STEP, total, busiest, prefill)
     if G[G_MISSN]:
         return  # pending: the driver fills the tables and calls the kernel again
-    group = GRP[gkey] if total > 0 else 0.0
+    if total <= 0:
+        group = 0.0
+    elif own:
+        group = _group_seconds(GP, GC, float(total), float(busiest), prefill)
+    else:
+        group = GRP[gkey]
     now = GF[GF_NOW]
     overhead = ICF[inst, ICF_OVERHEAD]
     if kind == PK_STRETCH:
@@ -765,18 +771,20 @@ def _end_step(S, inst):
 
 
 @njit(cache=True, inline="always")
-def _next(S, T0, T1, inst):
+def _next(S, inst):
+    """Instance._next after a step or stretch was applied: go idle, plan after this instant's other timers, or
+    plan now (returns the instance to plan now, else -1; the caller plans, so that the planning code is
+    inlined in one place, as in compiled._run)."""
     (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
      BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
     if not IN[inst, I_LOAD]:
         IN[inst, I_STATE] = IDLE
-        return
+        return -1
     if G[G_CLEN] > 0 and CT[0] <= GF[GF_NOW]:
         IN[inst, I_STATE] = BETWEEN
         _at(G, GF, CT, CA, 0.0, SCHEDULE, T_PLAN, inst)
-    else:
-        _plan(S, inst)
-        _finish_plan(S, T0, T1)
+        return -1
+    return inst
 
 
 @njit(cache=True)
@@ -786,26 +794,30 @@ def _run(S, T0, T1):
     instance G[G_PINST]), or the engine stalls."""
     (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
      BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
-    if G[G_PKIND] != PK_NONE:
-        _finish_plan(S, T0, T1)
-        if G[G_PKIND] != PK_NONE:
-            return S_MISS
     n_req = CFG[D_N]
-    while G[G_REMAIN] > 0:
+    while True:
+        # a plan made by the last timer's callback (or pending since a miss) is finished before anything
+        # else, as Instance._on_plan does within the callback
+        if G[G_PKIND] != PK_NONE:
+            _finish_plan(S, T0, T1)
+            if G[G_PKIND] != PK_NONE:
+                return S_MISS
         if G[G_ERR]:
             return G[G_ERR]
+        if G[G_REMAIN] <= 0:
+            return S_DONE
         if G[G_CLEN] == 0:
             return S_STALL
         now = _pop(G, CT, CA, POPBUF)
         GF[GF_NOW] = now
         tid, kind, arg = POPBUF[1], POPBUF[2], POPBUF[3]
         G[G_TIMERS] += 1
+        plan = -1
         if kind == T_PLAN:
-            _plan(S, arg)
-            _finish_plan(S, T0, T1)
+            plan = arg
         elif kind == T_STEPEND:
             _end_step(S, arg)
-            _next(S, T0, T1, arg)
+            plan = _next(S, arg)
         elif kind == T_STRETCHEND:
             if tid != IN[arg, I_TIMER]:
                 continue  # superseded by a cut
@@ -814,7 +826,7 @@ def _run(S, T0, T1):
             IN[arg, I_C] = c + n
             IN[arg, I_STEPS] += n
             _pop_finishes(S, arg, now, c + n)
-            _next(S, T0, T1, arg)
+            plan = _next(S, arg)
         elif kind == T_DRAIN:
             _drained(S, tid, arg)
         elif kind == T_LAND:
@@ -866,11 +878,8 @@ def _run(S, T0, T1):
                 _route(S, _new_request(S, now))
                 if k + 1 < clients:
                     _at(G, GF, CT, CA, (k + 1) * ramp / clients - now, ROUTE, T_START, 0)
-        if G[G_PKIND] != PK_NONE:
-            return S_MISS
-    if G[G_ERR]:
-        return G[G_ERR]
-    return S_DONE
+        if plan >= 0:
+            _plan(S, plan)  # leaves the plan pending: finished at the top of the loop
 
 
 # -- the driver ----------------------------------------------------------------------------------------------------
@@ -1032,8 +1041,11 @@ def warm_up() -> float:
     t0 = time.perf_counter()
     if AVAILABLE:
         empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
-        cx = (empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f)
-        t = (_new_table(), _new_table(), cx, np.full(2, -1, np.int64), np.zeros((2, LMAX)), np.zeros((2, LMAX)))
+        cx = (empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f,
+              np.zeros(NGP), np.zeros(1))
+        tok = _new_table()
+        _table_put(tok, 0, 0.0)
+        t = (tok, _new_table(), cx, np.full(2, -1, np.int64), np.zeros((2, LMAX)), np.zeros((2, LMAX)))
         pool = (1, 1, 1, 16, 16, 0.0, 0.0)
         state = _state([pool, pool], 1, np.ones(1, np.int64), np.ones(1, np.int64), np.zeros(1), None, False,
                        (1.0, 1.0, 0.0), 0.0, 0.0)
