@@ -9,8 +9,8 @@ rest with per-instance configuration:
 
 * **instances** ``0 .. P-1`` are the prefill pool, ``P .. P+D-1`` the decode pool; each instance has its own
   ranks (a contiguous range), attention-DP width, token budget, seats and KV capacity, and each pool its own
-  step cost, hence its own side tables (``T0``: prefill, ``T1``: decode; the same tables when both pools share
-  a step cost);
+  step cost, hence its own side tables (``TOK0, GRP0, X0``: prefill, ``TOK1, GRP1, X1``: decode; the same
+  tables when both pools share a step cost);
 * a **prefill-only** instance hands a finished prefill over instead of decoding it (``Instance
   ._prefill_complete``: the request leaves the rank's running set and the instance's load but keeps its KV
   blocks, phase HELD, and a ``(TRANSFER, id)`` action is deferred);
@@ -422,11 +422,12 @@ def _plan(S, inst):
 
 
 @njit(cache=True)
-def _finish_plan_pool(S, T):
-    """compiled._finish_plan with the pending instance's pool tables ``T`` and its own overhead and idle time."""
+def _finish_plan_pool(S, TOK, GRP, X):
+    """compiled._finish_plan with the pending instance's pool tables (``TOK``, ``GRP``, ``X``) and its own
+    overhead and idle time."""
     (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
      BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
-    TOK, GRP, CX, LN, LA, LB = T
+    CX, LN, LA, LB = X
     CXG, CXL, CXAO, CXAF, CXAC, CXBO, CXBF, CXBC, GP, GC = CX
     kind = G[G_PKIND]
     inst = G[G_PINST]
@@ -510,12 +511,12 @@ def _finish_plan_pool(S, T):
 
 
 @njit(cache=True, inline="always")
-def _finish_plan(S, T0, T1):
+def _finish_plan(S, TOK0, GRP0, X0, TOK1, GRP1, X1):
     IC, G = S[32], S[11]
     if IC[G[G_PINST], IC_POOL] == 0:
-        _finish_plan_pool(S, T0)
+        _finish_plan_pool(S, TOK0, GRP0, X0)
     else:
-        _finish_plan_pool(S, T1)
+        _finish_plan_pool(S, TOK1, GRP1, X1)
 
 
 # -- requests in and out -----------------------------------------------------------------------------------------
@@ -788,7 +789,7 @@ def _next(S, inst):
 
 
 @njit(cache=True)
-def _run(S, T0, T1):
+def _run(S, TOK0, GRP0, X0, TOK1, GRP1, X1):
     """Run timers until every request has finished (S_DONE), or until a planned step needs a table entry
     that is not there (S_MISS: the plan stays pending in G, the misses in MISS, for the pool of the
     instance G[G_PINST]), or the engine stalls."""
@@ -799,7 +800,7 @@ def _run(S, T0, T1):
         # a plan made by the last timer's callback (or pending since a miss) is finished before anything
         # else, as Instance._on_plan does within the callback
         if G[G_PKIND] != PK_NONE:
-            _finish_plan(S, T0, T1)
+            _finish_plan(S, TOK0, GRP0, X0, TOK1, GRP1, X1)
             if G[G_PKIND] != PK_NONE:
                 return S_MISS
         if G[G_ERR]:
@@ -893,7 +894,10 @@ def _tables(sc) -> _Tables:
 
 
 def _pool_tables(tables: _Tables) -> tuple:
-    return (tables.tok, tables.grp, tables.cx, tables.lines_n, tables.lines_a, tables.lines_b)
+    """A pool's tables as the kernel takes them: ``TOK, GRP, (CX, LN, LA, LB)``. The typed dicts go as
+    arguments of their own: numba types a tuple of arrays in C from its fingerprint, but a tuple holding a
+    typed dict in Python (~0.3 ms a call, paid at every table miss)."""
+    return tables.tok, tables.grp, (tables.cx, tables.lines_n, tables.lines_a, tables.lines_b)
 
 
 def simulate(prefill, num_prefill: int, decode, num_decode: int, inputs: np.ndarray, outputs: np.ndarray, arrivals,
@@ -922,7 +926,7 @@ def simulate(prefill, num_prefill: int, decode, num_decode: int, inputs: np.ndar
                    kv_bytes_per_token, state_bytes_per_seq)
     RQ, RF, IN, G, GF, MISS, IC = state[0], state[1], state[4], state[11], state[12], state[25], state[32]
     while True:  # each pass runs until done or until a planned step misses a table entry, which _fill adds
-        status = _run(state, T0, T1)
+        status = _run(state, *T0, *T1)
         if status == S_DONE:
             break
         if status == S_MISS:
@@ -1045,12 +1049,12 @@ def warm_up() -> float:
               np.zeros(NGP), np.zeros(1))
         tok = _new_table()
         _table_put(tok, 0, 0.0)
-        t = (tok, _new_table(), cx, np.full(2, -1, np.int64), np.zeros((2, LMAX)), np.zeros((2, LMAX)))
+        t = (tok, _new_table(), (cx, np.full(2, -1, np.int64), np.zeros((2, LMAX)), np.zeros((2, LMAX))))
         pool = (1, 1, 1, 16, 16, 0.0, 0.0)
         state = _state([pool, pool], 1, np.ones(1, np.int64), np.ones(1, np.int64), np.zeros(1), None, False,
                        (1.0, 1.0, 0.0), 0.0, 0.0)
         state[11][G_REMAIN] = 0  # nothing to run: the call only compiles or loads
-        _run(state, t, t)
+        _run(state, *t, *t)
     return time.perf_counter() - t0
 
 
