@@ -77,6 +77,9 @@ def register(sub) -> None:
     s.add_argument("--step-by-step", action="store_true", help="one event per engine step (slow; for checking)")
     s.add_argument("--clock", choices=("heap", "simpy"), default="heap",
                    help="the engine's event queue: its own timer heap (default) or SimPy's Environment; same results")
+    s.add_argument("--engine", choices=("auto", "python", "compiled"), default="auto",
+                   help="auto (default): the compiled engine where it mirrors the run, else the Python engine; "
+                        "python: the reference; compiled: an error where it cannot run. Same records (docs/ENGINE.md)")
     m = p.add_argument_group("metrics")
     m.add_argument("--warmup-fraction", type=B.WINDOW_FRACTION, default=0.1, metavar="F",
                    help=f"share of requests dropped from the start of the window, {B.WINDOW_FRACTION.text} (default 0.1)")
@@ -120,6 +123,8 @@ def point_from_args(args) -> OperatingPoint:
         args.concurrency = 64
     names = set(OperatingPoint.field_names())
     kw = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if getattr(args, "engine", "auto") != "auto":  # an engine option (OperatingPoint.options)
+        kw["options"] = tuple(kw.get("options", ())) + (("engine", args.engine),)
     if args.trace and not kw.get("traffic"):
         from pathlib import Path
 

@@ -1467,6 +1467,23 @@ def warm_up() -> float:
     return time.perf_counter() - t0
 
 
+_NOTIFIED: set = set()
+
+
+def notify_if_cold(kernel=None, name: str = "engine") -> None:
+    """Once per process and kernel: when numba's cache does not hold the kernel yet (its first use on this
+    machine), say on stderr that it is being compiled, so that a first run is not a silent half minute."""
+    key = id(kernel or _run)
+    if key in _NOTIFIED:
+        return
+    _NOTIFIED.add(key)
+    if not cache_is_warm(kernel):
+        import sys
+
+        print(f"lmsim: compiling the {name} (first use on this machine, about half a minute; cached for later "
+              "runs; engine='python' skips it)", file=sys.stderr, flush=True)
+
+
 def cache_is_warm(kernel=None) -> bool:
     """Whether numba's on-disk cache already holds the kernel (``kernel``: another module's entry point;
     default this module's) (a best guess: its index file exists)."""
@@ -1495,6 +1512,7 @@ def simulate(cost, num_instances: int, inputs: np.ndarray, outputs: np.ndarray, 
     sc = cost.step_cost
     if not supported(sc):
         raise Unsupported("step cost")
+    notify_if_cold()
     tables = _TABLES.get(sc)
     if tables is None:
         tables = _TABLES[sc] = _Tables(sc)

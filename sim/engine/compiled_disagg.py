@@ -911,6 +911,7 @@ def simulate(prefill, num_prefill: int, decode, num_decode: int, inputs: np.ndar
     (:func:`.compiled.supported`). Raises :class:`.compiled.Unsupported` when the run needs something the
     kernel does not mirror.
     """
+    compiled.notify_if_cold(_run, "disaggregated engine")
     scs = (prefill.step_cost, decode.step_cost)
     pools = []
     for cost, count, (max_tokens, max_seqs), sc in ((prefill, num_prefill, prefill_batching, scs[0]),
