@@ -992,9 +992,10 @@ def _state(pools, bs, inputs, outputs, arrivals, closed_loop, round_robin, link,
     CH = np.zeros((ni, max(min(d * (s + 1), n + d) for d, s in zip(dps, seats)) + 1, 3), np.int64)
     smax = dpmax * LMAX + 1
     SEG = np.zeros((ni, smax, 3))
-    # live timers: an arrival or think timer and a landing per request, a cut stretch's and a superseded link
-    # drain's timer (at most one per submit and per transfer), a few per instance
-    cap = 5 * n + 16 * ni + 64
+    # live timers, at most: an arrival or think timer and a landing per request, a cut stretch's timer per
+    # submit (two per request), a link's drain timer per start and per drain (superseded ones stay until they
+    # fire), a few per instance (a full heap stops the run with an error, never silently)
+    cap = 6 * n + 16 * ni + 64
     CT = np.zeros(cap)
     CA = np.zeros((cap, 4), np.int64)
     G = np.zeros(NGD, np.int64)
