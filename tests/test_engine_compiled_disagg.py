@@ -74,7 +74,7 @@ CASES = [
     # (prefill dp, P, decode dp, D, router, arrivals, decode KV tokens per rank or None, decode max_seqs,
     #  prefill budget, decode budget)
     (4, 1, 4, 1, "least-loaded", Poisson(3.0), None, 128, 8192, 2048),  # 1P+1D
-    (4, 2, 4, 1, "least-loaded", ClosedLoop(48, 0.2), None, 64, 4096, 1024),  # 2P+1D, think time
+    (4, 2, 4, 1, "least-loaded", ClosedLoop(48, 0.2, 1.5), None, 64, 4096, 1024),  # 2P+1D, think time, ramp
     (2, 3, 4, 2, "least-loaded", Poisson(12.0), 14_000, 32, 2048, 1024),  # 3P+2D, decode KV pressure
     (4, 2, 8, 2, "round-robin", ClosedLoop(96), 14_000, 48, 1024, 512),  # chunked prompts, preemptions, RR
     (1, 2, 2, 3, "round-robin", Poisson(6.0), None, 128, 8192, 2048),  # DP1 prefill, three decode links
