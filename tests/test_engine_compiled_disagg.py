@@ -152,6 +152,25 @@ def test_prefill_pool_blocked_on_kv_is_woken_by_landings(kimi):
     both(pre, 1, dec, 1, specs, prefill_max_batch_tokens=4096, decode_max_batch_tokens=1024, block_size=32)
 
 
+def test_one_cost_for_both_pools_and_a_prefill_seat_cap(kimi):
+    """Both pools on one InstanceCost (one step cost: the pools share its side tables, with different seats
+    and budgets), and a prefill pool whose seats are capped by memory."""
+    cost = instance(kimi, 4, 2048)
+    both(cost, 2, cost, 1, lognormal(Poisson(6.0), 200, seed=3), decode_max_seqs=64)
+    pre = instance(kimi, 2, 4096, max_seqs_by_memory=3)
+    both(pre, 2, instance(kimi, 4, 2048), 1, lognormal(Poisson(10.0), 200, seed=5), prefill_max_seqs=8,
+         prefill_max_batch_tokens=4096)
+
+
+def test_nothing_to_transfer(kimi):
+    """No KV bytes and no link bandwidth: transfers of 0 bytes on the default 1 B/s link, latency only."""
+    none = dict(kv_bytes_per_token=0.0, state_bytes_per_seq=0.0, nvlink_bandwidth_bytes_per_s=0.0,
+                scaleout_bandwidth_bytes_per_s=0.0)
+    fast = both(instance(kimi, 4, 8192, **none), 1, instance(kimi, 4, 2048, **none), 1,
+                lognormal(ClosedLoop(32), 200, seed=4))
+    assert fast.records["kv_transfer_s"].max() < 1e-3
+
+
 def test_auto_falls_back_to_python_where_not_compiled(kimi):
     const = InstanceCost(step_cost=ConstantStepCost(0.01, dp=2), dp=2, num_gpus=2, kv_capacity_tokens=100_000)
     cost = instance(kimi, 2, 2048)
