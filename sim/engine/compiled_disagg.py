@@ -175,8 +175,9 @@ def _l_start(G, GF, CT, CA, CFGF, LI, LF, LHT, LHQ, k, q, nbytes):
 
 @njit(cache=True, inline="always")
 def _most_clear(S):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    G = S[11]
+    PMOST = S[21]
+    PMD = S[22]
     for i in range(G[G_PMOSTN]):
         PMOST[PMD[i]] = -1
     G[G_PMOSTN] = 0
@@ -265,8 +266,13 @@ def _plan_rank(RQ, RF, RK, DUE, IN, HEAP, CH, BUF, bs, maxtok, seats, r, inst, c
 
 @njit(cache=True, inline="always")
 def _drain_inbox(S, inst, c):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    RQ = S[0]
+    RK = S[2]
+    DUE = S[3]
+    IN = S[4]
+    CFG = S[13]
+    FED = S[19]
+    IC = S[32]
     dp, r0, seats, bs = IC[inst, IC_DP], IC[inst, IC_R0], IC[inst, IC_SEATS], CFG[D_BS]
     nfed = 0
     q = IN[inst, I_IHEAD]
@@ -299,8 +305,16 @@ def _drain_inbox(S, inst, c):
 @njit(cache=True, inline="always")
 def _stretch_steps(S, inst, c):
     """Instance._stretch_steps + _stretch_summary (held=False): fills the pending summary; returns n."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    RQ = S[0]
+    RK = S[2]
+    DUE = S[3]
+    IN = S[4]
+    HEAP = S[6]
+    G = S[11]
+    CFG = S[13]
+    PMOST = S[21]
+    PMD = S[22]
+    IC = S[32]
     HK = HEAP[inst]
     while IN[inst, I_HLEN] > 0:
         q = HK[0, 2]
@@ -346,8 +360,22 @@ def _stretch_steps(S, inst, c):
 @njit(cache=True, inline="always")
 def _plan_step(S, inst, c):
     """Instance._plan_step_grouped (hold=False): plans every rank; fills the pending summary; returns the kind."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    RQ = S[0]
+    RF = S[1]
+    RK = S[2]
+    DUE = S[3]
+    IN = S[4]
+    HEAP = S[6]
+    CH = S[7]
+    G = S[11]
+    GF = S[12]
+    CFG = S[13]
+    BUF = S[20]
+    PMOST = S[21]
+    PMD = S[22]
+    PCH = S[23]
+    PCHF = S[24]
+    IC = S[32]
     IN[inst, I_NCH] = 0
     G[G_PCHN] = 0
     total = 0
@@ -404,8 +432,8 @@ def _plan_step(S, inst, c):
 @njit(cache=True, inline="always")
 def _plan(S, inst):
     """Instance._plan (grouped, no ADP balance): leaves the planned step or stretch pending for _finish_plan."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    IN = S[4]
+    G = S[11]
     c = IN[inst, I_C]
     admits = False
     if IN[inst, I_IHEAD] >= 0:
@@ -421,12 +449,28 @@ def _plan(S, inst):
     G[G_PKIND] = _plan_step(S, inst, c)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _finish_plan_pool(S, TOK, GRP, X):
     """compiled._finish_plan with the pending instance's pool tables (``TOK``, ``GRP``, ``X``) and its own
     overhead and idle time."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    IN = S[4]
+    INF = S[5]
+    SEG = S[8]
+    CT = S[9]
+    CA = S[10]
+    G = S[11]
+    GF = S[12]
+    PMOST = S[21]
+    PMD = S[22]
+    PCH = S[23]
+    PCHF = S[24]
+    MISS = S[25]
+    TA = S[26]
+    TB = S[27]
+    LNA = S[28]
+    LNB = S[29]
+    FEAT = S[30]
+    ICF = S[33]
     CX, LN, LA, LB = X
     CXG, CXL, CXAO, CXAF, CXAC, CXBO, CXBF, CXBC, GP, GC = CX
     kind = G[G_PKIND]
@@ -514,9 +558,10 @@ def _finish_plan_pool(S, TOK, GRP, X):
 def _finish_plan(S, TOK0, GRP0, X0, TOK1, GRP1, X1):
     IC, G = S[32], S[11]
     if IC[G[G_PINST], IC_POOL] == 0:
-        _finish_plan_pool(S, TOK0, GRP0, X0)
+        TOK, GRP, X = TOK0, GRP0, X0
     else:
-        _finish_plan_pool(S, TOK1, GRP1, X1)
+        TOK, GRP, X = TOK1, GRP1, X1
+    _finish_plan_pool(S, TOK, GRP, X)  # one inlined copy: a call would pass the whole state
 
 
 # -- requests in and out -----------------------------------------------------------------------------------------
@@ -524,8 +569,11 @@ def _finish_plan(S, TOK0, GRP0, X0, TOK1, GRP1, X1):
 
 @njit(cache=True, inline="always")
 def _new_request(S, arrival):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    RQ = S[0]
+    RF = S[1]
+    G = S[11]
+    INPUTS = S[15]
+    OUTPUTS = S[16]
     q = G[G_NREQ]
     G[G_NREQ] = q + 1
     RQ[q, Q_IN] = INPUTS[q]
@@ -537,8 +585,13 @@ def _new_request(S, arrival):
 
 @njit(cache=True, inline="always")
 def _cut(S, inst):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    IN = S[4]
+    INF = S[5]
+    SEG = S[8]
+    CT = S[9]
+    CA = S[10]
+    G = S[11]
+    GF = S[12]
     now, t0, n, nseg = GF[GF_NOW], INF[inst, IF_T0], IN[inst, I_N], IN[inst, I_NSEG]
     k = _steps_within(SEG, inst, nseg, now - t0, n)
     if t0 + _elapsed(SEG, inst, nseg, k) < now:
@@ -553,8 +606,13 @@ def _cut(S, inst):
 @njit(cache=True, inline="always")
 def _submit(S, inst, q):
     """Instance.submit: into the inbox, in (time, id) order; wake the instance or cut its stretch."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    RQ = S[0]
+    RF = S[1]
+    IN = S[4]
+    CT = S[9]
+    CA = S[10]
+    G = S[11]
+    GF = S[12]
     now = GF[GF_NOW]
     RF[q, F_SUB] = now
     t = IN[inst, I_ITAIL]
@@ -588,8 +646,10 @@ def _submit(S, inst, q):
 @njit(cache=True, inline="always")
 def _route(S, q):
     """_Disaggregated.route: the prefill pool's router picks an instance."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    RQ = S[0]
+    IN = S[4]
+    G = S[11]
+    CFG = S[13]
     npre = CFG[D_NP]
     if npre == 1:
         inst = 0
@@ -610,8 +670,18 @@ def _route(S, q):
 @njit(cache=True, inline="always")
 def _start_transfer(S, q):
     """_Disaggregated._start_transfer: the decode pool's router picks an instance; the KV goes on its link."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    RQ = S[0]
+    IN = S[4]
+    CT = S[9]
+    CA = S[10]
+    G = S[11]
+    GF = S[12]
+    CFG = S[13]
+    CFGF = S[14]
+    LI = S[34]
+    LF = S[35]
+    LHT = S[36]
+    LHQ = S[37]
     npre, ndec = CFG[D_NP], CFG[D_ND]
     if ndec == 1:
         j = 0
@@ -634,8 +704,14 @@ def _start_transfer(S, q):
 def _landed(S, q):
     """_Disaggregated._landed: the prefill rank releases the blocks (Instance.release), the request goes to
     its decode instance with nothing to prefill."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    RQ = S[0]
+    RF = S[1]
+    RK = S[2]
+    IN = S[4]
+    CT = S[9]
+    CA = S[10]
+    G = S[11]
+    GF = S[12]
     now = GF[GF_NOW]
     r = RQ[q, Q_RANK]  # still the prefill rank: a decode instance assigns one when it drains its inbox
     pinst = RQ[q, Q_PINST]
@@ -657,8 +733,15 @@ def _landed(S, q):
 @njit(cache=True, inline="always")
 def _drained(S, tid, k):
     """Link._drained: every transfer with the first virtual finish lands (now, or ``latency`` later)."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    CT = S[9]
+    CA = S[10]
+    G = S[11]
+    GF = S[12]
+    CFGF = S[14]
+    LI = S[34]
+    LF = S[35]
+    LHT = S[36]
+    LHQ = S[37]
     if tid != LI[k, L_ARMED]:
         return  # superseded by a later start
     tag = LHT[k, 0]
@@ -676,8 +759,11 @@ def _drained(S, tid, k):
 
 @njit(cache=True, inline="always")
 def _defer(S, key):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    CT = S[9]
+    CA = S[10]
+    G = S[11]
+    GF = S[12]
+    DEF = S[18]
     DEF[G[G_DEFN]] = key
     G[G_DEFN] += 1
     if not G[G_ARMED]:
@@ -687,8 +773,12 @@ def _defer(S, key):
 
 @njit(cache=True, inline="always")
 def _source_finished(S, q):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    CT = S[9]
+    CA = S[10]
+    G = S[11]
+    GF = S[12]
+    CFG = S[13]
+    CFGF = S[14]
     G[G_REMAIN] -= 1
     if CFG[D_CLOSED] and G[G_SENT] < CFG[D_N]:
         G[G_SENT] += 1
@@ -700,8 +790,11 @@ def _source_finished(S, q):
 
 @njit(cache=True, inline="always")
 def _finish(S, r, q, now, inst):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    RQ = S[0]
+    RF = S[1]
+    RK = S[2]
+    IN = S[4]
+    G = S[11]
     if RQ[q, Q_GEN] != RQ[q, Q_OUT]:
         G[G_ERR] = S_BUG
         G[G_ERRARG] = q
@@ -715,8 +808,12 @@ def _finish(S, r, q, now, inst):
 
 @njit(cache=True, inline="always")
 def _pop_finishes(S, inst, now, c):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    RQ = S[0]
+    RK = S[2]
+    DUE = S[3]
+    IN = S[4]
+    HEAP = S[6]
+    CFG = S[13]
     bs = CFG[D_BS]
     HK = HEAP[inst]
     while IN[inst, I_HLEN] > 0 and HK[0, 0] <= c:
@@ -734,8 +831,16 @@ def _pop_finishes(S, inst, now, c):
 
 @njit(cache=True, inline="always")
 def _end_step(S, inst):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    RQ = S[0]
+    RF = S[1]
+    RK = S[2]
+    DUE = S[3]
+    IN = S[4]
+    HEAP = S[6]
+    CH = S[7]
+    GF = S[12]
+    CFG = S[13]
+    IC = S[32]
     now = GF[GF_NOW]
     c = IN[inst, I_C] + 1
     IN[inst, I_C] = c
@@ -776,8 +881,11 @@ def _next(S, inst):
     """Instance._next after a step or stretch was applied: go idle, plan after this instant's other timers, or
     plan now (returns the instance to plan now, else -1; the caller plans, so that the planning code is
     inlined in one place, as in compiled._run)."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    IN = S[4]
+    CT = S[9]
+    CA = S[10]
+    G = S[11]
+    GF = S[12]
     if not IN[inst, I_LOAD]:
         IN[inst, I_STATE] = IDLE
         return -1
@@ -793,8 +901,16 @@ def _run(S, TOK0, GRP0, X0, TOK1, GRP1, X1):
     """Run timers until every request has finished (S_DONE), or until a planned step needs a table entry
     that is not there (S_MISS: the plan stays pending in G, the misses in MISS, for the pool of the
     instance G[G_PINST]), or the engine stalls."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, TA, TB, LNA, LNB, FEAT, POPBUF, IC, ICF, LI, LF, LHT, LHQ) = S
+    IN = S[4]
+    CT = S[9]
+    CA = S[10]
+    G = S[11]
+    GF = S[12]
+    CFG = S[13]
+    CFGF = S[14]
+    ARRIVALS = S[17]
+    DEF = S[18]
+    POPBUF = S[31]
     n_req = CFG[D_N]
     while True:
         # a plan made by the last timer's callback (or pending since a miss) is finished before anything
