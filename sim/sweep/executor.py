@@ -214,8 +214,8 @@ def _warm_engine(progress: bool, disaggregated: bool = False) -> None:
         kernels.append(compiled_disagg)
     cold = not all(k.cache_is_warm() for k in kernels)
     if cold and progress:
-        print(f"compiling the engine (first run on this machine, about {len(kernels)} min; cached for later "
-              "runs)...", file=sys.stderr, flush=True)
+        print(f"compiling the engine (first run on this machine, about {30 * len(kernels)} s; cached for later "
+              "runs)...", file=sys.stderr, flush=True)  # ~30 s per kernel on a 2-core VM (docs/ENGINE.md)
     took = sum(k.warm_up() for k in kernels)
     if cold and progress:
         print(f"compiled in {took:.0f} s", file=sys.stderr, flush=True)
