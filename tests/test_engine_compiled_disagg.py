@@ -193,3 +193,21 @@ def test_warm_up_loads_the_kernel():
     """A sweep compiles (or loads) the kernel before its workers start; afterwards the cache holds it."""
     compiled_disagg.warm_up()
     assert compiled_disagg.cache_is_warm()
+
+
+def test_too_many_envelope_pieces_falls_back(kimi, monkeypatch):
+    """A decode count whose step time has more envelope pieces than the tables hold: the run goes to the
+    Python engine (auto) or fails with a one-line error (compiled)."""
+    pre, dec = instance(kimi, 2, 4096), instance(kimi, 2, 2048)
+    specs = lognormal(Poisson(5.0), 60, seed=4)
+    monkeypatch.setattr(compiled, "LMAX", 0)
+    compiled._TABLES.pop(pre.step_cost, None)
+    compiled._TABLES.pop(dec.step_cost, None)
+    auto = simulate_disaggregated(pre, 1, dec, 1, specs)
+    compiled._TABLES.pop(dec.step_cost, None)
+    with pytest.raises(InputError, match="envelope pieces"):
+        simulate_disaggregated(pre, 1, dec, 1, specs, engine="compiled")
+    monkeypatch.undo()
+    compiled._TABLES.pop(pre.step_cost, None)
+    compiled._TABLES.pop(dec.step_cost, None)
+    assert_identical(auto, simulate_disaggregated(pre, 1, dec, 1, specs, engine="python"))
