@@ -55,7 +55,8 @@ def assert_identical(a, b) -> None:
         assert x.dtype == y.dtype, col
         bad = np.flatnonzero(x != y)
         assert bad.size == 0, f"{col}: {bad.size} requests differ, first {bad[:5].tolist()}"
-    assert (a.events, a.steps, a.sim_end_s, a.num_gpus) == (b.events, b.steps, b.sim_end_s, b.num_gpus)
+    assert (a.events, a.steps, a.sim_end_s, a.num_gpus, a.extra) == (b.events, b.steps, b.sim_end_s, b.num_gpus,
+                                                                     b.extra)
 
 
 def both(cost, instances, specs, **kw):

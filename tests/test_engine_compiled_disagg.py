@@ -1,4 +1,4 @@
-"""The compiled disaggregated engine (sim/engine/compiled_disagg.py) equals the Python engine, record for record.
+"""The compiled disaggregated engine (sim/engine/compiled_loop.py, the kernel both modes share) equals the Python engine, record for record.
 
 As in tests/test_engine_compiled.py the comparison is exact: every column of every request's record (the
 disaggregated ``prefill_instance`` and ``kv_transfer_s`` included) compared with ``==``, and the same timers
@@ -20,21 +20,15 @@ import pytest
 
 from latentmoe_sim.cost import ConstantStepCost, build_instance_cost
 from latentmoe_sim.cost.base import InstanceCost
-from latentmoe_sim.engine import compiled, compiled_disagg, simulate_disaggregated
+from latentmoe_sim.engine import compiled, compiled_loop, simulate_disaggregated
 from latentmoe_sim.errors import InputError
-from latentmoe_sim.hwprofile_io import load_hw
-from latentmoe_sim.models.catalog import load_model
 from latentmoe_sim.parallel import ParallelPlan
 from latentmoe_sim.workloads import ClosedLoop, Fixed, LogNormal, Poisson, Workload
 from latentmoe_sim.workloads.workload import RequestSpecs
 
+from test_engine_compiled import assert_identical, kimi  # noqa: F401 - the model fixture and the comparison
+
 pytestmark = pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
-
-
-@pytest.fixture(scope="module")
-def kimi():
-    model = load_model("kimi-k2-1t").with_precision(weights="fp4", activations="fp4", dispatch="fp4")
-    return model, load_hw("gb200_nvl72")
 
 
 def instance(kimi, dp: int, max_batch_tokens: int, kv_tokens: int | None = None, **fields) -> InstanceCost:
@@ -44,18 +38,6 @@ def instance(kimi, dp: int, max_batch_tokens: int, kv_tokens: int | None = None,
     if kv_tokens is not None:
         fields["kv_capacity_tokens"] = kv_tokens
     return dataclasses.replace(cost, **fields) if fields else cost
-
-
-def assert_identical(a, b) -> None:
-    """Every column equal with ==, and the same timers, steps and end time."""
-    assert a.records.columns == b.records.columns
-    for col in a.records.columns:
-        x, y = a.records[col].to_numpy(), b.records[col].to_numpy()
-        assert x.dtype == y.dtype, col
-        bad = np.flatnonzero(x != y)
-        assert bad.size == 0, f"{col}: {bad.size} requests differ, first {bad[:5].tolist()}"
-    assert (a.events, a.steps, a.sim_end_s, a.num_gpus, a.extra) == (b.events, b.steps, b.sim_end_s, b.num_gpus,
-                                                                     b.extra)
 
 
 def both(pre, npre, dec, ndec, specs, **kw):
@@ -191,8 +173,8 @@ def test_auto_falls_back_to_python_where_not_compiled(kimi):
 
 def test_warm_up_loads_the_kernel():
     """A sweep compiles (or loads) the kernel before its workers start; afterwards the cache holds it."""
-    compiled_disagg.warm_up()
-    assert compiled_disagg.cache_is_warm()
+    compiled_loop.warm_up()
+    assert compiled_loop.cache_is_warm()
 
 
 def test_too_many_envelope_pieces_falls_back(kimi, monkeypatch):

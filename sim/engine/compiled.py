@@ -1,35 +1,44 @@
-"""The aggregated engine compiled with numba: the same simulation as :mod:`.instance` and :mod:`.scheduler`,
-decision for decision and float for float, at a fraction of the CPU.
+"""The compiled engine: the Python engine's simulation in numba, decision for decision and float for float,
+at a fraction of the CPU. This module holds its parts and its interface; the event loop is
+:mod:`.compiled_loop`.
 
 Why it exists: a frontier sweep runs the engine on hundreds of thousands of operating points, and the Python
 engine (about 20 small functions and 4.7 timers per request, ~7 us per timer: docs/ENGINE.md "Speed") cannot
-go much faster. This module runs the same event loop over flat arrays in machine code.
+go much faster. The compiled engine runs the same event loop over flat arrays in machine code.
 
 What it mirrors, and how it stays exact:
 
 * every state change of the Python engine (timers and their ``(time, phase, creation)`` order, the request
-  source and its deferred injections, the router, inboxes, ranks' FCFS queues and running sets, the paged KV
+  source and its deferred actions, the routers, inboxes, ranks' FCFS queues and running sets, the paged KV
   pool with its lazily taken decode blocks and ``runs_out``, preemption by recompute, chunked-prefill
-  admission, the finish heap, decode stretches and their cuts) is written out here with the same
-  arithmetic in the same order, so the records are *identical* (``tests/test_engine_compiled.py`` compares
-  them column by column, and timers and steps, against the Python engine on random workloads);
+  admission, the finish heap, decode stretches and their cuts, KV transfers on shared links) is written out
+  with the same arithmetic in the same order, so the records are *identical* (``tests/test_engine_compiled.py``
+  and ``test_engine_compiled_disagg.py`` compare them column by column, and timers and steps, against the
+  Python engine on random workloads);
 * every cost number comes from the Python cost model itself. The kernel keeps three tables on the side of
   a :class:`~latentmoe_sim.cost.step.CompiledStepCost` (a decode count's lines, a prefill rank's
-  token-dependent seconds, the EP group's seconds); when a step needs an entry that is not there, the kernel
-  saves the planned step, returns, the driver asks the step cost (``_decode_lines``, ``_token_time``,
-  ``group_time``: the functions the Python engine calls) and the kernel resumes where it stopped. Only the
-  context-dependent ops of a prefill rank (a few attention cores, :func:`~latentmoe_sim.cost.step
-  ._compile_context_ops`) are evaluated in the kernel, from their coefficients, with the same float sums.
+  token-dependent seconds, the EP group's seconds where the kernel cannot compute them); when a step needs an
+  entry that is not there, the kernel saves the planned step, returns, the driver asks the step cost
+  (``_decode_lines``, ``_token_time``, ``group_time``: the functions the Python engine calls) and the kernel
+  resumes where it stopped. The kernel computes itself only the context-dependent ops of a prefill rank (a
+  few attention cores, :func:`~latentmoe_sim.cost.step._compile_context_ops`, from their coefficients) and the
+  EP group's seconds of roofline costs (:func:`_group_seconds`, GroupCost.time's operations), each with the
+  same float operations.
 
-What it covers: :func:`~.aggregated.simulate_aggregated` with a roofline :class:`CompiledStepCost` (its
-``grouped`` interface), the timer-heap clock, stretch mode and no attention-DP balance. Disaggregated serving
-under the same conditions (both pools' step costs) runs on a sibling kernel built from this module's pieces,
-:mod:`.compiled_disagg`. Everything else (measured-table costs, two-batch-overlap and MTP wrappers, the SimPy
-clock, ``step_by_step``, ADP balance) runs on the Python engine, which stays the reference.
+This module: the layout of the state arrays, the pieces that take their configuration as arguments (the
+clock heap, the finish heap, the rank queues, the KV pool, decode stretches, the context-dependent ops, the
+EP group's seconds), the side tables and their miss-and-resume protocol (:class:`_Tables`, :func:`_fill`),
+and the interface: :data:`AVAILABLE`, :func:`supported`, :func:`simulate` (aggregated serving; disaggregated
+serving is :func:`.compiled_loop.simulate`), :func:`warm_up`, :class:`Unsupported`.
+
+What it covers: :func:`~.aggregated.simulate_aggregated` and :func:`~.disaggregated.simulate_disaggregated`
+with roofline CompiledStepCosts (their ``grouped`` interface), the timer-heap clock, stretch mode
+and no attention-DP balance. Everything else (measured-table costs, two-batch-overlap and MTP wrappers, the
+SimPy clock, ``step_by_step``, ADP balance) runs on the Python engine, which stays the reference.
 ``engine="python"`` forces it.
 
-numba compiles the kernel on first use and caches the machine code next to this file (``cache=True``), so a
-new process loads it in well under a second; the first compile takes tens of seconds.
+numba compiles the kernel on first use and caches the machine code next to its module (``cache=True``), so a
+new process loads it in well under a second; the first compile takes about 30 s.
 """
 
 from __future__ import annotations
@@ -88,12 +97,6 @@ G_CREATED, G_CLEN, G_REMAIN, G_TIMERS, G_NREQ, G_NEXTARR, G_SENT, G_STARTED, G_A
 NG = 22
 # run-wide float64 scalars GF[...]
 GF_NOW = 0
-# configuration, int64 CFG[...]
-C_N, C_NI, C_DP, C_BS, C_SEATS, C_MAXTOK, C_CLOSED, C_CLIENTS, C_RR, C_LMAX, C_D = range(11)
-NC = 11
-# configuration, float64 CFGF[...]
-CF_THINK, CF_RAMP, CF_OVERHEAD, CF_IDLE = range(4)
-
 # pending plan kinds
 PK_NONE, PK_IDLE, PK_STEP, PK_STRETCH = range(4)
 # miss kinds: MISS[i] = (kind, a, b, c)
@@ -482,83 +485,6 @@ def _allocate_with_preemption(RQ, RK, DUE, bs, r, c, BUF):
     return preempted
 
 
-@njit(cache=True)
-def _plan_rank(RQ, RK, DUE, IN, HEAP, CH, CFG, BUF, r, inst, c):
-    """Rank.plan_step (admit=True): returns (prefill tokens, causal pairs, context tokens); appends the chunks
-    to the instance's chunk list."""
-    bs = CFG[C_BS]
-    preempted = False
-    nd = RK[r, K_NDEC]
-    if nd:
-        _sync(RK, DUE, r, bs, c, nd)
-        need = DUE[r, c % bs]
-        if need <= RK[r, K_FREE]:
-            RK[r, K_FREE] -= need
-        else:
-            preempted = _allocate_with_preemption(RQ, RK, DUE, bs, r, c, BUF) and RK[r, K_ULEN] > 0
-    RK[r, K_SYNCED] = c + 1
-    budget = CFG[C_MAXTOK] - RK[r, K_NDEC]
-    tokens = 0
-    pairs = 0.0
-    ctx = 0
-    q = RK[r, K_PARTIAL]
-    nch = IN[inst, I_NCH]
-    if q >= 0:
-        off = RQ[q, Q_PDONE]
-        chunk = min(RQ[q, Q_PTGT] - off, budget)
-        CH[inst, nch, 0] = r
-        CH[inst, nch, 1] = q
-        CH[inst, nch, 2] = chunk
-        nch += 1
-        budget -= chunk
-        tokens += chunk
-        pairs += chunk * (off + (chunk + 1) / 2.0)
-        ctx += off + chunk
-        if off + chunk == RQ[q, Q_PTGT]:
-            RK[r, K_PARTIAL] = -1
-    RK[r, K_BLOCKED] = 0
-    if preempted:
-        IN[inst, I_NCH] = nch
-        _refresh(RK, DUE, r, bs, RK[r, K_NDEC])
-        return tokens, pairs, ctx
-    seats = CFG[C_SEATS]
-    admitted = False
-    while RK[r, K_WLEN] > 0 and budget > 0:
-        if RK[r, K_ULEN] >= seats:
-            RK[r, K_BLOCKED] = 1 if RK[r, K_PARTIAL] < 0 else 0
-            break
-        q = RK[r, K_WHEAD]
-        target = RQ[q, Q_PTGT]
-        need = _blocks_for(RQ[q, Q_IN] + RQ[q, Q_GEN], bs)
-        if need > RK[r, K_FREE]:
-            RK[r, K_BLOCKED] = 1 if RK[r, K_PARTIAL] < 0 else 0
-            break
-        _w_popleft(RQ, RK, r)
-        admitted = True
-        RK[r, K_FREE] -= need
-        _u_append(RQ, RK, r, q)
-        RQ[q, Q_SEQ] = IN[inst, I_SEQ]
-        IN[inst, I_SEQ] += 1
-        # target > 0 always in aggregated serving (a prompt has >= 1 token)
-        RQ[q, Q_PHASE] = PREFILL
-        RQ[q, Q_BLOCKS] = need
-        chunk = min(target, budget)
-        CH[inst, nch, 0] = r
-        CH[inst, nch, 1] = q
-        CH[inst, nch, 2] = chunk
-        nch += 1
-        budget -= chunk
-        tokens += chunk
-        pairs += chunk * ((chunk + 1) / 2.0)
-        ctx += chunk
-        if chunk < target:
-            RK[r, K_PARTIAL] = q
-    IN[inst, I_NCH] = nch
-    if admitted or RK[r, K_RUNS] == RUNS_UNKNOWN:
-        _refresh(RK, DUE, r, bs, RK[r, K_NDEC])
-    return tokens, pairs, ctx
-
-
 # -- decode stretches (cost.stretch.DecodeStretch over an instance's segments) -----------------------------------
 
 
@@ -849,17 +775,7 @@ def group_params(gc) -> tuple[np.ndarray, np.ndarray]:
     return GP, GC
 
 
-# -- the state bundle ----------------------------------------------------------------------------------------------
-# Every kernel function below takes the same arrays; they are passed as one tuple (numba unpacks it for free).
-
-
-@njit(cache=True, inline="always")
-def _most_clear(S):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    for i in range(G[G_PMOSTN]):
-        PMOST[PMD[i]] = -1
-    G[G_PMOSTN] = 0
+# -- small pieces the event loop shares (compiled_loop.py) ----------------------------------------------------
 
 
 @njit(cache=True)
@@ -873,167 +789,6 @@ def _most_put(G, PMOST, PMD, nd, kv):
         PMOST[nd] = kv
 
 
-@njit(cache=True, inline="always")
-def _drain_inbox(S, inst, c):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    dp, bs, seats = CFG[C_DP], CFG[C_BS], CFG[C_SEATS]
-    r0 = inst * dp
-    nfed = 0
-    q = IN[inst, I_IHEAD]
-    while q >= 0:  # submitted in (time, id) order already: the Python engine's sort is a no-op here
-        if dp == 1:
-            r = r0
-        else:
-            r = r0
-            for rr in range(r0 + 1, r0 + dp):
-                if RK[rr, K_COUNT] < RK[r, K_COUNT]:
-                    r = rr
-        RK[r, K_COUNT] += 1
-        RQ[q, Q_RANK] = r
-        _w_append(RQ, RK, r, q)
-        FED[nfed] = r
-        nfed += 1
-        q = RQ[q, Q_INEXT]
-    IN[inst, I_IHEAD] = -1
-    IN[inst, I_ITAIL] = -1
-    for i in range(nfed):
-        r = FED[i]
-        if not RK[r, K_BLOCKED]:
-            nd = RK[r, K_NDEC]
-            if nd:
-                _sync(RK, DUE, r, bs, c, nd)
-                if _head_fits(RQ, RK, r, RK[r, K_FREE] - DUE[r, c % bs], seats, bs):
-                    return True
-            elif _head_fits(RQ, RK, r, RK[r, K_FREE], seats, bs):
-                return True
-    return False
-
-
-@njit(cache=True, inline="always")
-def _stretch_steps(S, inst, c):
-    """Instance._stretch_steps + _stretch_summary (held=False): fills the pending summary; returns n."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    HK = HEAP[inst]
-    while IN[inst, I_HLEN] > 0:
-        q = HK[0, 2]
-        if RQ[q, Q_PHASE] == DECODE and RQ[q, Q_SEQ] == HK[0, 1]:
-            break
-        _hpop(IN, HEAP, inst)
-    if IN[inst, I_HLEN] == 0:
-        return 0
-    n = HK[0, 0] - c
-    if n < 2:
-        return 0
-    dp, bs, seats = CFG[C_DP], CFG[C_BS], CFG[C_SEATS]
-    total = 0
-    busiest = 0
-    c1 = c + 1
-    for r in range(inst * dp, inst * dp + dp):
-        nd = RK[r, K_NDEC]
-        if nd:
-            fit = RK[r, K_RUNS] - c
-            if fit < n:
-                if RK[r, K_RUNS] == RUNS_UNKNOWN:
-                    _refresh(RK, DUE, r, bs, nd)
-                    fit = RK[r, K_RUNS] - c
-                if fit < n:
-                    if fit < 2:
-                        return 0
-                    n = fit
-            if RK[r, K_WLEN] > 0 and not RK[r, K_BLOCKED]:
-                _sync(RK, DUE, r, bs, c, nd)
-                if _head_fits(RQ, RK, r, RK[r, K_FREE] - DUE[r, c % bs], seats, bs):
-                    return 0
-            _most_put(G, PMOST, PMD, nd, RK[r, K_KVOFF] + nd * c1)
-            total += nd
-            if nd > busiest:
-                busiest = nd
-        elif RK[r, K_WLEN] > 0 and not RK[r, K_BLOCKED] and _head_fits(RQ, RK, r, RK[r, K_FREE], seats, bs):
-            return 0
-    G[G_PTOTAL] = total
-    G[G_PBUSY] = busiest
-    return n
-
-
-@njit(cache=True, inline="always")
-def _plan_step(S, inst, c):
-    """Instance._plan_step_grouped (hold=False): plans every rank; fills the pending summary; returns the kind."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    IN[inst, I_NCH] = 0
-    G[G_PCHN] = 0
-    total = 0
-    busiest = 0
-    busy = False
-    idle = False
-    pleft = False
-    dp = CFG[C_DP]
-    for r in range(inst * dp, inst * dp + dp):
-        nd = RK[r, K_NDEC]
-        if RK[r, K_PARTIAL] < 0 and (RK[r, K_WLEN] == 0 or RK[r, K_BLOCKED]):
-            if not nd:
-                idle = True
-                continue
-            if c < RK[r, K_RUNS]:
-                busy = True
-                _most_put(G, PMOST, PMD, nd, RK[r, K_KVOFF] + nd * (c + 1))
-                total += nd
-                if nd > busiest:
-                    busiest = nd
-                continue
-        tokens, pairs, ctx = _plan_rank(RQ, RK, DUE, IN, HEAP, CH, CFG, BUF, r, inst, c)
-        if RK[r, K_PARTIAL] >= 0:
-            pleft = True
-        nd = RK[r, K_NDEC]
-        t = tokens + nd
-        total += t
-        if t > busiest:
-            busiest = t
-        if tokens:
-            busy = True
-            k = G[G_PCHN]
-            PCH[k, 0] = tokens
-            PCH[k, 1] = ctx
-            PCH[k, 2] = nd
-            PCH[k, 3] = RK[r, K_KVOFF] + nd * (c + 1) if nd else 0
-            PCHF[k] = pairs
-            G[G_PCHN] = k + 1
-        elif nd:
-            busy = True
-            _most_put(G, PMOST, PMD, nd, RK[r, K_KVOFF] + nd * (c + 1))
-        else:
-            idle = True
-    IN[inst, I_PLEFT] = 1 if pleft else 0
-    if not busy:
-        return PK_IDLE
-    G[G_PTOTAL] = total
-    G[G_PBUSY] = busiest
-    G[G_PIDLE] = 1 if idle else 0
-    return PK_STEP
-
-
-@njit(cache=True, inline="always")
-def _plan(S, inst):
-    """Instance._plan (grouped, no ADP balance): leaves the planned step or stretch pending for _finish_plan."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    c = IN[inst, I_C]
-    admits = False
-    if IN[inst, I_IHEAD] >= 0:
-        admits = _drain_inbox(S, inst, c)
-    G[G_PINST] = inst
-    if IN[inst, I_HLEN] > 0 and not IN[inst, I_PLEFT] and not admits:
-        n = _stretch_steps(S, inst, c)
-        if n >= 2:
-            G[G_PN] = n
-            G[G_PKIND] = PK_STRETCH
-            return
-        _most_clear(S)
-    G[G_PKIND] = _plan_step(S, inst, c)
-
-
 @njit(cache=True)
 def _add_miss(G, MISS, kind, a, b, c):
     for i in range(G[G_MISSN]):
@@ -1045,347 +800,6 @@ def _add_miss(G, MISS, kind, a, b, c):
     MISS[k, 2] = b
     MISS[k, 3] = c
     G[G_MISSN] = k + 1
-
-
-@njit(cache=True, inline="always")
-def _finish_plan(S, TOK, GRP, CX):
-    """The rest of Instance._on_plan once the plan is made: the step's or stretch's cost (or, when a table
-    entry is missing, leave the plan pending and list the misses), then the state and the timer."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    CXG, CXL, CXAO, CXAF, CXAC, CXBO, CXBF, CXBC, GP, GC = CX
-    kind = G[G_PKIND]
-    inst = G[G_PINST]
-    if kind == PK_IDLE:
-        IN[inst, I_STATE] = IDLE
-        _most_clear(S)
-        G[G_PCHN] = 0
-        G[G_PKIND] = PK_NONE
-        return
-    # the table entries the cost needs
-    G[G_MISSN] = 0
-    for i in range(G[G_PMOSTN]):
-        d = PMD[i]
-        if LN[d] < 0:
-            _add_miss(G, MISS, M_LINES, d, 0, 0)
-    total, busiest = G[G_PTOTAL], G[G_PBUSY]
-    nch = G[G_PCHN] if kind == PK_STEP else 0
-    for i in range(nch):
-        if _token_key(PCH[i, 0], PCH[i, 2]) not in TOK:
-            _add_miss(G, MISS, M_TOKEN, PCH[i, 0], PCH[i, 2], 0)
-    prefill = 1 if nch > 0 else 0
-    gkey = _group_key(total, busiest, prefill)
-    own = GP[GP_ON] != 0.0  # the kernel computes the EP group's seconds itself
-    if total > 0 and not own and gkey not in GRP:
-        _add_miss(G, MISS, M_GROUP_STRETCH if kind == PK_STRETCH else M_GROUP_STEP, total, busiest, prefill)
-    if G[G_MISSN]:
-        return  # pending: the driver fills the tables and calls the kernel again
-    if total <= 0:
-        group = 0.0
-    elif own:
-        group = _group_seconds(GP, GC, float(total), float(busiest), prefill)
-    else:
-        group = GRP[gkey]
-    now = GF[GF_NOW]
-    if kind == PK_STRETCH:
-        m = 0
-        for i in range(G[G_PMOSTN]):
-            d = PMD[i]
-            kv = PMOST[d]
-            for j in range(LN[d]):
-                a, b = LA[d, j], LB[d, j]
-                LNA[m] = a + b * kv
-                LNB[m] = b * d
-                m += 1
-        if m == 0:
-            LNA[0] = 0.0
-            LNB[0] = 0.0
-            m = 1
-        const = CFGF[CF_OVERHEAD] + group
-        nseg = _build_stretch(SEG, inst, const, LNA, LNB, m, TA, TB)
-        IN[inst, I_NSEG] = nseg
-        n = G[G_PN]
-        INF[inst, IF_T0] = now
-        IN[inst, I_N] = n
-        end = now + _elapsed(SEG, inst, nseg, n)
-        INF[inst, IF_END] = end
-        IN[inst, I_STATE] = STRETCH
-        IN[inst, I_TIMER] = _at(G, GF, CT, CA, end - now, COMPLETE, T_STRETCHEND, inst)
-    else:
-        slowest = CFGF[CF_IDLE] if G[G_PIDLE] else 0.0
-        for i in range(G[G_PMOSTN]):
-            d = PMD[i]
-            kv = PMOST[d]
-            for j in range(LN[d]):
-                t = LA[d, j] + LB[d, j] * kv
-                if t > slowest:
-                    slowest = t
-        for i in range(nch):
-            p, ctx, d, dk = PCH[i, 0], PCH[i, 1], PCH[i, 2], PCH[i, 3]
-            t = _context_time(TOK[_token_key(p, d)], p, PCHF[i], ctx, d, dk,
-                              CXG, CXL, CXAO, CXAF, CXAC, CXBO, CXBF, CXBC, FEAT)
-            if t > slowest:
-                slowest = t
-        dt = CFGF[CF_OVERHEAD] + slowest + group
-        INF[inst, IF_DT] = dt
-        IN[inst, I_STATE] = STEP
-        _at(G, GF, CT, CA, dt, COMPLETE, T_STEPEND, inst)
-    _most_clear(S)
-    G[G_PCHN] = 0
-    G[G_PKIND] = PK_NONE
-
-
-# -- requests in and out -----------------------------------------------------------------------------------------
-
-
-@njit(cache=True, inline="always")
-def _new_request(S, now, arrival):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    q = G[G_NREQ]
-    G[G_NREQ] = q + 1
-    RQ[q, Q_IN] = INPUTS[q]
-    RQ[q, Q_OUT] = OUTPUTS[q]
-    RQ[q, Q_PTGT] = INPUTS[q]
-    RF[q, F_ARR] = arrival
-    return q
-
-
-@njit(cache=True, inline="always")
-def _cut(S, inst):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    now, t0, n, nseg = GF[GF_NOW], INF[inst, IF_T0], IN[inst, I_N], IN[inst, I_NSEG]
-    k = _steps_within(SEG, inst, nseg, now - t0, n)
-    if t0 + _elapsed(SEG, inst, nseg, k) < now:
-        k += 1
-    if k < n:
-        IN[inst, I_N] = k
-        end = t0 + _elapsed(SEG, inst, nseg, k)
-        INF[inst, IF_END] = end
-        IN[inst, I_TIMER] = _at(G, GF, CT, CA, max(end - now, 0.0), COMPLETE, T_STRETCHEND, inst)
-
-
-@njit(cache=True, inline="always")
-def _route(S, q):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    ni = CFG[C_NI]
-    if ni == 1:
-        inst = 0
-    elif CFG[C_RR]:
-        inst = G[G_RR]
-        G[G_RR] = (inst + 1) % ni
-    else:
-        inst = 0
-        for i in range(1, ni):
-            if IN[i, I_LOAD] < IN[inst, I_LOAD]:
-                inst = i
-    IN[inst, I_LOAD] += 1
-    RQ[q, Q_INST] = inst
-    # Instance.submit
-    RQ[q, Q_INEXT] = -1
-    t = IN[inst, I_ITAIL]
-    if t >= 0:
-        RQ[t, Q_INEXT] = q
-    else:
-        IN[inst, I_IHEAD] = q
-    IN[inst, I_ITAIL] = q
-    state = IN[inst, I_STATE]
-    if state == IDLE:
-        IN[inst, I_STATE] = BETWEEN
-        _at(G, GF, CT, CA, 0.0, SCHEDULE, T_PLAN, inst)
-    elif state == STRETCH:
-        _cut(S, inst)
-
-
-@njit(cache=True, inline="always")
-def _defer(S, key):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    DEF[G[G_DEFN]] = key
-    G[G_DEFN] += 1
-    if not G[G_ARMED]:
-        G[G_ARMED] = 1
-        _at(G, GF, CT, CA, 0.0, ROUTE, T_FLUSH, 0)
-
-
-@njit(cache=True, inline="always")
-def _source_finished(S, q):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    G[G_REMAIN] -= 1
-    if CFG[C_CLOSED] and G[G_SENT] < CFG[C_N]:
-        G[G_SENT] += 1
-        if CFGF[CF_THINK] == 0.0:
-            _defer(S, q)
-        else:
-            _at(G, GF, CT, CA, CFGF[CF_THINK], ROUTE, T_THINK, q)
-
-
-@njit(cache=True, inline="always")
-def _finish(S, r, q, now, inst):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    if RQ[q, Q_GEN] != RQ[q, Q_OUT]:
-        G[G_ERR] = S_BUG
-        G[G_ERRARG] = q
-    _u_remove(RQ, RK, r, q)
-    RK[r, K_COUNT] -= 1
-    IN[inst, I_LOAD] -= 1
-    RQ[q, Q_PHASE] = DONE
-    RF[q, F_FIN] = now
-    _source_finished(S, q)
-
-
-@njit(cache=True, inline="always")
-def _pop_finishes(S, inst, now, c):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    bs = CFG[C_BS]
-    HK = HEAP[inst]
-    while IN[inst, I_HLEN] > 0 and HK[0, 0] <= c:
-        seq = HK[0, 1]
-        q = HK[0, 2]
-        _hpop(IN, HEAP, inst)
-        if RQ[q, Q_PHASE] != DECODE or RQ[q, Q_SEQ] != seq:
-            continue
-        r = RQ[q, Q_RANK]
-        kv = _stop_decode(RQ, RK, DUE, bs, r, q, c)
-        RK[r, K_FREE] += _blocks_for(kv, bs)
-        _changed(RK, r)
-        _finish(S, r, q, now, inst)
-
-
-@njit(cache=True, inline="always")
-def _end_step(S, inst):
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    now = GF[GF_NOW]
-    c = IN[inst, I_C] + 1
-    IN[inst, I_C] = c
-    IN[inst, I_STEPS] += 1
-    bs = CFG[C_BS]
-    for i in range(IN[inst, I_NCH]):
-        r, q, chunk = CH[inst, i, 0], CH[inst, i, 1], CH[inst, i, 2]
-        done = RQ[q, Q_PDONE] + chunk
-        RQ[q, Q_PDONE] = done
-        if done == RQ[q, Q_PTGT]:
-            # Instance._prefill_complete (aggregated)
-            g = RQ[q, Q_GEN] + 1
-            RQ[q, Q_GEN] = g
-            if RF[q, F_FIRST] < 0.0:
-                RF[q, F_FIRST] = now
-            if g >= RQ[q, Q_OUT]:
-                RK[r, K_FREE] += RQ[q, Q_BLOCKS]
-                _changed(RK, r)
-                _finish(S, r, q, now, inst)
-            else:
-                _start_decode(RQ, RK, DUE, IN, HEAP, bs, r, inst, q, RQ[q, Q_PTGT], g, c)
-                _changed(RK, r)
-    IN[inst, I_NCH] = 0
-    _pop_finishes(S, inst, now, c)
-
-
-@njit(cache=True, inline="always")
-def _next(S, inst):
-    """Instance._next after a step or stretch was applied: go idle, plan after this instant's other timers, or
-    plan now (returns the instance to plan now, else -1; the caller plans, so that the planning code is
-    inlined in one place)."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    if not IN[inst, I_LOAD]:
-        IN[inst, I_STATE] = IDLE
-        return -1
-    if G[G_CLEN] > 0 and CT[0] <= GF[GF_NOW]:
-        IN[inst, I_STATE] = BETWEEN
-        _at(G, GF, CT, CA, 0.0, SCHEDULE, T_PLAN, inst)
-        return -1
-    return inst
-
-
-@njit(cache=True)
-def _run(S, TOK, GRP, CX):
-    """Run timers until every request has finished (S_DONE), or until a planned step needs a table entry
-    that is not there (S_MISS: the plan stays pending in G, the misses in MISS), or the engine stalls."""
-    (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-     BUF, PMOST, PMD, PCH, PCHF, MISS, LN, LA, LB, TA, TB, LNA, LNB, FEAT, POPBUF) = S
-    while True:
-        # a plan made by the last timer's callback (or pending since a miss) is finished before anything
-        # else, as Instance._on_plan does within the callback
-        if G[G_PKIND] != PK_NONE:
-            _finish_plan(S, TOK, GRP, CX)
-            if G[G_PKIND] != PK_NONE:
-                return S_MISS
-        if G[G_ERR]:
-            return G[G_ERR]
-        if G[G_REMAIN] <= 0:
-            return S_DONE
-        if G[G_CLEN] == 0:
-            return S_STALL
-        now = _pop(G, CT, CA, POPBUF)
-        GF[GF_NOW] = now
-        tid, kind, arg = POPBUF[1], POPBUF[2], POPBUF[3]
-        G[G_TIMERS] += 1
-        plan = -1
-        if kind == T_PLAN:
-            plan = arg
-        elif kind == T_STEPEND:
-            _end_step(S, arg)
-            plan = _next(S, arg)
-        elif kind == T_STRETCHEND:
-            if tid != IN[arg, I_TIMER]:
-                continue  # superseded by a cut
-            IN[arg, I_TIMER] = -1
-            n, c = IN[arg, I_N], IN[arg, I_C]
-            IN[arg, I_C] = c + n
-            IN[arg, I_STEPS] += n
-            _pop_finishes(S, arg, now, c + n)
-            plan = _next(S, arg)
-        elif kind == T_ARRIVE:
-            i = G[G_NEXTARR]
-            first = i
-            n = ARRIVALS.shape[0]
-            while i < n:
-                t = ARRIVALS[i]
-                if t > now and i > first:
-                    _at(G, GF, CT, CA, t - now, ROUTE, T_ARRIVE, 0)
-                    break
-                while i < n and ARRIVALS[i] == t:
-                    q = _new_request(S, now, t)
-                    _route(S, q)
-                    i += 1
-            G[G_NEXTARR] = i
-        elif kind == T_FLUSH:
-            # Deferred._flush: the injections run in key order, but each creates the next request whatever its
-            # key, so the order changes nothing here
-            m = G[G_DEFN]
-            G[G_DEFN] = 0
-            G[G_ARMED] = 0
-            for j in range(m):
-                q = _new_request(S, now, now)
-                _route(S, q)
-        elif kind == T_THINK:
-            _defer(S, arg)
-        else:  # T_START: the closed loop's clients send their first requests
-            clients = CFG[C_CLIENTS]
-            ramp = CFGF[CF_RAMP]
-            done = False
-            if G[G_STARTED] == 0:
-                G[G_SENT] = clients
-                if ramp <= 0.0:
-                    G[G_STARTED] = clients
-                    for _ in range(clients):
-                        _route(S, _new_request(S, now, now))
-                    done = True
-            if not done:
-                k = G[G_STARTED]
-                G[G_STARTED] = k + 1
-                _route(S, _new_request(S, now, now))
-                if k + 1 < clients:
-                    _at(G, GF, CT, CA, (k + 1) * ramp / clients - now, ROUTE, T_START, 0)
-        if plan >= 0:
-            _plan(S, plan)  # leaves the plan pending: finished at the top of the loop
 
 
 @njit(cache=True)
@@ -1446,34 +860,35 @@ _TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def warm_up() -> float:
-    """Compile the kernel, or load it from numba's on-disk cache, now; returns the seconds it took.
+    """Compile the engine's kernel (:mod:`.compiled_loop`), or load it from numba's cache, now; returns the
+    seconds it took."""
+    from . import compiled_loop
 
-    A sweep calls this once in the driver before its workers start, so that on a machine where the cache is
-    cold the kernel is compiled once (tens of seconds) rather than by every worker at once; the workers then
-    load it from the cache (well under a second each)."""
-    import time
+    return compiled_loop.warm_up()
 
-    t0 = time.perf_counter()
-    if AVAILABLE:
-        empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
-        cx = (empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f, np.zeros(1, np.int64), empty_i, empty_f,
-              np.zeros(NGP), np.zeros(1))
-        state = _state(1, 1, 1, 1, 1, 16, 16, 0.0, 0.0, np.ones(1, np.int64), np.ones(1, np.int64), np.zeros(1),
-                       None, False, np.full(2, -1, np.int64), np.zeros((2, LMAX)), np.zeros((2, LMAX)))
-        state[11][G_REMAIN] = 0  # nothing to run: the call only compiles or loads
-        tok = _new_table()
-        _table_put(tok, 0, 0.0)
-        _run(state, tok, _new_table(), cx)
-    return time.perf_counter() - t0
+
+def simulate(cost, num_instances: int, inputs: np.ndarray, outputs: np.ndarray, arrivals, closed_loop, *,
+             max_batch_tokens: int, max_seqs: int, block_size: int, round_robin: bool):
+    """Aggregated serving in the kernel (:func:`.compiled_loop.simulate_aggregated`): (request columns,
+    sim_end_s, steps, timers). ``arrivals``: open-loop arrival times (None for a closed loop);
+    ``closed_loop``: the spec's ClosedLoop or None. Raises :class:`Unsupported` when the run needs something
+    the kernel does not mirror."""
+    from . import compiled_loop
+
+    if not supported(cost.step_cost):
+        raise Unsupported("step cost")
+    return compiled_loop.simulate_aggregated(cost, num_instances, inputs, outputs, arrivals, closed_loop,
+                                             max_batch_tokens=max_batch_tokens, max_seqs=max_seqs,
+                                             block_size=block_size, round_robin=round_robin)
 
 
 _NOTIFIED: set = set()
 
 
-def notify_if_cold(kernel=None, name: str = "engine") -> None:
+def notify_if_cold(kernel, name: str = "engine") -> None:
     """Once per process and kernel: when numba's cache does not hold the kernel yet (its first use on this
     machine), say on stderr that it is being compiled, so that a first run is not a silent half minute."""
-    key = id(kernel or _run)
+    key = id(kernel)
     if key in _NOTIFIED:
         return
     _NOTIFIED.add(key)
@@ -1485,10 +900,14 @@ def notify_if_cold(kernel=None, name: str = "engine") -> None:
 
 
 def cache_is_warm(kernel=None) -> bool:
-    """Whether numba's on-disk cache already holds the kernel (``kernel``: another module's entry point;
-    default this module's) (a best guess: its index file exists)."""
+    """Whether numba's on-disk cache already holds the kernel (default: the event loop of
+    :mod:`.compiled_loop`) (a best guess: its index file exists)."""
+    if kernel is None:
+        from . import compiled_loop
+
+        kernel = compiled_loop._run
     try:
-        return os.path.exists((kernel or _run)._cache._cache_file._index_path)
+        return os.path.exists(kernel._cache._cache_file._index_path)
     except Exception:  # numba internals moved: assume cold, which only costs a message
         return False
 
@@ -1500,120 +919,6 @@ def supported(step_cost) -> bool:
     from latentmoe_sim.cost.step import CompiledStepCost
 
     return type(step_cost) is CompiledStepCost and bool(step_cost.grouped)
-
-
-def simulate(cost, num_instances: int, inputs: np.ndarray, outputs: np.ndarray, arrivals, closed_loop, *,
-             max_batch_tokens: int, max_seqs: int, block_size: int, round_robin: bool):
-    """Run the aggregated simulation in the kernel. Returns (request columns, sim_end_s, steps, timers).
-
-    ``arrivals``: open-loop arrival times (None for a closed loop); ``closed_loop``: the spec's ClosedLoop or
-    None. Raises :class:`Unsupported` when the run needs something the kernel does not mirror.
-    """
-    sc = cost.step_cost
-    if not supported(sc):
-        raise Unsupported("step cost")
-    notify_if_cold()
-    tables = _TABLES.get(sc)
-    if tables is None:
-        tables = _TABLES[sc] = _Tables(sc)
-    n = int(inputs.shape[0])
-    ni, dp, bs = int(num_instances), int(cost.dp), int(block_size)
-    seats = max_seqs if cost.max_seqs_by_memory is None else min(max_seqs, cost.max_seqs_by_memory)
-    seats = int(seats)
-    d_max = seats  # decodes per rank never exceed its seats
-    tables.ensure_lines(d_max)
-    state = _state(n, ni, dp, bs, seats, max_batch_tokens, cost.kv_capacity_tokens, sc._overhead, sc._idle_s,
-                   inputs, outputs, arrivals, closed_loop, round_robin, tables.lines_n, tables.lines_a, tables.lines_b)
-    RQ, RF, IN, G, GF, MISS = state[0], state[1], state[4], state[11], state[12], state[25]
-    tok, grp = tables.tok, tables.grp
-    while True:  # each pass runs until done or until a planned step misses a table entry, which _fill adds
-        status = _run(state, tok, grp, tables.cx)
-        if status == S_DONE:
-            break
-        if status == S_MISS:
-            _fill(sc, tables, MISS[: G[G_MISSN]])
-            continue
-        if status == S_STALL:
-            raise RuntimeError(f"engine stalled at t={GF[0]:.6g} s with {int(G[G_REMAIN])} request(s) unfinished "
-                               "and no timer left")
-        if status == S_BUG:
-            q = int(G[G_ERRARG])
-            raise RuntimeError(f"engine bug: request {q} finished with {int(RQ[q, Q_GEN])} of "
-                               f"{int(RQ[q, Q_OUT])} tokens")
-        raise RuntimeError(f"compiled engine: internal table full (status {status})")
-    cols = {
-        "arrival_s": RF[:, F_ARR], "first_token_s": RF[:, F_FIRST], "finish_s": RF[:, F_FIN],
-        "input_tokens": RQ[:, Q_IN], "output_tokens": RQ[:, Q_OUT], "preemptions": RQ[:, Q_PRE],
-        "instance": RQ[:, Q_INST],
-    }
-    return cols, float(GF[0]), int(IN[:, I_STEPS].sum()), int(G[G_TIMERS])
-
-
-def _state(n, ni, dp, bs, seats, max_batch_tokens, kv_capacity_tokens, overhead_s, idle_s, inputs, outputs, arrivals,
-           closed_loop, round_robin, lines_n, lines_a, lines_b) -> tuple:
-    """The kernel's state arrays for a run of ``n`` requests on ``ni`` instances of ``dp`` ranks, the first
-    timer (the source's) set."""
-    d_max = seats
-    R = ni * dp
-
-    RQ = np.zeros((n, NQ), np.int64)
-    RQ[:, Q_RANK] = -1
-    RQ[:, Q_SEQ] = -1
-    RQ[:, Q_INST] = -1
-    RQ[:, Q_WNEXT:] = -1
-    RF = np.full((n, 3), -1.0)
-    RK = np.zeros((R, NK), np.int64)
-    RK[:, K_FREE] = kv_capacity_tokens // bs
-    RK[:, K_RUNS] = RUNS_INF
-    RK[:, K_WHEAD] = RK[:, K_WTAIL] = RK[:, K_UHEAD] = RK[:, K_UTAIL] = RK[:, K_PARTIAL] = -1
-    DUE = np.zeros((R, bs), np.int64)
-    IN = np.zeros((ni, NI_), np.int64)
-    IN[:, I_TIMER] = -1
-    IN[:, I_IHEAD] = IN[:, I_ITAIL] = -1
-    INF = np.zeros((ni, 3))
-    # an instance's live heap entries are its decodes (<= dp * seats, <= n); stale ones are dropped when full.
-    # A step's chunks: per rank one continued prefill and admissions (<= seats, and <= n in all)
-    HEAP = np.zeros((ni, min(dp * seats, n) + 1, 3), np.int64)
-    CH = np.zeros((ni, min(dp * (seats + 1), n + dp) + 1, 3), np.int64)
-    smax = dp * LMAX + 1
-    SEG = np.zeros((ni, smax, 3))
-    cap = 2 * n + 16 * ni + 64
-    CT = np.zeros(cap)
-    CA = np.zeros((cap, 4), np.int64)
-    G = np.zeros(NG, np.int64)
-    G[G_REMAIN] = n
-    GF = np.zeros(1)
-    CFG = np.zeros(NC, np.int64)
-    CFG[C_N], CFG[C_NI], CFG[C_DP], CFG[C_BS], CFG[C_SEATS] = n, ni, dp, bs, seats
-    CFG[C_MAXTOK], CFG[C_RR], CFG[C_LMAX], CFG[C_D] = max_batch_tokens, int(round_robin), LMAX, d_max
-    CFGF = np.zeros(4)
-    CFGF[CF_OVERHEAD], CFGF[CF_IDLE] = overhead_s, idle_s
-    INPUTS = np.array(inputs, dtype=np.int64)
-    OUTPUTS = np.array(outputs, dtype=np.int64)
-    if closed_loop is not None:
-        CFG[C_CLOSED] = 1
-        CFG[C_CLIENTS] = min(int(closed_loop.concurrency), n)
-        CFGF[CF_THINK] = float(closed_loop.think_time_s)
-        CFGF[CF_RAMP] = float(getattr(closed_loop, "ramp_s", 0.0))
-        ARRIVALS = np.zeros(0)
-        first = (0.0, T_START)
-    else:
-        ARRIVALS = np.array(arrivals, dtype=np.float64)  # a writable copy: numba types read-only arrays apart
-        first = (max(float(ARRIVALS[0]), 0.0) if ARRIVALS.size else 0.0, T_ARRIVE)
-    DEF = np.zeros(n + 1, np.int64)
-    FED = np.zeros(n + 1, np.int64)
-    BUF = np.zeros(seats + 1, np.int64)
-    PMOST = np.full(d_max + 1, -1, np.int64)
-    PMD = np.zeros(d_max + 1, np.int64)
-    PCH = np.zeros((dp + 1, 4), np.int64)
-    PCHF = np.zeros(dp + 1)
-    MISS = np.zeros((d_max + dp + 8, 4), np.int64)
-    TA, TB, LNA, LNB = np.zeros(smax), np.zeros(smax), np.zeros(smax), np.zeros(smax)
-    FEAT = np.zeros(7)
-    POPBUF = np.zeros(4, np.int64)
-    _at(G, GF, CT, CA, first[0], ROUTE, first[1], 0)
-    return (RQ, RF, RK, DUE, IN, INF, HEAP, CH, SEG, CT, CA, G, GF, CFG, CFGF, INPUTS, OUTPUTS, ARRIVALS, DEF, FED,
-            BUF, PMOST, PMD, PCH, PCHF, MISS, lines_n, lines_a, lines_b, TA, TB, LNA, LNB, FEAT, POPBUF)
 
 
 def _fill(sc, tables: _Tables, misses: np.ndarray) -> None:

@@ -222,7 +222,7 @@ class _Disaggregated:
 
 def _simulate_compiled(prefill, num_prefill, decode, num_decode, requests, inputs, outputs, cpu0, required, *,
                        prefill_batching, decode_batching, block_size, router, step_by_step, clock) -> SimResult | None:
-    """The run on the compiled engine (:mod:`.compiled_disagg`), or None where it does not mirror the run (then
+    """The run on the compiled engine (:mod:`.compiled_loop`), or None where it does not mirror the run (then
     the Python engine runs it; ``required``: raise instead)."""
     from . import compiled
 
@@ -238,7 +238,7 @@ def _simulate_compiled(prefill, num_prefill, decode, num_decode, requests, input
     elif clock != "heap":
         why = f"the {clock} clock runs on the Python engine"
     if why is None:
-        from . import compiled_disagg
+        from . import compiled_loop
 
         Router([], router)  # the policy's check and error
         bandwidth, cap, latency, kind = _checked_link(prefill, decode)
@@ -246,7 +246,7 @@ def _simulate_compiled(prefill, num_prefill, decode, num_decode, requests, input
         cap = min(cap or 1.0, bandwidth)
         loop = getattr(requests, "closed_loop", None)
         try:
-            cols, end_s, steps, timers = compiled_disagg.simulate(
+            cols, end_s, steps, timers = compiled_loop.simulate(
                 prefill, num_prefill, decode, num_decode, inputs, outputs,
                 None if loop is not None else np.asarray(requests.arrival_s), loop,
                 prefill_batching=prefill_batching, decode_batching=decode_batching, block_size=block_size,
@@ -290,7 +290,7 @@ def simulate_disaggregated(
     decode instance (numbered after the prefill instances: ``num_prefill + j``), or the prefill instance for
     a one-token request. See the module docstring for the transfer model and the TTFT convention.
     ``clock``: ``"heap"`` (default) or ``"simpy"`` (sim/engine/clock.py; identical records). ``engine``:
-    ``"auto"`` (default: the compiled engine of :mod:`.compiled_disagg` where it mirrors the run, else the
+    ``"auto"`` (default: the compiled engine of :mod:`.compiled_loop` where it mirrors the run, else the
     Python engine), ``"python"`` or ``"compiled"`` (an error where it cannot run); both give identical records.
     """
     cpu0 = time.process_time()

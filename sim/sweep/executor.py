@@ -199,24 +199,19 @@ class Progress:
             self.stream.flush()
 
 
-def _warm_engine(progress: bool, disaggregated: bool = False) -> None:
-    """Compile the compiled engine once here (or load it from numba's cache) before the workers start, so that
-    on a fresh machine they load it from the cache instead of each compiling it (sim/engine/compiled.py; with
-    ``disaggregated``, also sim/engine/compiled_disagg.py)."""
+def _warm_engine(progress: bool) -> None:
+    """Compile the compiled engine's kernel once here (or load it from numba's cache) before the workers start,
+    so that on a fresh machine they load it from the cache instead of each compiling it
+    (sim/engine/compiled_loop.py; one kernel serves aggregated and disaggregated points)."""
     from latentmoe_sim.engine import compiled
 
     if not compiled.AVAILABLE:
         return
-    kernels = [compiled]
-    if disaggregated:
-        from latentmoe_sim.engine import compiled_disagg
-
-        kernels.append(compiled_disagg)
-    cold = not all(k.cache_is_warm() for k in kernels)
+    cold = not compiled.cache_is_warm()
     if cold and progress:
-        print(f"compiling the engine (first run on this machine, about {30 * len(kernels)} s; cached for later "
-              "runs)...", file=sys.stderr, flush=True)  # ~30 s per kernel on a 2-core VM (docs/ENGINE.md)
-    took = sum(k.warm_up() for k in kernels)
+        print("compiling the engine (first run on this machine, about 30 s; cached for later runs)...",
+              file=sys.stderr, flush=True)
+    took = compiled.warm_up()
     if cold and progress:
         print(f"compiled in {took:.0f} s", file=sys.stderr, flush=True)
 
@@ -237,7 +232,7 @@ def run_sweep(points: Iterable[OperatingPoint], store, *, executor: str = "ray",
             bar.update(len(rows))
 
     if todo and executor != "serial":
-        _warm_engine(progress, any(getattr(p, "mode", None) == "disagg" for p in todo))
+        _warm_engine(progress)
     execute(todo, executor=executor, workers=workers, on_rows=on_rows, batch_size=batch_size, ray_address=ray_address)
     if bar:
         bar.close()

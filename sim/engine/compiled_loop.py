@@ -1,17 +1,18 @@
-"""Disaggregated serving compiled with numba: the same simulation as :mod:`.disaggregated` (and the instances,
-scheduler, KV pools, routers and links it drives), decision for decision and float for float.
+"""The compiled engine's event loop (numba): the same simulation as the Python engine's aggregated and
+disaggregated serving (:mod:`.aggregated`, :mod:`.disaggregated` and the instances, scheduler, KV pools,
+routers and links they drive), decision for decision and float for float.
 
-It is the aggregated kernel of :mod:`.compiled` extended to two pools, in a module of its own so that the
-aggregated kernel keeps its speed (no per-event test of a mode). It reuses that module's pieces that take
-their configuration as arguments (the clock heap, the finish heap, the rank queues, the KV pool, decode
-stretches, the context-dependent ops, the side tables and their miss-and-resume protocol) and writes out the
-rest with per-instance configuration:
+It is written once for both modes: aggregated serving is the kernel with no decode pool, where the instances
+of pool 0 prefill and decode (as the Python engine's one ``Instance`` class serves all three roles). It uses
+the pieces of :mod:`.compiled` that take their configuration as arguments (the clock heap, the finish heap,
+the rank queues, the KV pool, decode stretches, the context-dependent ops, the EP group's seconds, the side
+tables and their miss-and-resume protocol) and writes out the rest with per-instance configuration:
 
 * **instances** ``0 .. P-1`` are the prefill pool, ``P .. P+D-1`` the decode pool; each instance has its own
   ranks (a contiguous range), attention-DP width, token budget, seats and KV capacity, and each pool its own
   step cost, hence its own side tables (``TOK0, GRP0, X0``: prefill, ``TOK1, GRP1, X1``: decode; the same
   tables when both pools share a step cost);
-* a **prefill-only** instance hands a finished prefill over instead of decoding it (``Instance
+* a **prefill-only** instance (pool 0 when there is a decode pool) hands a finished prefill over instead of decoding it (``Instance
   ._prefill_complete``: the request leaves the rank's running set and the instance's load but keeps its KV
   blocks, phase HELD, and a ``(TRANSFER, id)`` action is deferred);
 * the **deferred actions** of one instant run in key order: every ``(INJECT, id)`` (closed-loop sends, by
@@ -34,8 +35,10 @@ Each kernel helper takes from the state tuple only the arrays it uses: numba inc
 reference count of every array it unpacks (atomic operations), which ``perf`` showed to be half the CPU of a
 warm point when every helper unpacked the whole tuple.
 
-:func:`simulate` is the driver, called by :func:`.disaggregated.simulate_disaggregated` (``engine=``);
-``tests/test_engine_compiled_disagg.py`` compares its records with the Python engine's, column by column.
+:func:`simulate` is the driver, called by :func:`.disaggregated.simulate_disaggregated` (``engine=``), and
+:func:`simulate_aggregated` the aggregated one (through :func:`.compiled.simulate`);
+``tests/test_engine_compiled.py`` and ``tests/test_engine_compiled_disagg.py`` compare their records with the
+Python engine's, column by column.
 """
 
 from __future__ import annotations
@@ -851,7 +854,7 @@ def _end_step(S, inst):
     IN[inst, I_C] = c
     IN[inst, I_STEPS] += 1
     bs = CFG[D_BS]
-    prefill_only = IC[inst, IC_POOL] == 0
+    prefill_only = IC[inst, IC_POOL] == 0 and CFG[D_ND] > 0  # no decode pool: aggregated serving
     n = CFG[D_N]
     for i in range(IN[inst, I_NCH]):
         r, q, chunk = CH[inst, i, 0], CH[inst, i, 1], CH[inst, i, 2]
@@ -973,8 +976,8 @@ def _run(S, TOK0, GRP0, X0, TOK1, GRP1, X1):
             m = G[G_DEFN]
             G[G_DEFN] = 0
             G[G_ARMED] = 0
-            if m > 1:
-                DEF[:m].sort()
+            if m > 1 and CFG[D_ND]:  # only injections without a decode pool: each creates the next request
+                DEF[:m].sort()  # whatever its key, so their order changes nothing
             for j in range(m):
                 key = DEF[j]
                 if key < n_req:
@@ -1021,18 +1024,33 @@ def _pool_tables(tables: _Tables) -> tuple:
     return tables.tok, tables.grp, (tables.cx, tables.lines_n, tables.lines_a, tables.lines_b)
 
 
+def simulate_aggregated(cost, num_instances: int, inputs: np.ndarray, outputs: np.ndarray, arrivals, closed_loop, *,
+                        max_batch_tokens: int, max_seqs: int, block_size: int, round_robin: bool):
+    """Run aggregated serving in the kernel: ``num_instances`` instances of one pool that prefill and decode
+    (the kernel with no decode pool). Returns (request columns, sim_end_s, steps, timers); raises
+    :class:`.compiled.Unsupported` when the run needs something the kernel does not mirror."""
+    cols, end_s, steps, timers = simulate(cost, num_instances, cost, 0, inputs, outputs, arrivals, closed_loop,
+                                          prefill_batching=(max_batch_tokens, max_seqs),
+                                          decode_batching=(max_batch_tokens, max_seqs), block_size=block_size,
+                                          round_robin=round_robin, link=(1.0, 1.0, 0.0), kv_bytes_per_token=0.0,
+                                          state_bytes_per_seq=0.0)
+    del cols["prefill_instance"], cols["kv_transfer_s"]
+    return cols, end_s, steps, timers
+
+
 def simulate(prefill, num_prefill: int, decode, num_decode: int, inputs: np.ndarray, outputs: np.ndarray, arrivals,
              closed_loop, *, prefill_batching: tuple[int, int], decode_batching: tuple[int, int], block_size: int,
              round_robin: bool, link: tuple[float, float, float], kv_bytes_per_token: float,
              state_bytes_per_seq: float):
-    """Run the disaggregated simulation in the kernel. Returns (request columns, sim_end_s, steps, timers).
+    """Run the disaggregated simulation in the kernel (``num_decode = 0``: aggregated serving on the prefill
+    pool's instances, :func:`simulate_aggregated`). Returns (request columns, sim_end_s, steps, timers).
 
     ``link``: the Link's ``(bandwidth, cap, latency)`` as :class:`.disaggregated.Link` holds them (bandwidth
     and cap already defaulted and capped). The caller has checked that both step costs are supported
     (:func:`.compiled.supported`). Raises :class:`.compiled.Unsupported` when the run needs something the
     kernel does not mirror.
     """
-    compiled.notify_if_cold(_run, "disaggregated engine")
+    compiled.notify_if_cold(_run)
     scs = (prefill.step_cost, decode.step_cost)
     pools = []
     for cost, count, (max_tokens, max_seqs), sc in ((prefill, num_prefill, prefill_batching, scs[0]),
@@ -1108,8 +1126,10 @@ def _state(pools, bs, inputs, outputs, arrivals, closed_loop, round_robin, link,
     IN[:, I_TIMER] = -1
     IN[:, I_IHEAD] = IN[:, I_ITAIL] = -1
     INF = np.zeros((ni, 3))
-    # only decode instances push finishes (a prefill instance hands its prefills over)
-    HEAP = np.zeros((ni, min(dps[1] * seats[1], n) + 1, 3), np.int64)
+    # only the instances that decode push finishes (a prefill-only instance hands its prefills over); in
+    # aggregated serving (no decode pool) those are pool 0's
+    dec = 1 if ndec else 0
+    HEAP = np.zeros((ni, min(dps[dec] * seats[dec], n) + 1, 3), np.int64)
     CH = np.zeros((ni, max(min(d * (s + 1), n + d) for d, s in zip(dps, seats)) + 1, 3), np.int64)
     smax = dpmax * LMAX + 1
     SEG = np.zeros((ni, smax, 3))
@@ -1161,8 +1181,11 @@ def _state(pools, bs, inputs, outputs, arrivals, closed_loop, round_robin, link,
 
 
 def warm_up() -> float:
-    """Compile the kernel, or load it from numba's on-disk cache, now; returns the seconds it took (see
-    :func:`.compiled.warm_up`: a sweep calls both before its workers start)."""
+    """Compile the kernel, or load it from numba's on-disk cache, now; returns the seconds it took.
+
+    A sweep calls this once in the driver before its workers start, so that on a machine where the cache is
+    cold the kernel is compiled once (about 30 s) rather than by every worker at once; the workers then load
+    it from the cache (well under a second each)."""
     import time
 
     t0 = time.perf_counter()
