@@ -1065,13 +1065,17 @@ def simulate(prefill, num_prefill: int, decode, num_decode: int, inputs: np.ndar
     state = _state(pools, int(block_size), inputs, outputs, arrivals, closed_loop, round_robin, link,
                    kv_bytes_per_token, state_bytes_per_seq)
     RQ, RF, IN, G, GF, MISS, IC = state[0], state[1], state[4], state[11], state[12], state[25], state[32]
+    args = (state, *T0, *T1)
+    run = _run
     while True:  # each pass runs until done or until a planned step misses a table entry, which _fill adds
-        status = _run(state, *T0, *T1)
+        status = run(*args)
         if status == S_DONE:
             break
         if status == S_MISS:
             p = int(IC[G[G_PINST], IC_POOL])
             _fill(scs[p], tabs[p], MISS[: G[G_MISSN]])
+            if run is _run:
+                run = _machine_code(_run, args)
             continue
         if status == S_STALL:
             raise RuntimeError(f"engine stalled at t={GF[0]:.6g} s with {int(G[G_REMAIN])} request(s) unfinished "
@@ -1087,6 +1091,21 @@ def simulate(prefill, num_prefill: int, decode, num_decode: int, inputs: np.ndar
         "instance": RQ[:, Q_INST], "prefill_instance": RQ[:, Q_PINST], "kv_transfer_s": RF[:, F_KVT],
     }
     return cols, float(GF[0]), int(IN[:, I_STEPS].sum()), int(G[G_TIMERS])
+
+
+def _machine_code(dispatcher, args: tuple):
+    """The compiled function ``dispatcher`` runs for ``args``, to call without the dispatcher.
+
+    The dispatcher types every argument on every call: about 12 us for the kernel's state of 38 arrays, which a
+    point with cold side tables pays at every miss (thousands of times on a cold KV-pressure point: a third of
+    its kernel time). The arguments of one run keep their types (the same arrays and tables throughout), so
+    they are typed once here. Falls back to the dispatcher where numba's internals differ."""
+    try:
+        from numba import typeof
+
+        return dispatcher.overloads[tuple(typeof(a) for a in args)].entry_point
+    except Exception:  # pragma: no cover - numba internals moved
+        return dispatcher
 
 
 def _state(pools, bs, inputs, outputs, arrivals, closed_loop, round_robin, link, kv_bytes_per_token,
