@@ -201,3 +201,16 @@ def test_without_numba_runs_on_python(kimi, monkeypatch):
         simulate_aggregated(cost, 1, specs, engine="compiled")
     monkeypatch.undo()
     assert_identical(auto, simulate_aggregated(cost, 1, specs, engine="compiled"))
+
+
+def test_side_tables_are_emptied_past_their_cap(kimi, monkeypatch):
+    """The kernel's dicts start afresh after MAX_PUTS entries (bounded memory on long sweeps); a pending plan
+    asks again for what was dropped, so the records stay the Python engine's."""
+    cost = instance(kimi, 4)
+    specs = lognormal(Poisson(8.0), 200, seed=21)
+    compiled._TABLES.pop(cost.step_cost, None)
+    monkeypatch.setattr(compiled._Tables, "MAX_PUTS", 3)
+    fast = simulate_aggregated(cost, 1, specs, engine="compiled")
+    assert compiled._TABLES[cost.step_cost].puts <= 3 + 64  # emptied at least once along the way
+    monkeypatch.undo()
+    assert_identical(fast, simulate_aggregated(cost, 1, specs, engine="python"))

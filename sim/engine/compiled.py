@@ -808,6 +808,11 @@ def _new_table():
 
 
 @njit(cache=True)
+def _table_clear(table):
+    table.clear()
+
+
+@njit(cache=True)
 def _table_put(table, key, value):
     """table[key] = value from Python through a cached kernel function (a typed Dict's own Python-side methods
     are compiled on their first use in every process, about a second)."""
@@ -825,7 +830,12 @@ class _Tables:
     """The side tables the kernel reads, kept per step cost (warm across operating points, as the step cost's
     own memos are): lines per decode count, token-dependent seconds, EP-group seconds."""
 
+    #: entries put into the two dicts before both are emptied (the step cost's memos clear at 65,536 each;
+    #: token keys are bounded by budget x seats, EP-group keys of measured or skewed costs are not)
+    MAX_PUTS = 1 << 20
+
     def __init__(self, sc):
+        self.puts = 0
         self.lines_n = np.full(1, -1, np.int64)
         self.lines_a = np.zeros((1, LMAX))
         self.lines_b = np.zeros((1, LMAX))
@@ -924,6 +934,13 @@ def supported(step_cost) -> bool:
 def _fill(sc, tables: _Tables, misses: np.ndarray) -> None:
     """Ask the step cost for the entries the kernel missed (the same calls, with the same argument types, as
     the Python engine's ``step_time_grouped`` and ``decode_stretch_grouped``)."""
+    if tables.puts >= tables.MAX_PUTS:
+        # bounded memory on long sweeps: start both dicts afresh (a plan left pending re-checks its entries on
+        # resume, so one emptied here is asked for again)
+        _table_clear(tables.tok)
+        _table_clear(tables.grp)
+        tables.puts = 0
+    tables.puts += len(misses)
     for kind, a, b, c in misses.tolist():
         if kind == M_LINES:
             lines = sc._lines_memo.get(a) or sc._decode_lines(a)
