@@ -214,3 +214,22 @@ def test_side_tables_are_emptied_past_their_cap(kimi, monkeypatch):
     assert compiled._TABLES[cost.step_cost].puts <= 3 + 64  # emptied at least once along the way
     monkeypatch.undo()
     assert_identical(fast, simulate_aggregated(cost, 1, specs, engine="python"))
+
+
+def test_a_kernel_numba_cannot_compile_falls_back(kimi, monkeypatch):
+    """A platform where numba fails to compile the kernel: auto runs the Python engine, compiled says why."""
+    from numba.core.errors import TypingError
+
+    from latentmoe_sim.engine import compiled_loop
+
+    def broken(*_args):
+        raise TypingError("no implementation for this platform")
+
+    cost = instance(kimi, 2)
+    specs = lognormal(Poisson(5.0), 40, seed=13)
+    monkeypatch.setattr(compiled_loop, "_run", broken)
+    auto = simulate_aggregated(cost, 1, specs)
+    with pytest.raises(InputError, match="numba could not compile the engine"):
+        simulate_aggregated(cost, 1, specs, engine="compiled")
+    monkeypatch.undo()
+    assert_identical(auto, simulate_aggregated(cost, 1, specs, engine="python"))

@@ -47,6 +47,11 @@ import numpy as np
 
 from . import compiled
 
+try:
+    from numba.core.errors import NumbaError
+except ImportError:  # pragma: no cover - without numba the Python engine runs everything
+    NumbaError = Exception
+
 from .compiled import (
     AVAILABLE, BETWEEN, COMPLETE, DECODE, DONE, F_ARR, F_FIN, F_FIRST, G_ARMED, G_CLEN, G_DEFN, G_ERR, G_ERRARG,
     G_MISSN, G_NEXTARR, G_NREQ, G_PBUSY, G_PCHN, G_PIDLE, G_PINST, G_PKIND, G_PMOSTN, G_PN, G_PTOTAL, G_REMAIN,
@@ -1068,7 +1073,13 @@ def simulate(prefill, num_prefill: int, decode, num_decode: int, inputs: np.ndar
     args = (state, *T0, *T1)
     run = _run
     while True:  # each pass runs until done or until a planned step misses a table entry, which _fill adds
-        status = run(*args)
+        if run is _run:
+            try:  # the first call compiles the kernel, or loads it from numba's cache
+                status = run(*args)
+            except NumbaError as exc:  # a platform numba cannot compile for: the Python engine runs it
+                raise compiled.Unsupported(f"numba could not compile the engine ({type(exc).__name__})") from exc
+        else:
+            status = run(*args)
         if status == S_DONE:
             break
         if status == S_MISS:
