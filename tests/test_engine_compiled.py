@@ -191,18 +191,6 @@ def test_kernel_group_seconds_equal_group_cost():
     assert computed >= 8
 
 
-def test_without_numba_runs_on_python(kimi, monkeypatch):
-    """Where numba is missing the default runs the Python engine; asking for the compiled one says why."""
-    cost = instance(kimi, 2)
-    specs = lognormal(Poisson(5.0), 40, seed=9)
-    monkeypatch.setattr(compiled, "AVAILABLE", False)
-    auto = simulate_aggregated(cost, 1, specs)
-    with pytest.raises(InputError, match="numba is not installed"):
-        simulate_aggregated(cost, 1, specs, engine="compiled")
-    monkeypatch.undo()
-    assert_identical(auto, simulate_aggregated(cost, 1, specs, engine="compiled"))
-
-
 def test_side_tables_are_emptied_past_their_cap(kimi, monkeypatch):
     """The kernel's dicts start afresh after MAX_PUTS entries (bounded memory on long sweeps); a pending plan
     asks again for what was dropped, so the records stay the Python engine's."""
@@ -216,8 +204,11 @@ def test_side_tables_are_emptied_past_their_cap(kimi, monkeypatch):
     assert_identical(fast, simulate_aggregated(cost, 1, specs, engine="python"))
 
 
-def test_a_kernel_numba_cannot_compile_falls_back(kimi, monkeypatch):
-    """A platform where numba fails to compile the kernel: auto runs the Python engine, compiled says why."""
+def _numba_missing(monkeypatch):
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+
+
+def _numba_cannot_compile(monkeypatch):
     from numba.core.errors import TypingError
 
     from latentmoe_sim.engine import compiled_loop
@@ -225,11 +216,19 @@ def test_a_kernel_numba_cannot_compile_falls_back(kimi, monkeypatch):
     def broken(*_args):
         raise TypingError("no implementation for this platform")
 
-    cost = instance(kimi, 2)
-    specs = lognormal(Poisson(5.0), 40, seed=13)
     monkeypatch.setattr(compiled_loop, "_run", broken)
+
+
+@pytest.mark.parametrize("breakage, why", [(_numba_missing, "numba is not installed"),
+                                           (_numba_cannot_compile, "numba could not compile the engine")])
+def test_without_a_working_numba_runs_on_python(kimi, monkeypatch, breakage, why):
+    """Where numba is missing, or cannot compile the kernel on this platform, the default runs the Python
+    engine; asking for the compiled one says why."""
+    cost = instance(kimi, 2)
+    specs = lognormal(Poisson(5.0), 40, seed=9)
+    breakage(monkeypatch)
     auto = simulate_aggregated(cost, 1, specs)
-    with pytest.raises(InputError, match="numba could not compile the engine"):
+    with pytest.raises(InputError, match=why):
         simulate_aggregated(cost, 1, specs, engine="compiled")
     monkeypatch.undo()
     assert_identical(auto, simulate_aggregated(cost, 1, specs, engine="python"))

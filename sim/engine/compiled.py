@@ -49,6 +49,10 @@ import weakref
 
 import numpy as np
 
+from .clock import COMPLETE, ROUTE, SCHEDULE  # noqa: F401 - the kernel's timer phases
+from .instance import BETWEEN, IDLE, STEP, STRETCH  # noqa: F401 - the kernel's instance states
+from .request import DECODE, DONE, HELD, PREFILL, TRANSFER, WAITING  # noqa: F401 - the kernel's request phases
+
 try:  # numba is a dependency, but the simulator must run (on the Python engine) without it
     from numba import njit, types
     from numba.typed import Dict
@@ -64,13 +68,13 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 # -- layout of the state arrays (module constants are compile-time constants to numba) ---------------------------
 
 # requests: int64 [N, NQ]
+# (the waiting deque is singly linked: it appends, appends left and pops left; the running set is doubly
+# linked: a request leaves it from anywhere)
 Q_IN, Q_OUT, Q_PHASE, Q_GEN, Q_PTGT, Q_PDONE, Q_BLOCKS, Q_RANK, Q_SEQ, Q_KVB, Q_GB, Q_CB, Q_PRE, Q_INST, \
-    Q_WNEXT, Q_WPREV, Q_UNEXT, Q_UPREV, Q_INEXT = range(19)
-NQ = 19
+    Q_WNEXT, Q_UNEXT, Q_UPREV, Q_INEXT = range(18)
+NQ = 18
 # requests: float64 [N, 3]
 F_ARR, F_FIRST, F_FIN = range(3)
-# phases (request.py)
-WAITING, PREFILL, DECODE, HELD, TRANSFER, DONE = range(6)
 
 # ranks: int64 [R, NK]
 K_FREE, K_SYNCED, K_RUNS, K_WHEAD, K_WTAIL, K_WLEN, K_UHEAD, K_UTAIL, K_ULEN, K_PARTIAL, K_NDEC, K_KVOFF, \
@@ -82,13 +86,11 @@ RUNS_UNKNOWN = -(1 << 62)  # KVPool.runs_out = -math.inf (invalidated)
 # instances: int64 [I, NI_]
 I_STATE, I_C, I_STEPS, I_LOAD, I_TIMER, I_PLEFT, I_SEQ, I_IHEAD, I_ITAIL, I_HLEN, I_N, I_NSEG, I_NCH = range(13)
 NI_ = 13
-# instances: float64 [I, 3]
-IF_T0, IF_END, IF_DT = range(3)
-# instance states (instance.py)
-IDLE, STEP, STRETCH, BETWEEN = range(4)
+# instances: float64 [I, 2]: a stretch's start and end
+IF_T0, IF_END = range(2)
 
-# clock phases (clock.py) and timer kinds
-COMPLETE, ROUTE, SCHEDULE = range(3)
+# timer kinds (the phases are clock.py's, the instance states instance.py's and the request phases
+# request.py's, imported above)
 T_ARRIVE, T_START, T_THINK, T_FLUSH, T_PLAN, T_STEPEND, T_STRETCHEND = range(7)
 
 # run-wide int64 scalars G[...]
@@ -281,7 +283,6 @@ def _hpop(IN, HEAP, inst):
 def _w_append(RQ, RK, r, q):
     t = RK[r, K_WTAIL]
     RQ[q, Q_WNEXT] = -1
-    RQ[q, Q_WPREV] = t
     if t >= 0:
         RQ[t, Q_WNEXT] = q
     else:
@@ -293,11 +294,8 @@ def _w_append(RQ, RK, r, q):
 @njit(cache=True)
 def _w_appendleft(RQ, RK, r, q):
     h = RK[r, K_WHEAD]
-    RQ[q, Q_WPREV] = -1
     RQ[q, Q_WNEXT] = h
-    if h >= 0:
-        RQ[h, Q_WPREV] = q
-    else:
+    if h < 0:
         RK[r, K_WTAIL] = q
     RK[r, K_WHEAD] = q
     RK[r, K_WLEN] += 1
@@ -308,9 +306,7 @@ def _w_popleft(RQ, RK, r):
     q = RK[r, K_WHEAD]
     nx = RQ[q, Q_WNEXT]
     RK[r, K_WHEAD] = nx
-    if nx >= 0:
-        RQ[nx, Q_WPREV] = -1
-    else:
+    if nx < 0:
         RK[r, K_WTAIL] = -1
     RK[r, K_WLEN] -= 1
     return q
@@ -952,8 +948,8 @@ def _fill(sc, tables: _Tables, misses: np.ndarray) -> None:
             tables.lines_n[a] = len(lines)
         elif kind == M_TOKEN:
             t = sc._token_memo.get((a, b))
-            _table_put(tables.tok, (a << 24) | b, sc._token_time(a, b) if t is None else t)  # _token_key
+            _table_put(tables.tok, _token_key(a, b), sc._token_time(a, b) if t is None else t)
         elif kind == M_GROUP_STEP:
-            _table_put(tables.grp, (((a << 26) | b) << 1) | c, sc.group_time(a, b, bool(c)))  # _group_key
+            _table_put(tables.grp, _group_key(a, b, c), sc.group_time(a, b, bool(c)))
         else:
-            _table_put(tables.grp, ((a << 26) | b) << 1, sc.group_time(float(a), float(b)))
+            _table_put(tables.grp, _group_key(a, b, 0), sc.group_time(float(a), float(b)))

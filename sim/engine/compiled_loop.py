@@ -56,7 +56,7 @@ from .compiled import (
     AVAILABLE, BETWEEN, COMPLETE, DECODE, DONE, F_ARR, F_FIN, F_FIRST, G_ARMED, G_CLEN, G_DEFN, G_ERR, G_ERRARG,
     G_MISSN, G_NEXTARR, G_NREQ, G_PBUSY, G_PCHN, G_PIDLE, G_PINST, G_PKIND, G_PMOSTN, G_PN, G_PTOTAL, G_REMAIN,
     G_RR, G_SENT, G_STARTED, G_TIMERS, GF_NOW, GP_ON, HELD, I_C, I_HLEN, I_IHEAD, I_ITAIL, I_LOAD, I_N, I_NCH,
-    I_NSEG, I_PLEFT, I_SEQ, I_STATE, I_STEPS, I_TIMER, IDLE, IF_DT, IF_END, IF_T0, K_BLOCKED, K_COUNT, K_FREE,
+    I_NSEG, I_PLEFT, I_SEQ, I_STATE, I_STEPS, I_TIMER, IDLE, IF_END, IF_T0, K_BLOCKED, K_COUNT, K_FREE,
     K_KVOFF, K_NDEC, K_PARTIAL, K_RUNS, K_SYNCED, K_UHEAD, K_ULEN, K_UTAIL, K_WHEAD, K_WLEN, K_WTAIL, LMAX,
     M_GROUP_STEP, M_GROUP_STRETCH, M_LINES, M_TOKEN, NG, NGP, NI_, njit, NK, NQ, PK_IDLE, PK_NONE, PK_STEP,
     PK_STRETCH, PREFILL, Q_BLOCKS, Q_GEN, Q_IN, Q_INEXT, Q_INST, Q_OUT, Q_PDONE, Q_PHASE, Q_PRE, Q_PTGT, Q_RANK,
@@ -559,7 +559,6 @@ def _finish_plan_pool(S, TOK, GRP, X):
             if t > slowest:
                 slowest = t
         dt = overhead + slowest + group
-        INF[inst, IF_DT] = dt
         IN[inst, I_STATE] = STEP
         _at(G, GF, CT, CA, dt, COMPLETE, T_STEPEND, inst)
     _most_clear(S)
@@ -1155,7 +1154,7 @@ def _state(pools, bs, inputs, outputs, arrivals, closed_loop, round_robin, link,
     IN = np.zeros((ni, NI_), np.int64)
     IN[:, I_TIMER] = -1
     IN[:, I_IHEAD] = IN[:, I_ITAIL] = -1
-    INF = np.zeros((ni, 3))
+    INF = np.zeros((ni, 2))
     # only the instances that decode push finishes (a prefill-only instance hands its prefills over); in
     # aggregated serving (no decode pool) those are pool 0's
     dec = 1 if ndec else 0
