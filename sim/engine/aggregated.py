@@ -177,35 +177,19 @@ def _simulate_compiled(instance, num_instances, requests, inputs, outputs, cpu0,
     Python engine runs it; ``required``: raise instead)."""
     from . import compiled
 
-    why = None
-    if not compiled.AVAILABLE:
-        why = "numba is not installed"
-    elif not compiled.supported(instance.step_cost):
-        why = f"the step cost ({type(instance.step_cost).__name__}) is not a roofline CompiledStepCost"
-    elif step_by_step:
-        why = "step_by_step is the Python reference mode"
-    elif adp_balance_iters is not None:
-        why = "attention-DP balance is not compiled"
-    elif clock != "heap":
-        why = f"the {clock} clock runs on the Python engine"
-    if why is None:
+    def run() -> SimResult:
         Router([], router)  # the policy's check and error
-        try:
-            cols, end_s, steps, timers = compiled.simulate(
-                instance, num_instances, inputs, outputs,
-                None if getattr(requests, "closed_loop", None) is not None else np.asarray(requests.arrival_s),
-                getattr(requests, "closed_loop", None), max_batch_tokens=max_batch_tokens, max_seqs=max_seqs,
-                block_size=block_size, round_robin=router == "round-robin")
-        except compiled.Unsupported as exc:
-            why = str(exc)
-        else:
-            n = inputs.shape[0]
-            records = pl.DataFrame({"request_id": np.arange(n, dtype=np.int64), **cols})
-            return SimResult(records=records, num_gpus=num_instances * instance.num_gpus, sim_end_s=end_s,
-                             steps=steps, events=timers, cpu_s=time.process_time() - cpu0)
-    if required:
-        raise InputError(f"engine: 'compiled' cannot run this simulation: {why}")
-    return None
+        loop = getattr(requests, "closed_loop", None)
+        cols, end_s, steps, timers = compiled.simulate(
+            instance, num_instances, inputs, outputs, None if loop is not None else np.asarray(requests.arrival_s),
+            loop, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs, block_size=block_size,
+            round_robin=router == "round-robin")
+        records = pl.DataFrame({"request_id": np.arange(inputs.shape[0], dtype=np.int64), **cols})
+        return SimResult(records=records, num_gpus=num_instances * instance.num_gpus, sim_end_s=end_s,
+                         steps=steps, events=timers, cpu_s=time.process_time() - cpu0)
+
+    return compiled.run_if_supported(run, {"step cost": instance.step_cost}, required=required,
+                                     step_by_step=step_by_step, clock=clock, adp_balance_iters=adp_balance_iters)
 
 
 def simulate_aggregated(

@@ -49,6 +49,8 @@ import weakref
 
 import numpy as np
 
+from latentmoe_sim.errors import InputError
+
 from .clock import COMPLETE, ROUTE, SCHEDULE  # noqa: F401 - the kernel's timer phases
 from .instance import BETWEEN, IDLE, STEP, STRETCH  # noqa: F401 - the kernel's instance states
 from .request import DECODE, DONE, HELD, PREFILL, TRANSFER, WAITING  # noqa: F401 - the kernel's request phases
@@ -916,6 +918,37 @@ def cache_is_warm(kernel=None) -> bool:
         return os.path.exists(kernel._cache._cache_file._index_path)
     except Exception:  # numba internals moved: assume cold, which only costs a message
         return False
+
+
+def run_if_supported(run, step_costs: dict, *, required: bool, step_by_step: bool, clock: str,
+                     adp_balance_iters=None):
+    """``run()`` (the simulation on the compiled engine) where the kernel mirrors it, else None (the caller then
+    runs the Python engine; ``required``, ``engine="compiled"``: an InputError that says why). ``step_costs``:
+    each pool's step cost by name ("step cost", "prefill step cost", ...). ``run`` may raise
+    :class:`Unsupported` when the run turns out to need something the kernel does not mirror."""
+    why = None
+    if not AVAILABLE:
+        why = "numba is not installed"
+    else:
+        for name, sc in step_costs.items():
+            if not supported(sc):
+                why = f"the {name} ({type(sc).__name__}) is not a roofline CompiledStepCost"
+                break
+    if why is None:
+        if step_by_step:
+            why = "step_by_step is the Python reference mode"
+        elif adp_balance_iters is not None:
+            why = "attention-DP balance is not compiled"
+        elif clock != "heap":
+            why = f"the {clock} clock runs on the Python engine"
+    if why is None:
+        try:
+            return run()
+        except Unsupported as exc:
+            why = str(exc)
+    if required:
+        raise InputError(f"engine: 'compiled' cannot run this simulation: {why}")
+    return None
 
 
 def supported(step_cost) -> bool:

@@ -226,18 +226,7 @@ def _simulate_compiled(prefill, num_prefill, decode, num_decode, requests, input
     the Python engine runs it; ``required``: raise instead)."""
     from . import compiled
 
-    why = None
-    if not compiled.AVAILABLE:
-        why = "numba is not installed"
-    elif not compiled.supported(prefill.step_cost):
-        why = f"the prefill step cost ({type(prefill.step_cost).__name__}) is not a roofline CompiledStepCost"
-    elif not compiled.supported(decode.step_cost):
-        why = f"the decode step cost ({type(decode.step_cost).__name__}) is not a roofline CompiledStepCost"
-    elif step_by_step:
-        why = "step_by_step is the Python reference mode"
-    elif clock != "heap":
-        why = f"the {clock} clock runs on the Python engine"
-    if why is None:
+    def run() -> SimResult:
         from . import compiled_loop
 
         Router([], router)  # the policy's check and error
@@ -245,25 +234,21 @@ def _simulate_compiled(prefill, num_prefill, decode, num_decode, requests, input
         bandwidth = bandwidth or 1.0  # as _Disaggregated builds its Links
         cap = min(cap or 1.0, bandwidth)
         loop = getattr(requests, "closed_loop", None)
-        try:
-            cols, end_s, steps, timers = compiled_loop.simulate(
-                prefill, num_prefill, decode, num_decode, inputs, outputs,
-                None if loop is not None else np.asarray(requests.arrival_s), loop,
-                prefill_batching=prefill_batching, decode_batching=decode_batching, block_size=block_size,
-                round_robin=router == "round-robin", link=(bandwidth, cap, latency),
-                kv_bytes_per_token=float(prefill.kv_bytes_per_token),
-                state_bytes_per_seq=float(prefill.state_bytes_per_seq))
-        except compiled.Unsupported as exc:
-            why = str(exc)
-        else:
-            n = inputs.shape[0]
-            records = pl.DataFrame({"request_id": np.arange(n, dtype=np.int64), **cols})
-            return SimResult(records=records, num_gpus=num_prefill * prefill.num_gpus + num_decode * decode.num_gpus,
-                             sim_end_s=end_s, steps=steps, events=timers, cpu_s=time.process_time() - cpu0,
-                             extra={"link": kind})
-    if required:
-        raise InputError(f"engine: 'compiled' cannot run this simulation: {why}")
-    return None
+        cols, end_s, steps, timers = compiled_loop.simulate(
+            prefill, num_prefill, decode, num_decode, inputs, outputs,
+            None if loop is not None else np.asarray(requests.arrival_s), loop,
+            prefill_batching=prefill_batching, decode_batching=decode_batching, block_size=block_size,
+            round_robin=router == "round-robin", link=(bandwidth, cap, latency),
+            kv_bytes_per_token=float(prefill.kv_bytes_per_token),
+            state_bytes_per_seq=float(prefill.state_bytes_per_seq))
+        records = pl.DataFrame({"request_id": np.arange(inputs.shape[0], dtype=np.int64), **cols})
+        return SimResult(records=records, num_gpus=num_prefill * prefill.num_gpus + num_decode * decode.num_gpus,
+                         sim_end_s=end_s, steps=steps, events=timers, cpu_s=time.process_time() - cpu0,
+                         extra={"link": kind})
+
+    return compiled.run_if_supported(run, {"prefill step cost": prefill.step_cost,
+                                           "decode step cost": decode.step_cost},
+                                     required=required, step_by_step=step_by_step, clock=clock)
 
 
 def simulate_disaggregated(
