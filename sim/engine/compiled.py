@@ -28,8 +28,9 @@ What it mirrors, and how it stays exact:
 This module: the layout of the state arrays, the pieces that take their configuration as arguments (the
 clock heap, the finish heap, the rank queues, the KV pool, decode stretches, the context-dependent ops, the
 EP group's seconds), the side tables and their miss-and-resume protocol (:class:`_Tables`, :func:`_fill`),
-and the interface: :data:`AVAILABLE`, :func:`supported`, :func:`simulate` (aggregated serving; disaggregated
-serving is :func:`.compiled_loop.simulate`), :func:`warm_up`, :class:`Unsupported`.
+and the interface: :data:`AVAILABLE`, :func:`supported`, :func:`run_if_supported` (the eligibility check both
+simulate functions use), :func:`simulate` (aggregated serving; disaggregated serving is
+:func:`.compiled_loop.simulate`), :func:`warm_up`, :class:`Unsupported`.
 
 What it covers: :func:`~.aggregated.simulate_aggregated` and :func:`~.disaggregated.simulate_disaggregated`
 with roofline CompiledStepCosts (their ``grouped`` interface), the timer-heap clock, stretch mode
